@@ -1,0 +1,25 @@
+//! mcp-orchestra configuration.
+//!
+//! What the user wrote is parsed strictly ([`raw`]) and then validated into a model whose types
+//! make bad states unrepresentable ([`model`]). Every problem found is reported at once, each at
+//! its key path ([`ConfigErrors`]). No async, no runtime: `check`, `serve` and the docs share it.
+//!
+//! Reading order: [`load`] (files + environment) → [`raw`] (serde types) → [`validate`] →
+//! [`model`].
+
+pub mod duration;
+mod error;
+mod expand;
+pub mod glob;
+pub mod import;
+mod load;
+pub mod model;
+mod raw;
+pub mod suggest;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors, LoadError};
+pub use load::{default_config_path, load, load_from_str, Format, ENV_PREFIX};
+pub use model::{
+    Alternative, Config, Domain, Gateway, Server, ServerName, ToolFilter, RESERVED_SERVER_NAMES,
+};

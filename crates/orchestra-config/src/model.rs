@@ -1,0 +1,199 @@
+//! The validated configuration: what the runtime consumes. Constructed only by validation.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::glob::Glob;
+
+/// Names no server may take: the gateway's own namespace.
+pub const RESERVED_SERVER_NAMES: &[&str] = &["orchestrator"];
+
+/// A checked server name: `[A-Za-z0-9_-]`, 1..=32 characters, without the separator.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerName(Arc<str>);
+
+impl ServerName {
+    pub const MAX_LEN: usize = 32;
+
+    /// Checks a name against the rules, given the configured separator.
+    pub fn parse(name: &str, separator: &str) -> Result<Self, String> {
+        if name.is_empty() {
+            return Err("server name is empty".into());
+        }
+        if name.len() > Self::MAX_LEN {
+            return Err(format!(
+                "server name is {} characters long; the limit is {} so that \
+                 `<server>{separator}<tool>` fits the 64-character tool-name limit",
+                name.len(),
+                Self::MAX_LEN
+            ));
+        }
+        if let Some(bad) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        {
+            return Err(format!(
+                "server name contains {bad:?}; use letters, digits, '_' and '-'"
+            ));
+        }
+        if name.contains(separator) {
+            return Err(format!(
+                "server name contains the namespace separator \"{separator}\"; rename it (e.g. \"{}\")",
+                name.replace(separator, "-")
+            ));
+        }
+        if RESERVED_SERVER_NAMES.contains(&name) {
+            return Err(format!(
+                "\"{name}\" is reserved for the gateway's own tools"
+            ));
+        }
+        Ok(Self(name.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A whole, valid configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (for messages; relative paths were resolved against its folder).
+    pub source: PathBuf,
+    pub gateway: Gateway,
+    /// Servers in a stable order (sorted by name); the index is the server's id at run time.
+    pub servers: Vec<Server>,
+    pub domains: Vec<Domain>,
+    pub alternatives: Vec<Alternative>,
+}
+
+impl Config {
+    pub fn server(&self, name: &str) -> Option<&Server> {
+        self.servers.iter().find(|s| s.name.as_str() == name)
+    }
+
+    pub fn alternative_for(&self, name: &ServerName) -> Option<&Alternative> {
+        self.alternatives.iter().find(|a| &a.server == name)
+    }
+}
+
+/// Gateway-wide settings.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// Between a server's name and its tool's name in exposed names.
+    pub separator: String,
+    /// Default deadline of one forwarded call.
+    pub call_timeout: Duration,
+    /// Default deadline for a child to finish its handshake and first listings.
+    pub startup_timeout: Duration,
+    /// At shutdown, how long a child may take after stdin EOF / SIGTERM before SIGKILL.
+    pub shutdown_grace: Duration,
+}
+
+impl Gateway {
+    pub const DEFAULT_SEPARATOR: &'static str = "__";
+    pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Self {
+            separator: Self::DEFAULT_SEPARATOR.into(),
+            call_timeout: Self::DEFAULT_CALL_TIMEOUT,
+            startup_timeout: Self::DEFAULT_STARTUP_TIMEOUT,
+            shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// One child MCP server (stdio), with per-server settings already resolved against defaults.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub name: ServerName,
+    pub command: String,
+    pub args: Vec<String>,
+    /// Extra environment for the child, on top of the gateway's own.
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    pub call_timeout: Duration,
+    pub startup_timeout: Duration,
+    pub tools: ToolFilter,
+}
+
+/// Which of a child's tools are exposed: allowed (all when `allow` is empty) and not denied.
+#[derive(Debug, Clone, Default)]
+pub struct ToolFilter {
+    pub allow: Vec<Glob>,
+    pub deny: Vec<Glob>,
+}
+
+impl ToolFilter {
+    pub fn admits(&self, tool: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|g| g.matches(tool)))
+            && !self.deny.iter().any(|g| g.matches(tool))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+}
+
+/// A row of `domain_boundaries`: which server owns a domain, and who may stand in.
+#[derive(Debug, Clone)]
+pub struct Domain {
+    pub name: String,
+    pub primary: ServerName,
+    pub secondary: Vec<ServerName>,
+}
+
+/// A row of `server_alternatives`: where a server's work goes when it is down.
+#[derive(Debug, Clone)]
+pub struct Alternative {
+    pub server: ServerName,
+    pub fallback: ServerName,
+    pub degraded_capabilities: Vec<String>,
+    pub lost_capabilities: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_checked() {
+        assert!(ServerName::parse("files", "__").is_ok());
+        assert!(ServerName::parse("claude-code", "__").is_ok());
+        assert!(ServerName::parse("a__b", "__")
+            .unwrap_err()
+            .contains("separator"));
+        assert!(ServerName::parse("orchestrator", "__")
+            .unwrap_err()
+            .contains("reserved"));
+        assert!(ServerName::parse("a.b", "__").is_err());
+        assert!(ServerName::parse("", "__").is_err());
+        assert!(ServerName::parse(&"x".repeat(33), "__").is_err());
+    }
+
+    #[test]
+    fn tool_filter_allow_then_deny() {
+        let f = ToolFilter {
+            allow: vec![Glob::new("read_*").unwrap(), Glob::new("list_*").unwrap()],
+            deny: vec![Glob::new("read_secret").unwrap()],
+        };
+        assert!(f.admits("read_file"));
+        assert!(f.admits("list_directory"));
+        assert!(!f.admits("read_secret"));
+        assert!(!f.admits("write_file"));
+        assert!(ToolFilter::default().admits("anything"));
+    }
+}

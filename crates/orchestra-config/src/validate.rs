@@ -1,0 +1,529 @@
+//! Raw document → [`Config`]: every problem collected, each at its key path.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::value::{Dict, Value};
+use serde::de::DeserializeOwned;
+
+use crate::duration;
+use crate::error::{join, ConfigErrors, Errors};
+use crate::expand::expand;
+use crate::glob::Glob;
+use crate::model::{Alternative, Config, Domain, Gateway, Server, ServerName, ToolFilter};
+use crate::raw::RawDuration;
+use crate::raw::{
+    RawAlternative, RawDomainDetail, RawGateway, RawServer, RawToolFilter, TOP_LEVEL,
+};
+use crate::suggest::did_you_mean;
+
+/// Everything validation needs besides the document itself.
+pub(crate) struct Context<'a> {
+    /// The config file (relative `cwd`s are resolved against its folder).
+    pub source: &'a Path,
+    /// Environment lookup for `${VAR}` expansion (injected so tests need not touch the process env).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+pub(crate) fn validate(doc: &Value, cx: &Context<'_>) -> Result<Config, ConfigErrors> {
+    let mut errors = Errors::default();
+    let Some(top) = as_dict(doc, "", &mut errors) else {
+        return errors.into_result(unreachable_config(cx));
+    };
+    check_keys(top, TOP_LEVEL, "", &mut errors);
+
+    let gateway = validate_gateway(top.get("gateway"), &mut errors);
+    let servers = validate_servers(top.get("servers"), &gateway, cx, &mut errors);
+    // References are checked against every *declared* server, valid or not, so one mistake in
+    // a server entry does not cascade into "unknown server" errors everywhere it is named.
+    let names: BTreeSet<&str> = match top.get("servers") {
+        Some(Value::Dict(_, d)) => d.keys().map(String::as_str).collect(),
+        _ => BTreeSet::new(),
+    };
+    let domains = validate_domains(top.get("domain_boundaries"), &names, &gateway, &mut errors);
+    let alternatives = validate_alternatives(
+        top.get("server_alternatives"),
+        &names,
+        &gateway,
+        &mut errors,
+    );
+
+    let config = Config {
+        source: cx.source.to_path_buf(),
+        gateway,
+        servers: servers.into_values().collect(),
+        domains,
+        alternatives,
+    };
+    errors.into_result(config)
+}
+
+fn unreachable_config(cx: &Context<'_>) -> Config {
+    Config {
+        source: cx.source.to_path_buf(),
+        gateway: Gateway::default(),
+        servers: Vec::new(),
+        domains: Vec::new(),
+        alternatives: Vec::new(),
+    }
+}
+
+fn validate_gateway(value: Option<&Value>, errors: &mut Errors) -> Gateway {
+    let mut gateway = Gateway::default();
+    let Some(raw) =
+        value.and_then(|v| entry::<RawGateway>(v, "gateway", RawGateway::FIELDS, errors))
+    else {
+        return gateway;
+    };
+    if let Some(sep) = raw.separator {
+        if sep.is_empty() || sep.len() > 3 || !sep.chars().all(|c| c == '_' || c == '-') {
+            errors.push(
+                "gateway.separator",
+                format!("\"{sep}\" is not allowed; use 1 to 3 of '_' and '-' (default \"__\")"),
+            );
+        } else {
+            gateway.separator = sep;
+        }
+    }
+    let mut set = |key: &str, raw: Option<RawDuration>, slot: &mut Duration| {
+        if let Some(d) = raw.and_then(|r| positive_duration(&r, &join("gateway", key), errors)) {
+            *slot = d;
+        }
+    };
+    set("call_timeout", raw.call_timeout, &mut gateway.call_timeout);
+    set(
+        "startup_timeout",
+        raw.startup_timeout,
+        &mut gateway.startup_timeout,
+    );
+    set(
+        "shutdown_grace",
+        raw.shutdown_grace,
+        &mut gateway.shutdown_grace,
+    );
+    gateway
+}
+
+fn validate_servers(
+    value: Option<&Value>,
+    gateway: &Gateway,
+    cx: &Context<'_>,
+    errors: &mut Errors,
+) -> BTreeMap<String, Server> {
+    let mut servers = BTreeMap::new();
+    let Some(value) = value else {
+        errors.push(
+            "servers",
+            "no servers configured; add at least one child MCP server",
+        );
+        return servers;
+    };
+    let Some(dict) = as_dict(value, "servers", errors) else {
+        return servers;
+    };
+    if dict.is_empty() {
+        errors.push(
+            "servers",
+            "no servers configured; add at least one child MCP server",
+        );
+    }
+    for (name, value) in dict {
+        let path = join("servers", name);
+        let server_name = match ServerName::parse(name, &gateway.separator) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                errors.push(&path, e);
+                None
+            }
+        };
+        let Some(raw) = entry::<RawServer>(value, &path, RawServer::FIELDS, errors) else {
+            continue;
+        };
+        if let Some(server) =
+            server_name.and_then(|n| validate_server(n, raw, &path, gateway, cx, errors))
+        {
+            servers.insert(name.clone(), server);
+        }
+    }
+    servers
+}
+
+fn validate_server(
+    name: ServerName,
+    raw: RawServer,
+    path: &str,
+    gateway: &Gateway,
+    cx: &Context<'_>,
+    errors: &mut Errors,
+) -> Option<Server> {
+    let before = errors.len();
+    if let Some(kind) = raw.kind.as_deref().filter(|k| *k != "stdio") {
+        errors.push(
+            join(path, "type"),
+            format!("\"{kind}\" servers are not supported yet; only \"stdio\" children are"),
+        );
+    }
+    if raw.url.is_some() {
+        errors.push(
+            join(path, "url"),
+            "remote servers are not supported yet; give a `command`",
+        );
+    }
+    let command = match raw.command.as_deref() {
+        None if raw.url.is_none() => {
+            errors.push(
+                join(path, "command"),
+                "missing: the program to start (e.g. \"npx\")",
+            );
+            None
+        }
+        None => None,
+        Some(c) if c.trim().is_empty() => {
+            errors.push(
+                join(path, "command"),
+                "is empty: give the program to start (e.g. \"npx\")",
+            );
+            None
+        }
+        Some(c) => expanded(c, &join(path, "command"), cx, errors),
+    };
+    let args: Vec<String> = raw
+        .args
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| expanded(a, &format!("{path}.args[{i}]"), cx, errors))
+        .collect();
+    let mut env = Vec::new();
+    for (key, value) in &raw.env {
+        let key_path = format!("{path}.env.{key}");
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            errors.push(&key_path, "not a valid environment variable name");
+            continue;
+        }
+        if let Some(v) = expanded(value, &key_path, cx, errors) {
+            env.push((key.clone(), v));
+        }
+    }
+    let cwd = raw.cwd.as_deref().and_then(|c| {
+        let c = expanded(c, &join(path, "cwd"), cx, errors)?;
+        let dir = resolve(cx.source, &c);
+        if dir.is_dir() {
+            Some(dir)
+        } else {
+            errors.push(
+                join(path, "cwd"),
+                format!("directory {} does not exist", dir.display()),
+            );
+            None
+        }
+    });
+    let call_timeout = raw
+        .call_timeout
+        .and_then(|d| positive_duration(&d, &join(path, "call_timeout"), errors))
+        .unwrap_or(gateway.call_timeout);
+    let startup_timeout = raw
+        .startup_timeout
+        .and_then(|d| positive_duration(&d, &join(path, "startup_timeout"), errors))
+        .unwrap_or(gateway.startup_timeout);
+    let tools = validate_tool_filter(raw.tools.unwrap_or_default(), &join(path, "tools"), errors);
+    if errors.len() > before {
+        return None;
+    }
+    Some(Server {
+        name,
+        command: command?,
+        args,
+        env,
+        cwd,
+        call_timeout,
+        startup_timeout,
+        tools,
+    })
+}
+
+fn validate_tool_filter(raw: RawToolFilter, path: &str, errors: &mut Errors) -> ToolFilter {
+    let mut globs = |list: Vec<String>, key: &str| -> Vec<Glob> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, p)| match Glob::new(p) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    errors.push(format!("{path}.{key}[{i}]"), e);
+                    None
+                }
+            })
+            .collect()
+    };
+    ToolFilter {
+        allow: globs(raw.allow, "allow"),
+        deny: globs(raw.deny, "deny"),
+    }
+}
+
+fn validate_domains(
+    value: Option<&Value>,
+    servers: &BTreeSet<&str>,
+    gateway: &Gateway,
+    errors: &mut Errors,
+) -> Vec<Domain> {
+    let Some(dict) = value.and_then(|v| as_dict(v, "domain_boundaries", errors)) else {
+        return Vec::new();
+    };
+    let mut domains = Vec::new();
+    for (domain, value) in dict {
+        let path = join("domain_boundaries", domain);
+        if domain.is_empty()
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            errors.push(&path, "domain names use letters, digits, '_' and '-'");
+            continue;
+        }
+        let (primary, secondary, primary_path) = match value {
+            Value::String(_, s) => (s.clone(), Vec::new(), path.clone()),
+            Value::Dict(..) => {
+                let Some(d) =
+                    entry::<RawDomainDetail>(value, &path, RawDomainDetail::FIELDS, errors)
+                else {
+                    continue;
+                };
+                (d.primary, d.secondary, join(&path, "primary"))
+            }
+            other => {
+                errors.push(
+                    &path,
+                    format!(
+                        "expected a server name or {{primary, secondary}}, found {}",
+                        other.to_actual()
+                    ),
+                );
+                continue;
+            }
+        };
+        let primary = known_server(&primary, &primary_path, servers, gateway, errors);
+        let mut seen = BTreeSet::new();
+        let mut secondaries = Vec::new();
+        for (i, s) in secondary.iter().enumerate() {
+            let p = format!("{path}.secondary[{i}]");
+            if Some(s.as_str()) == primary.as_ref().map(ServerName::as_str) {
+                errors.push(&p, format!("\"{s}\" is already the primary of this domain"));
+            } else if !seen.insert(s.clone()) {
+                errors.push(&p, format!("\"{s}\" is listed twice"));
+            } else if let Some(n) = known_server(s, &p, servers, gateway, errors) {
+                secondaries.push(n);
+            }
+        }
+        if let Some(primary) = primary {
+            domains.push(Domain {
+                name: domain.clone(),
+                primary,
+                secondary: secondaries,
+            });
+        }
+    }
+    domains
+}
+
+fn validate_alternatives(
+    value: Option<&Value>,
+    servers: &BTreeSet<&str>,
+    gateway: &Gateway,
+    errors: &mut Errors,
+) -> Vec<Alternative> {
+    let Some(dict) = value.and_then(|v| as_dict(v, "server_alternatives", errors)) else {
+        return Vec::new();
+    };
+    let mut alternatives = Vec::new();
+    for (server, value) in dict {
+        let path = join("server_alternatives", server);
+        let owner = known_server(server, &path, servers, gateway, errors);
+        let Some(raw) = entry::<RawAlternative>(value, &path, RawAlternative::FIELDS, errors)
+        else {
+            continue;
+        };
+        let fallback_path = join(&path, "fallback");
+        if raw.fallback == *server {
+            errors.push(&fallback_path, "a server cannot be its own fallback");
+            continue;
+        }
+        let fallback = known_server(&raw.fallback, &fallback_path, servers, gateway, errors);
+        for (key, list) in [
+            ("degraded_capabilities", &raw.degraded_capabilities),
+            ("lost_capabilities", &raw.lost_capabilities),
+        ] {
+            for (i, cap) in list.iter().enumerate() {
+                if cap.trim().is_empty() {
+                    errors.push(format!("{path}.{key}[{i}]"), "empty capability name");
+                }
+            }
+        }
+        if let (Some(server), Some(fallback)) = (owner, fallback) {
+            alternatives.push(Alternative {
+                server,
+                fallback,
+                degraded_capabilities: raw.degraded_capabilities,
+                lost_capabilities: raw.lost_capabilities,
+            });
+        }
+    }
+    report_fallback_cycles(&alternatives, errors);
+    alternatives
+}
+
+/// A fallback chain that returns to where it started can never serve anything.
+fn report_fallback_cycles(alternatives: &[Alternative], errors: &mut Errors) {
+    let next: BTreeMap<&str, &str> = alternatives
+        .iter()
+        .map(|a| (a.server.as_str(), a.fallback.as_str()))
+        .collect();
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    for start in next.keys() {
+        let mut chain = vec![*start];
+        let mut cur = *start;
+        while let Some(&n) = next.get(cur) {
+            if let Some(pos) = chain.iter().position(|s| *s == n) {
+                let cycle = &chain[pos..];
+                // Report each cycle once, at its alphabetically first member.
+                let first = *cycle.iter().min().unwrap_or(&n);
+                if first == *start && reported.insert(first) {
+                    let mut shown: Vec<&str> = cycle.to_vec();
+                    shown.push(n);
+                    errors.push(
+                        format!("server_alternatives.{start}.fallback"),
+                        format!("fallback cycle: {}", shown.join(" -> ")),
+                    );
+                }
+                break;
+            }
+            chain.push(n);
+            cur = n;
+        }
+    }
+}
+
+fn known_server(
+    name: &str,
+    path: &str,
+    servers: &BTreeSet<&str>,
+    gateway: &Gateway,
+    errors: &mut Errors,
+) -> Option<ServerName> {
+    if servers.contains(name) {
+        return ServerName::parse(name, &gateway.separator).ok();
+    }
+    errors.push(
+        path,
+        format!(
+            "unknown server \"{name}\"{}",
+            did_you_mean(name, servers.iter().copied())
+        ),
+    );
+    None
+}
+
+/// Deserializes one section entry after reporting *all* its unknown keys (serde alone stops at
+/// the first one).
+fn entry<T: DeserializeOwned>(
+    value: &Value,
+    path: &str,
+    fields: &[&str],
+    errors: &mut Errors,
+) -> Option<T> {
+    let dict = as_dict(value, path, errors)?;
+    check_keys(dict, fields, path, errors);
+    let known: Dict = dict
+        .iter()
+        .filter(|(k, _)| fields.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    match Value::from(known).deserialize::<T>() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            for e in e {
+                let key = e.path.iter().fold(path.to_owned(), |p, k| join(&p, k));
+                errors.push(key, describe(&e.kind));
+            }
+            None
+        }
+    }
+}
+
+fn describe(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    match kind {
+        Kind::InvalidType(actual, expected) => format!("expected {expected}, found {actual}"),
+        Kind::MissingField(field) => format!("missing required key `{field}`"),
+        other => other.to_string(),
+    }
+}
+
+fn check_keys(dict: &Dict, fields: &[&str], path: &str, errors: &mut Errors) {
+    for key in dict.keys() {
+        if !fields.contains(&key.as_str()) {
+            errors.push(
+                join(path, key),
+                format!("unknown key{}", did_you_mean(key, fields.iter().copied())),
+            );
+        }
+    }
+}
+
+fn as_dict<'v>(value: &'v Value, path: &str, errors: &mut Errors) -> Option<&'v Dict> {
+    match value {
+        Value::Dict(_, d) => Some(d),
+        Value::Empty(..) => {
+            errors.push(path, "is empty; expected a mapping");
+            None
+        }
+        other => {
+            let at = if path.is_empty() {
+                "the document"
+            } else {
+                path
+            };
+            errors.push(
+                path,
+                format!("{at} must be a mapping, found {}", other.to_actual()),
+            );
+            None
+        }
+    }
+}
+
+fn positive_duration(text: &RawDuration, path: &str, errors: &mut Errors) -> Option<Duration> {
+    match duration::parse(&text.0) {
+        Ok(d) if d.is_zero() => {
+            errors.push(path, "must be greater than zero");
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(path, e);
+            None
+        }
+    }
+}
+
+fn expanded(text: &str, path: &str, cx: &Context<'_>, errors: &mut Errors) -> Option<String> {
+    match expand(text, cx.env) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.push(path, e);
+            None
+        }
+    }
+}
+
+fn resolve(source: &Path, dir: &str) -> PathBuf {
+    let p = Path::new(dir);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let base = source
+        .parent()
+        .filter(|b| !b.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    base.join(p)
+}

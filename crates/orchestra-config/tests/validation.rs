@@ -1,0 +1,183 @@
+//! The configuration's contract: valid files load; invalid ones report every problem at its key
+//! path, in one run, with the fix when it is obvious.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use orchestra_config::{load_from_str, Format, LoadError};
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "DATA_DIR" => Some("/srv/data".into()),
+        _ => None,
+    }
+}
+
+fn source() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/orchestra.yaml")
+}
+
+fn errors_of(yaml: &str) -> String {
+    match load_from_str(yaml, Format::Yaml, &source(), &env) {
+        Ok(_) => panic!("expected configuration errors"),
+        Err(LoadError::Invalid { errors, .. }) => errors.to_string(),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn a_full_config_loads_with_defaults_resolved() {
+    let yaml = r#"
+gateway:
+  call_timeout: 10s
+servers:
+  files:
+    command: npx
+    args: ["-y", "@modelcontextprotocol/server-filesystem", "${DATA_DIR}"]
+    env: {LOG_LEVEL: "${LOG_LEVEL:-info}"}
+    cwd: .
+    call_timeout: 2m
+    tools: {allow: ["read_*"], deny: ["read_secret"]}
+  memory: {command: npx, args: ["-y", "@modelcontextprotocol/server-memory"]}
+domain_boundaries:
+  file_operations: files
+  data_persistence: {primary: memory, secondary: [files]}
+server_alternatives:
+  memory: {fallback: files, degraded_capabilities: [file_storage], lost_capabilities: [queries]}
+"#;
+    let config = load_from_str(yaml, Format::Yaml, &source(), &env).expect("valid config");
+    assert_eq!(config.gateway.separator, "__");
+    assert_eq!(config.gateway.call_timeout, Duration::from_secs(10));
+    let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["files", "memory"]);
+    let files = config.server("files").unwrap();
+    assert_eq!(files.args[2], "/srv/data");
+    assert_eq!(files.env, vec![("LOG_LEVEL".to_owned(), "info".to_owned())]);
+    assert_eq!(files.call_timeout, Duration::from_secs(120));
+    assert_eq!(
+        files.cwd.as_deref(),
+        Some(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/.")
+                .as_path()
+        )
+    );
+    assert!(files.tools.admits("read_file") && !files.tools.admits("read_secret"));
+    let memory = config.server("memory").unwrap();
+    assert_eq!(
+        memory.call_timeout,
+        Duration::from_secs(10),
+        "inherits the gateway default"
+    );
+    let persistence = config
+        .domains
+        .iter()
+        .find(|d| d.name == "data_persistence")
+        .unwrap();
+    assert_eq!(persistence.primary.as_str(), "memory");
+    assert_eq!(persistence.secondary[0].as_str(), "files");
+    assert_eq!(config.alternatives[0].fallback.as_str(), "files");
+}
+
+#[test]
+fn every_problem_is_reported_at_its_key_path_in_one_run() {
+    let yaml = r#"
+gateway:
+  call_timeout: 60
+  separatr: "__"
+servers:
+  files:
+    command: npx
+    comand: oops
+    call_timeout: 5 parsecs
+  "bad__name": {command: x}
+  orchestrator: {command: x}
+  empty: {command: "  "}
+  nocmd: {args: []}
+  envy: {command: "${MISSING_VAR}"}
+domain_boundaries:
+  file_operations: fles
+  research: {primary: files, secondary: [files, ghost]}
+server_alternatives:
+  files: {fallback: empty}
+  empty: {fallback: files}
+  memory: {fallback: files}
+extra: true
+"#;
+    assert_eq!(
+        errors_of(yaml),
+        "\
+15 configuration errors:
+  - domain_boundaries.file_operations: unknown server \"fles\" (did you mean \"files\"?)
+  - domain_boundaries.research.secondary[0]: \"files\" is already the primary of this domain
+  - domain_boundaries.research.secondary[1]: unknown server \"ghost\"
+  - extra: unknown key
+  - gateway.call_timeout: missing unit in \"60\" (did you mean \"60s\"?)
+  - gateway.separatr: unknown key (did you mean \"separator\"?)
+  - server_alternatives.empty.fallback: fallback cycle: empty -> files -> empty
+  - server_alternatives.memory: unknown server \"memory\"
+  - servers.bad__name: server name contains the namespace separator \"__\"; rename it (e.g. \"bad-name\")
+  - servers.empty.command: is empty: give the program to start (e.g. \"npx\")
+  - servers.envy.command: environment variable MISSING_VAR is not set (write ${MISSING_VAR:-default} for a fallback)
+  - servers.files.call_timeout: invalid duration \"5 parsecs\" (write e.g. \"30s\", \"500ms\", \"2m\", \"1m30s\")
+  - servers.files.comand: unknown key (did you mean \"command\"?)
+  - servers.nocmd.command: missing: the program to start (e.g. \"npx\")
+  - servers.orchestrator: \"orchestrator\" is reserved for the gateway's own tools
+"
+    );
+}
+
+#[test]
+fn fallback_cycles_are_reported_once_with_the_whole_loop() {
+    let yaml = r#"
+servers:
+  a: {command: x}
+  b: {command: x}
+  c: {command: x}
+server_alternatives:
+  a: {fallback: b}
+  b: {fallback: c}
+  c: {fallback: a}
+"#;
+    assert_eq!(
+        errors_of(yaml),
+        "1 configuration error:\n  - server_alternatives.a.fallback: fallback cycle: a -> b -> c -> a\n"
+    );
+}
+
+#[test]
+fn a_claude_desktop_file_works_unchanged() {
+    let json = r#"{
+  "globalShortcut": "Ctrl+Space",
+  "mcpServers": {
+    "memory": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]},
+    "time": {"type": "stdio", "command": "uvx", "args": ["mcp-server-time"], "env": {"TZ": "UTC"}}
+  }
+}"#;
+    let config = load_from_str(json, Format::Json, Path::new("claude.json"), &env).expect("valid");
+    let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["memory", "time"]);
+    assert_eq!(
+        config.server("time").unwrap().env,
+        vec![("TZ".to_owned(), "UTC".to_owned())]
+    );
+}
+
+#[test]
+fn remote_claude_entries_are_rejected_clearly() {
+    let json = r#"{"mcpServers": {"web": {"type": "http", "url": "https://example.com/mcp"}}}"#;
+    let err = load_from_str(json, Format::Json, Path::new("c.json"), &env).unwrap_err();
+    assert_eq!(
+        err.errors().unwrap().to_string(),
+        "2 configuration errors:\n  - servers.web.type: \"http\" servers are not supported yet; only \"stdio\" children are\n  - servers.web.url: remote servers are not supported yet; give a `command`\n"
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_are_reported_not_panicked() {
+    let err = errors_of("servers: [unclosed\n");
+    assert!(
+        err.starts_with("1 configuration error:\n  - syntax error"),
+        "{err}"
+    );
+}
