@@ -1,1 +1,18 @@
+//! mcp-orchestra's runtime: one MCP server in front, many child MCP servers behind.
+//!
+//! Reading order: [`app`] (start, catalog, shutdown) → [`child`] (one task per child, its
+//! session and state) → [`front`] (the client's session) → [`catalog`] and [`names`] (what the
+//! client sees) → [`health`] → [`error`] (the one conversion to wire errors) → [`jsonrpc`]
+//! (envelopes and framing) → [`watchdog`].
 
+pub mod app;
+pub mod catalog;
+pub mod child;
+pub mod error;
+pub mod front;
+pub mod health;
+pub mod jsonrpc;
+pub mod names;
+pub mod watchdog;
+
+pub use app::{Gateway, StartOptions};

@@ -1,0 +1,265 @@
+//! Subcommands and exit codes.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use orchestra_config::{Config, Format, LoadError};
+use orchestra_gateway::child::State;
+use orchestra_gateway::front::stdio;
+use orchestra_gateway::{health, watchdog, Gateway, StartOptions};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Exit code for an invalid configuration (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-orchestra",
+    version,
+    about = "One MCP entry for many MCP servers: namespaced tools, routing, health."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over stdio (what a client such as Claude Desktop launches).
+    Serve(ConfigArg),
+    /// Validate a configuration and print a summary.
+    Check(ConfigArg),
+    /// Start the children, print the merged tool catalog, and exit.
+    Tools(ConfigArg),
+    /// Convert a Claude Desktop / Claude Code `mcpServers` JSON file into our YAML (stdout).
+    Import {
+        /// The JSON file (e.g. claude_desktop_config.json or .mcp.json).
+        file: PathBuf,
+    },
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog,
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Configuration file (YAML, or Claude-style JSON). Default: $ORCHESTRA_CONFIG,
+    /// ./orchestra.yaml, ./config/orchestra.yaml.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(orchestra_config::default_config_path)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Watchdog = cli.command {
+        return ExitCode::from(watchdog::run_watchdog() as u8);
+    }
+    init_tracing();
+    let result = match cli.command {
+        Command::Serve(c) => with_config(&c.path(), |config| runtime()?.block_on(serve(config))),
+        Command::Check(c) => with_config(&c.path(), |config| {
+            print_check(&config);
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Tools(c) => with_config(&c.path(), |config| runtime()?.block_on(tools(config))),
+        Command::Import { file } => import(&file),
+        Command::Watchdog => unreachable!("handled above"),
+    };
+    result.unwrap_or_else(|e| {
+        tracing::error!("{e:#}");
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // stderr only: in stdio mode stdout carries the MCP stream.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn with_config(
+    path: &Path,
+    run: impl FnOnce(Config) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    match orchestra_config::load(path) {
+        Ok(config) => run(config),
+        Err(e @ LoadError::Invalid { .. }) => {
+            eprint!("error: {e}");
+            Ok(ExitCode::from(EXIT_CONFIG))
+        }
+        Err(e @ LoadError::Read { .. }) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+fn start(config: Config) -> anyhow::Result<(Gateway, orchestra_gateway::front::FrontQueue)> {
+    let exe =
+        std::env::current_exe().context("locating the gateway executable for the watchdog")?;
+    Gateway::start(
+        config,
+        StartOptions {
+            watchdog_exe: Some(exe),
+        },
+    )
+    .context("starting the watchdog")
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    tracing::info!(config = %config.source.display(), servers = config.servers.len(), "mcp-orchestra serving on stdio");
+    let (gw, queue) = start(config)?;
+    let token = gw.shutdown_token();
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        token.cancel();
+    });
+    let (ended, writer) = stdio::serve(&gw, queue).await;
+    tracing::info!(?ended, "front closed; stopping children");
+    gw.shutdown().await;
+    writer.finish().await;
+    tracing::info!("mcp-orchestra stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tools(config: Config) -> anyhow::Result<ExitCode> {
+    let (gw, _queue) = start(config)?;
+    gw.wait_settled().await;
+    let catalog = gw.catalog();
+    let report = health::report(&gw);
+    let mut out = std::io::stdout().lock();
+    let width = catalog.names().map(str::len).max().unwrap_or(4).max(4);
+    writeln!(out, "{:width$}  {:12}  DESCRIPTION", "TOOL", "SERVER")?;
+    let listed: serde_json::Value = serde_json::from_str(catalog.list_result())?;
+    for tool in listed["tools"].as_array().into_iter().flatten() {
+        let name = tool["name"].as_str().unwrap_or("?");
+        let server = catalog
+            .route(name)
+            .map_or("(gateway)", |r| gw.children()[r.server].name());
+        let description: String = tool["description"]
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(70)
+            .collect();
+        writeln!(out, "{name:width$}  {server:12}  {description}")?;
+    }
+    for r in catalog.renamed() {
+        writeln!(
+            out,
+            "\nshortened: {} = {}'s \"{}\"",
+            r.exposed, r.server, r.tool
+        )?;
+    }
+    writeln!(out)?;
+    write!(out, "{}", health::summary(&report))?;
+    drop(out);
+    let failed = gw.children().iter().any(|c| c.state() != State::Ready);
+    gw.shutdown().await;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_check(config: &Config) {
+    let d = orchestra_config::duration::format;
+    println!("{}: valid", config.source.display());
+    println!(
+        "gateway: separator \"{}\", call_timeout {}, startup_timeout {}, shutdown_grace {}",
+        config.gateway.separator,
+        d(config.gateway.call_timeout),
+        d(config.gateway.startup_timeout),
+        d(config.gateway.shutdown_grace)
+    );
+    println!("servers ({}):", config.servers.len());
+    for s in &config.servers {
+        let mut line = format!("  {}: {} {}", s.name, s.command, s.args.join(" "));
+        if s.call_timeout != config.gateway.call_timeout {
+            line.push_str(&format!(" [call_timeout {}]", d(s.call_timeout)));
+        }
+        if !s.tools.is_empty() {
+            line.push_str(" [tool filters]");
+        }
+        println!("{}", line.trim_end());
+    }
+    if !config.domains.is_empty() {
+        println!("domain_boundaries ({}):", config.domains.len());
+        for dom in &config.domains {
+            let secondary: Vec<&str> = dom.secondary.iter().map(|s| s.as_str()).collect();
+            if secondary.is_empty() {
+                println!("  {}: {}", dom.name, dom.primary);
+            } else {
+                println!(
+                    "  {}: {} (secondary: {})",
+                    dom.name,
+                    dom.primary,
+                    secondary.join(", ")
+                );
+            }
+        }
+    }
+    if !config.alternatives.is_empty() {
+        println!("server_alternatives ({}):", config.alternatives.len());
+        for a in &config.alternatives {
+            println!(
+                "  {} -> {} (degraded: [{}], lost: [{}])",
+                a.server,
+                a.fallback,
+                a.degraded_capabilities.join(", "),
+                a.lost_capabilities.join(", ")
+            );
+        }
+    }
+}
+
+fn import(file: &Path) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    // Keep `${VAR}` references as references: the imported file expands them when it is loaded.
+    let keep = |name: &str| Some(format!("${{{name}}}"));
+    match orchestra_config::load_from_str(&text, Format::Json, file, &keep) {
+        Ok(config) => {
+            print!("{}", orchestra_config::import::to_yaml(&config));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprint!("error: {e}");
+            Ok(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The gateway as a whole: start order, the merged catalog, shutdown.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use orchestra_config::Config;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::catalog::{Catalog, ServerTools};
+use crate::child::task::{self, ChildEvent, TaskContext};
+use crate::child::{ChildHandle, State};
+use crate::front::{FrontQueue, FrontSink};
+use crate::watchdog::Watchdog;
+use crate::{health, jsonrpc};
+
+/// How long to gather more tool changes before telling the client (a restart storm or a burst
+/// of child list_changed notifications becomes one notification).
+const LIST_CHANGED_DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Options that are not configuration: how this process runs.
+#[derive(Debug, Default, Clone)]
+pub struct StartOptions {
+    /// The gateway's own executable, re-run as the watchdog. None: no watchdog (library use).
+    pub watchdog_exe: Option<PathBuf>,
+}
+
+/// The running gateway. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    children: Vec<ChildHandle>,
+    catalog: RwLock<Arc<BuiltCatalog>>,
+    rebuild: Mutex<()>,
+    /// Bumped by child tasks whenever a server's tools change.
+    generation: Arc<AtomicU64>,
+    front: FrontSink,
+    started: Instant,
+    started_wall: SystemTime,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    watchdog: Option<Arc<Watchdog>>,
+    /// The client has listed tools, so changes must be announced.
+    listed: AtomicBool,
+}
+
+struct BuiltCatalog {
+    generation: u64,
+    catalog: Arc<Catalog>,
+}
+
+impl Gateway {
+    /// Starts every child in parallel and returns at once; the queue carries lines for the
+    /// client and is drained by a front (see [`crate::front::stdio`]).
+    pub fn start(config: Config, options: StartOptions) -> std::io::Result<(Self, FrontQueue)> {
+        let watchdog = match &options.watchdog_exe {
+            Some(exe) => Some(Arc::new(Watchdog::spawn(exe)?)),
+            None => None,
+        };
+        let (front, queue) = FrontSink::channel();
+        let children: Vec<ChildHandle> = config
+            .servers
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, s)| ChildHandle::new(i, s))
+            .collect();
+        let generation = Arc::new(AtomicU64::new(1));
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let gw = Gateway {
+            inner: Arc::new(Inner {
+                catalog: RwLock::new(Arc::new(BuiltCatalog {
+                    generation: 0,
+                    catalog: Arc::default(),
+                })),
+                rebuild: Mutex::new(()),
+                generation: generation.clone(),
+                front: front.clone(),
+                started: Instant::now(),
+                started_wall: SystemTime::now(),
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                watchdog,
+                listed: AtomicBool::new(false),
+                children,
+                config,
+            }),
+        };
+        let cx = TaskContext {
+            front,
+            events: task::Events::new(events_tx, generation),
+            shutdown: gw.inner.shutdown.clone(),
+            watchdog: gw.inner.watchdog.clone(),
+            grace: gw.inner.config.gateway.shutdown_grace,
+        };
+        for child in &gw.inner.children {
+            gw.inner
+                .tracker
+                .spawn(task::run(child.shared.clone(), cx.clone()));
+        }
+        gw.inner
+            .tracker
+            .spawn(announce_changes(gw.clone(), events_rx));
+        Ok((gw, queue))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn children(&self) -> &[ChildHandle] {
+        &self.inner.children
+    }
+
+    pub fn front(&self) -> FrontSink {
+        self.inner.front.clone()
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    pub fn started_at(&self) -> SystemTime {
+        self.inner.started_wall
+    }
+
+    /// The current merged catalog (rebuilt on first use after any server's tools changed).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        let wanted = self.inner.generation.load(Ordering::Acquire);
+        {
+            let built = self.inner.catalog.read().unwrap_or_else(|p| p.into_inner());
+            if built.generation == wanted {
+                return built.catalog.clone();
+            }
+        }
+        let _one_builder = self.inner.rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        let wanted = self.inner.generation.load(Ordering::Acquire);
+        let own = [health::tool_definition()];
+        let tools: Vec<_> = self.inner.children.iter().map(ChildHandle::tools).collect();
+        let catalog = Arc::new(Catalog::build(
+            &self.inner.config.gateway.separator,
+            &own,
+            self.inner
+                .children
+                .iter()
+                .zip(&tools)
+                .map(|(c, t)| ServerTools {
+                    index: c.shared.index,
+                    name: c.name(),
+                    tools: t,
+                }),
+        ));
+        *self
+            .inner
+            .catalog
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(BuiltCatalog {
+            generation: wanted,
+            catalog: catalog.clone(),
+        });
+        catalog
+    }
+
+    /// Whether every child has finished starting (ready or failed).
+    pub fn is_settled(&self) -> bool {
+        self.inner.children.iter().all(|c| c.state().is_settled())
+    }
+
+    /// Waits until every child has finished starting, at most the longest startup timeout
+    /// (plus a second for the kill that follows a timeout).
+    pub async fn wait_settled(&self) {
+        let budget = self
+            .inner
+            .children
+            .iter()
+            .map(|c| c.spec().startup_timeout)
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(1);
+        let all = async {
+            for child in &self.inner.children {
+                let mut rx = child.subscribe();
+                let _ = rx.wait_for(|s| s.state.is_settled()).await;
+            }
+        };
+        let _ = tokio::time::timeout(budget, all).await;
+    }
+
+    /// Records that the client has seen the tool list (from now on changes are announced).
+    pub fn mark_listed(&self) {
+        self.inner.listed.store(true, Ordering::Release);
+    }
+
+    /// Runs a task the gateway owns (waited for at shutdown).
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.tracker.spawn(fut);
+    }
+
+    /// The `instructions` given to the client at initialize.
+    pub fn instructions(&self) -> String {
+        let names: Vec<&str> = self.inner.children.iter().map(ChildHandle::name).collect();
+        format!(
+            "mcp-orchestra aggregates {} MCP servers ({}). Their tools are named \
+             <server>{}<tool>. Call {} to see which servers and domains are up, what failed and why.",
+            names.len(),
+            names.join(", "),
+            self.inner.config.gateway.separator,
+            health::TOOL_NAME
+        )
+    }
+
+    /// Stops every child (stdin EOF, SIGTERM, SIGKILL to its group; reaped), waits with a
+    /// deadline and names whatever did not stop.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        let grace = self.inner.config.gateway.shutdown_grace;
+        // EOF wait + SIGTERM grace + reap, with margin.
+        let deadline = grace * 2 + Duration::from_secs(5);
+        if tokio::time::timeout(deadline, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            let stuck: Vec<&str> = self
+                .inner
+                .children
+                .iter()
+                .filter(|c| c.state() != State::Stopped)
+                .map(ChildHandle::name)
+                .collect();
+            tracing::error!(?stuck, ?deadline, "children did not stop in time");
+        }
+        if let Some(w) = &self.inner.watchdog {
+            w.stop();
+        }
+    }
+}
+
+/// Tells the client when the catalog changed, coalescing bursts of changes.
+async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<ChildEvent>) {
+    let mut announced: Option<Arc<str>> = None;
+    let shutdown = gw.shutdown_token();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = events.recv() => if e.is_none() { return },
+        }
+        tokio::time::sleep(LIST_CHANGED_DEBOUNCE).await;
+        while events.try_recv().is_ok() {}
+        let list = gw.catalog().list_result().clone();
+        let changed = announced.as_ref().is_none_or(|a| **a != *list);
+        if changed && gw.inner.listed.load(Ordering::Acquire) {
+            tracing::info!(
+                tools = gw.catalog().len(),
+                "tool list changed; notifying the client"
+            );
+            gw.inner
+                .front
+                .send(jsonrpc::notification_line(
+                    "notifications/tools/list_changed",
+                    None,
+                ))
+                .await;
+        }
+        announced = Some(list);
+    }
+}

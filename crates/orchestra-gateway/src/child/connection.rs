@@ -1,0 +1,541 @@
+//! One JSON-RPC session with one child over its stdio: the gateway's hot path.
+//!
+//! A forwarded call never gets a task of its own. The front's reader registers the call in
+//! `pending` and queues the re-addressed line for the child's writer task; the child's reader
+//! task matches the answer by id, splices the client's id back in and queues it for the front.
+//! Timeouts are swept by one task per connection that sleeps until the earliest deadline.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::process::{ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::stats::Stats;
+use crate::error::GatewayError;
+use crate::front::FrontSink;
+use crate::jsonrpc::framing::{Frame, LineReader};
+use crate::jsonrpc::{self, Envelope, Kind};
+
+/// Longest line accepted from a child; longer ones are skipped to their newline.
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+/// Lines queued toward a child before calls are refused as "overloaded".
+const WRITE_QUEUE: usize = 1024;
+
+/// Something the child said that the gateway (not the client) must act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildSignal {
+    ToolsChanged,
+}
+
+/// Why an internal request (handshake, listing) failed.
+#[derive(Debug)]
+pub enum RequestError {
+    /// The child answered with a JSON-RPC error (raw JSON).
+    Rpc(String),
+    /// The session ended before an answer.
+    Closed,
+    /// No answer within the deadline.
+    Timeout,
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestError::Rpc(e) => write!(f, "error response {e}"),
+            RequestError::Closed => f.write_str("the child closed its stdout"),
+            RequestError::Timeout => f.write_str("no answer in time"),
+        }
+    }
+}
+
+enum Pending {
+    /// A client's call: answer goes to `reply` under the client's own id.
+    Call {
+        front_id: Box<str>,
+        tool: Arc<str>,
+        started: Instant,
+        deadline: Instant,
+        timeout: Duration,
+        reply: FrontSink,
+    },
+    /// The gateway's own request.
+    Internal(oneshot::Sender<Result<Box<RawValue>, RequestError>>),
+}
+
+/// The live session with a child. Shared by the front (to send) and the child's tasks.
+pub struct Connection {
+    server: Arc<str>,
+    writer: mpsc::Sender<Vec<u8>>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+    /// Wakes the sweeper when a deadline earlier than the one it sleeps toward appears.
+    sweeper_wake: Notify,
+    /// Milliseconds since `epoch` of the sweeper's next wake-up (u64::MAX: none).
+    sweeper_at: AtomicU64,
+    epoch: Instant,
+    stats: Arc<Stats>,
+}
+
+/// The tasks that serve one connection; the owner awaits `reader` to learn of EOF.
+pub struct ConnectionTasks {
+    pub reader: tokio::task::JoinHandle<()>,
+}
+
+impl Connection {
+    /// Starts the reader, writer and sweeper tasks for a freshly spawned child.
+    pub fn start(
+        server: Arc<str>,
+        stdin: ChildStdin,
+        stdout: ChildStdout,
+        stats: Arc<Stats>,
+        front: FrontSink,
+        signals: mpsc::UnboundedSender<ChildSignal>,
+        stop_writing: CancellationToken,
+    ) -> (Arc<Self>, ConnectionTasks) {
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let conn = Arc::new(Self {
+            server,
+            writer: tx,
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            sweeper_wake: Notify::new(),
+            sweeper_at: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            stats,
+        });
+        tokio::spawn(write_loop(rx, stdin, stop_writing));
+        tokio::spawn(sweep_loop(Arc::downgrade(&conn)));
+        let reader = tokio::spawn(read_loop(conn.clone(), stdout, front, signals));
+        (conn, ConnectionTasks { reader })
+    }
+
+    /// Forwards a client's `tools/call` (params already addressed to the child's tool name).
+    pub fn forward_call(
+        &self,
+        front_id: &str,
+        exposed: &Arc<str>,
+        params: &str,
+        timeout: Duration,
+        reply: &FrontSink,
+    ) -> Result<(), GatewayError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.unavailable());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let deadline = now + timeout;
+        // Registered before sending, so even an instant answer finds its entry.
+        self.lock().insert(
+            id,
+            Pending::Call {
+                front_id: front_id.into(),
+                tool: exposed.clone(),
+                started: now,
+                deadline,
+                timeout,
+                reply: reply.clone(),
+            },
+        );
+        if let Err(e) = self
+            .writer
+            .try_send(jsonrpc::request_line(id, "tools/call", Some(params)))
+        {
+            self.lock().remove(&id);
+            return Err(match e {
+                mpsc::error::TrySendError::Full(_) => GatewayError::Overloaded {
+                    server: self.server.to_string(),
+                },
+                mpsc::error::TrySendError::Closed(_) => self.unavailable(),
+            });
+        }
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        self.schedule_sweep(deadline);
+        Ok(())
+    }
+
+    /// Sends the gateway's own request and waits for the answer.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Box<RawValue>, RequestError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(RequestError::Closed);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(id, Pending::Internal(tx));
+        if self
+            .writer
+            .send(jsonrpc::request_line(id, method, params))
+            .await
+            .is_err()
+        {
+            self.lock().remove(&id);
+            return Err(RequestError::Closed);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(RequestError::Closed),
+            Err(_) => {
+                self.lock().remove(&id);
+                Err(RequestError::Timeout)
+            }
+        }
+    }
+
+    /// Sends a notification to the child (best effort).
+    pub fn notify(&self, method: &str, params: Option<&str>) {
+        let _ = self
+            .writer
+            .try_send(jsonrpc::notification_line(method, params));
+    }
+
+    /// Forwards a client's cancellation of `front_id` to this child, if the call is here.
+    /// The late answer, if any, is then dropped as unmatched.
+    pub fn cancel_call(&self, front_id: &str, reason: Option<&str>) -> bool {
+        let child_id = {
+            let mut pending = self.lock();
+            let found = pending.iter().find_map(|(id, p)| match p {
+                Pending::Call { front_id: f, .. } if &**f == front_id => Some(*id),
+                _ => None,
+            });
+            if let Some(id) = found {
+                pending.remove(&id);
+            }
+            found
+        };
+        let Some(child_id) = child_id else {
+            return false;
+        };
+        self.send_cancelled(child_id, reason.unwrap_or("cancelled by the client"));
+        true
+    }
+
+    /// Marks the session dead and answers every pending request at once with `why`.
+    pub async fn close(&self, why: &GatewayError) {
+        self.closed.store(true, Ordering::Release);
+        let drained: Vec<Pending> = self.lock().drain().map(|(_, p)| p).collect();
+        let wire = why.to_wire();
+        for p in drained {
+            match p {
+                Pending::Call {
+                    front_id, reply, ..
+                } => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    reply.send(jsonrpc::error_line(&front_id, &wire)).await;
+                }
+                Pending::Internal(tx) => {
+                    let _ = tx.send(Err(RequestError::Closed));
+                }
+            }
+        }
+        self.sweeper_wake.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Calls currently waiting for this child.
+    pub fn in_flight(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn unavailable(&self) -> GatewayError {
+        GatewayError::ServerUnavailable {
+            server: self.server.to_string(),
+            state: "stopping",
+            reason: "its session has closed".into(),
+        }
+    }
+
+    fn send_cancelled(&self, child_id: u64, reason: &str) {
+        let mut params = format!("{{\"requestId\":{child_id},\"reason\":");
+        jsonrpc::push_json_str(&mut params, reason);
+        params.push('}');
+        self.notify("notifications/cancelled", Some(&params));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        // Rounded up, so the sweeper never wakes before the deadline and spins.
+        let micros = at.saturating_duration_since(self.epoch).as_micros();
+        u64::try_from(micros.div_ceil(1000)).unwrap_or(u64::MAX - 1)
+    }
+
+    fn schedule_sweep(&self, deadline: Instant) {
+        let at = self.millis(deadline);
+        // Calls to one child usually share a timeout, so later calls rarely move the wake-up
+        // earlier: the common case costs one atomic load and no wake.
+        if at < self.sweeper_at.load(Ordering::Acquire) {
+            self.sweeper_at.store(at, Ordering::Release);
+            self.sweeper_wake.notify_one();
+        }
+    }
+}
+
+/// What a child's response says about the call's outcome (only `isError` is read).
+#[derive(Deserialize)]
+struct Outcome {
+    #[serde(rename = "isError", default)]
+    is_error: bool,
+}
+
+async fn read_loop(
+    conn: Arc<Connection>,
+    stdout: ChildStdout,
+    front: FrontSink,
+    signals: mpsc::UnboundedSender<ChildSignal>,
+) {
+    let mut reader = LineReader::new(
+        tokio::io::BufReader::with_capacity(64 * 1024, stdout),
+        MAX_LINE,
+    );
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        match reader.next(&mut buf).await {
+            Ok(Frame::Line) => handle_line(&conn, &buf, &front, &signals).await,
+            Ok(Frame::Oversized(n)) => {
+                conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(server = %conn.server, bytes = n, limit = MAX_LINE, "dropped an oversized line from the child's stdout");
+            }
+            Ok(Frame::Eof) => break,
+            Err(e) => {
+                tracing::debug!(server = %conn.server, error = %e, "child stdout read failed");
+                break;
+            }
+        }
+    }
+}
+
+async fn handle_line(
+    conn: &Connection,
+    line: &[u8],
+    front: &FrontSink,
+    signals: &mpsc::UnboundedSender<ChildSignal>,
+) {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let env = match Envelope::parse(line) {
+        Ok(env) => env,
+        Err(_) => {
+            conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
+            let sample: String = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
+            tracing::warn!(server = %conn.server, sample = %sample, "ignored a non-JSON-RPC line on the child's stdout");
+            return;
+        }
+    };
+    match env.kind() {
+        Kind::Response => on_response(conn, &env).await,
+        Kind::Notification => on_notification(conn, &env, line, front, signals).await,
+        Kind::Request => on_request(conn, &env),
+        Kind::Invalid => {
+            conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn on_response(conn: &Connection, env: &Envelope<'_>) {
+    let id = env.id.and_then(|raw| raw.get().parse::<u64>().ok());
+    let entry = id.and_then(|id| conn.lock().remove(&id));
+    let Some(entry) = entry else {
+        conn.stats
+            .unmatched_responses
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(server = %conn.server, id = ?env.id.map(RawValue::get), "dropped a response that matches no pending request");
+        return;
+    };
+    match entry {
+        Pending::Call {
+            front_id,
+            tool,
+            started,
+            reply,
+            ..
+        } => {
+            conn.stats.record_latency(started.elapsed());
+            let line = match (env.result, env.error) {
+                (Some(result), _) => {
+                    if serde_json::from_str::<Outcome>(result.get()).is_ok_and(|o| o.is_error) {
+                        conn.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    jsonrpc::response_line(&front_id, result.get())
+                }
+                (None, Some(error)) => {
+                    conn.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    conn.stats
+                        .note_error(format!("{tool}: error response {}", error.get()));
+                    jsonrpc::error_line(&front_id, error.get())
+                }
+                (None, None) => unreachable!("Kind::Response has a result or an error"),
+            };
+            reply.send(line).await;
+        }
+        Pending::Internal(tx) => {
+            let answer = match (env.result, env.error) {
+                (Some(result), _) => Ok(result.to_owned()),
+                (None, Some(error)) => Err(RequestError::Rpc(error.get().to_owned())),
+                (None, None) => Err(RequestError::Closed),
+            };
+            let _ = tx.send(answer);
+        }
+    }
+}
+
+async fn on_notification(
+    conn: &Connection,
+    env: &Envelope<'_>,
+    line: &[u8],
+    front: &FrontSink,
+    signals: &mpsc::UnboundedSender<ChildSignal>,
+) {
+    match env.method.as_deref() {
+        // Progress carries the client's own token (forwarded unchanged in the call's _meta), so
+        // it goes to the client as is. Sent from this sequential reader, it always reaches the
+        // client before the call's response.
+        Some("notifications/progress") => {
+            let mut out = Vec::with_capacity(line.len() + 1);
+            out.extend_from_slice(line);
+            out.push(b'\n');
+            front.send(out).await;
+        }
+        Some("notifications/tools/list_changed") => {
+            let _ = signals.send(ChildSignal::ToolsChanged);
+        }
+        Some("notifications/message") => {
+            tracing::debug!(server = %conn.server, params = env.params.map(RawValue::get).unwrap_or(""), "child log message");
+        }
+        Some(other) => {
+            tracing::debug!(server = %conn.server, method = other, "ignored a notification from the child")
+        }
+        None => {}
+    }
+}
+
+fn on_request(conn: &Connection, env: &Envelope<'_>) {
+    let Some(id) = env.id else { return };
+    let line = match env.method.as_deref() {
+        Some("ping") => jsonrpc::response_line(id.get(), "{}"),
+        Some(method) => {
+            tracing::debug!(server = %conn.server, method, "refused a request from the child");
+            let err = GatewayError::MethodNotFound(format!(
+                "{method}: mcp-orchestra does not pass server-to-client requests to the client"
+            ));
+            jsonrpc::error_line(id.get(), &err.to_wire())
+        }
+        None => return,
+    };
+    let _ = conn.writer.try_send(line);
+}
+
+/// Writes queued lines to the child's stdin, flushing when the queue runs dry (one syscall for
+/// a burst). Ends — closing stdin, which asks the child to exit — when told to stop.
+async fn write_loop(mut rx: mpsc::Receiver<Vec<u8>>, stdin: ChildStdin, stop: CancellationToken) {
+    let mut out = BufWriter::with_capacity(64 * 1024, stdin);
+    loop {
+        let line = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            line = rx.recv() => match line { Some(l) => l, None => break },
+        };
+        if out.write_all(&line).await.is_err() {
+            break;
+        }
+        while let Ok(more) = rx.try_recv() {
+            if out.write_all(&more).await.is_err() {
+                return;
+            }
+        }
+        if out.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = out.shutdown().await;
+}
+
+/// Sleeps until the earliest call deadline, answers expired calls, repeats. Ends with the
+/// connection.
+async fn sweep_loop(conn: std::sync::Weak<Connection>) {
+    loop {
+        let Some(c) = conn.upgrade() else { return };
+        if c.is_closed() {
+            return;
+        }
+        let at = c.sweeper_at.load(Ordering::Acquire);
+        if at == u64::MAX {
+            c.sweeper_wake.notified().await;
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until((c.epoch + Duration::from_millis(at)).into()) => expire(&c).await,
+            _ = c.sweeper_wake.notified() => {}
+        }
+    }
+}
+
+/// Answers calls whose deadline passed and reschedules the sweeper for the next one.
+async fn expire(conn: &Connection) {
+    let now = Instant::now();
+    let mut expired = Vec::new();
+    let mut next: Option<Instant> = None;
+    {
+        let mut pending = conn.lock();
+        let ids: Vec<u64> = pending
+            .iter()
+            .filter_map(|(id, p)| match p {
+                Pending::Call { deadline, .. } if *deadline <= now => Some(*id),
+                Pending::Call { deadline, .. } => {
+                    next = Some(next.map_or(*deadline, |n: Instant| n.min(*deadline)));
+                    None
+                }
+                Pending::Internal(_) => None,
+            })
+            .collect();
+        for id in ids {
+            if let Some(p) = pending.remove(&id) {
+                expired.push((id, p));
+            }
+        }
+        conn.sweeper_at
+            .store(next.map_or(u64::MAX, |n| conn.millis(n)), Ordering::Release);
+    }
+    for (child_id, p) in expired {
+        if let Pending::Call {
+            front_id,
+            tool,
+            timeout,
+            reply,
+            ..
+        } = p
+        {
+            conn.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+            conn.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(server = %conn.server, tool = %tool, ?timeout, "call timed out; cancelling it at the child");
+            conn.send_cancelled(child_id, "timed out in mcp-orchestra");
+            let err = GatewayError::Timeout {
+                server: conn.server.to_string(),
+                tool: tool.to_string(),
+                after: timeout,
+            };
+            conn.stats.note_error(err.to_string());
+            reply
+                .send(jsonrpc::error_line(&front_id, &err.to_wire()))
+                .await;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! One configured child server: its handle (this file), the task that owns its process
+//! ([`task`]), the JSON-RPC session ([`connection`]), its state ([`state`]) and statistics.
+
+pub mod connection;
+pub mod process;
+pub mod state;
+pub mod stats;
+pub mod stderr;
+pub(crate) mod task;
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use orchestra_config::Server;
+use serde_json::Value;
+use tokio::sync::watch;
+
+pub use connection::Connection;
+pub use state::{State, Status};
+pub use stats::Stats;
+pub use stderr::StderrTail;
+
+/// The gateway's handle on one child server. Cheap to clone; the owning task lives as long as
+/// the gateway and is the only writer of status, connection and tools.
+#[derive(Clone)]
+pub struct ChildHandle {
+    pub(crate) shared: Arc<ChildShared>,
+}
+
+pub(crate) struct ChildShared {
+    pub index: usize,
+    pub spec: Server,
+    pub name: Arc<str>,
+    pub status: watch::Sender<Status>,
+    pub conn: RwLock<Option<Arc<Connection>>>,
+    /// The tools exposed for this server (config filters applied), as the child defined them.
+    pub tools: Mutex<Arc<Vec<Value>>>,
+    /// How many of the child's tools the config's filters hide.
+    pub hidden_tools: std::sync::atomic::AtomicUsize,
+    pub stats: Arc<Stats>,
+    pub stderr: StderrTail,
+}
+
+impl ChildHandle {
+    pub(crate) fn new(index: usize, spec: Server) -> Self {
+        let name: Arc<str> = spec.name.as_str().into();
+        Self {
+            shared: Arc::new(ChildShared {
+                index,
+                name,
+                spec,
+                status: watch::Sender::new(Status::starting()),
+                conn: RwLock::new(None),
+                tools: Mutex::new(Arc::new(Vec::new())),
+                hidden_tools: Default::default(),
+                stats: Arc::new(Stats::default()),
+                stderr: StderrTail::default(),
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn spec(&self) -> &Server {
+        &self.shared.spec
+    }
+
+    pub fn status(&self) -> Status {
+        self.shared.status.borrow().clone()
+    }
+
+    pub fn state(&self) -> State {
+        self.shared.status.borrow().state
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe()
+    }
+
+    /// The live session, if the child is up.
+    pub fn connection(&self) -> Option<Arc<Connection>> {
+        self.shared
+            .conn
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The tools this server exposes right now (empty unless ready).
+    pub fn tools(&self) -> Arc<Vec<Value>> {
+        self.shared
+            .tools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn hidden_tools(&self) -> usize {
+        self.shared
+            .hidden_tools
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.shared.stderr.snapshot()
+    }
+}

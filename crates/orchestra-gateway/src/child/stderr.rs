@@ -1,0 +1,80 @@
+//! Draining a child's stderr: an undrained pipe blocks the child once its buffer fills, so every
+//! child's stderr is read to the end, logged at debug and kept as a bounded tail for health.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::io::AsyncRead;
+
+use crate::jsonrpc::framing::{Frame, LineReader};
+
+/// Lines kept for the health report.
+const TAIL_LINES: usize = 20;
+/// A single stderr line is cut to this many bytes in the tail.
+const LINE_CAP: usize = 400;
+
+/// The last lines a child wrote to stderr.
+#[derive(Debug, Default)]
+pub struct StderrTail {
+    lines: Mutex<VecDeque<String>>,
+}
+
+impl StderrTail {
+    pub fn push(&self, line: &str) {
+        let mut cut = line.to_owned();
+        if cut.len() > LINE_CAP {
+            let mut end = LINE_CAP;
+            while !cut.is_char_boundary(end) {
+                end -= 1;
+            }
+            cut.truncate(end);
+            cut.push('…');
+        }
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(cut);
+    }
+
+    pub fn snapshot(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub fn last(&self) -> Option<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .back()
+            .cloned()
+    }
+
+    pub fn clear(&self) {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// Reads `stderr` to EOF; never blocks the child, whatever it writes.
+pub async fn drain(server: &str, stderr: impl AsyncRead + Unpin, tail: &StderrTail) {
+    let mut reader = LineReader::new(
+        tokio::io::BufReader::with_capacity(16 * 1024, stderr),
+        64 * 1024,
+    );
+    let mut buf = Vec::new();
+    loop {
+        match reader.next(&mut buf).await {
+            Ok(Frame::Line) => {
+                let line = String::from_utf8_lossy(&buf);
+                tracing::debug!(server, stderr = %line, "child stderr");
+                tail.push(&line);
+            }
+            Ok(Frame::Oversized(n)) => tail.push(&format!("<{n} bytes without a newline>")),
+            Ok(Frame::Eof) | Err(_) => break,
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The gateway's errors, and the one place where they become JSON-RPC errors on the wire.
+//!
+//! Our own codes sit in -31xxx: outside the JSON-RPC reserved block and away from -32000/-32001,
+//! which TypeScript SDK clients read as "connection closed" / "request timeout".
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// JSON-RPC error codes used by the gateway.
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// The owning server is not up (starting, failed, stopped).
+    pub const SERVER_UNAVAILABLE: i64 = -31001;
+    /// The owning server exited while the request was in flight.
+    pub const SERVER_EXITED: i64 = -31002;
+    /// The call did not finish within its deadline; the child was sent `notifications/cancelled`.
+    pub const TIMEOUT: i64 = -31003;
+    /// The server's input queue is full: it is not reading what we send.
+    pub const SERVER_OVERLOADED: i64 = -31006;
+}
+
+/// Why a request could not be served.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("parse error: {0}")]
+    Parse(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("method not found: {0}")]
+    MethodNotFound(String),
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+    #[error("unknown tool \"{name}\"{}", hint(suggestions))]
+    UnknownTool {
+        name: String,
+        suggestions: Vec<String>,
+    },
+    #[error("server \"{server}\" is {state}: {reason}")]
+    ServerUnavailable {
+        server: String,
+        state: &'static str,
+        reason: String,
+    },
+    #[error("server \"{server}\" exited ({status}) while the request was in flight")]
+    ServerExited {
+        server: String,
+        status: String,
+        delivered: bool,
+    },
+    #[error("call to \"{tool}\" timed out after {:?}; server \"{server}\" was sent notifications/cancelled", after)]
+    Timeout {
+        server: String,
+        tool: String,
+        after: Duration,
+    },
+    #[error("server \"{server}\" is not reading its input (queue full); try again shortly")]
+    Overloaded { server: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// The JSON-RPC code this error travels with.
+    pub fn code(&self) -> i64 {
+        match self {
+            GatewayError::Parse(_) => code::PARSE_ERROR,
+            GatewayError::InvalidRequest(_) => code::INVALID_REQUEST,
+            GatewayError::MethodNotFound(_) => code::METHOD_NOT_FOUND,
+            GatewayError::InvalidParams(_) | GatewayError::UnknownTool { .. } => {
+                code::INVALID_PARAMS
+            }
+            GatewayError::ServerUnavailable { .. } => code::SERVER_UNAVAILABLE,
+            GatewayError::ServerExited { .. } => code::SERVER_EXITED,
+            GatewayError::Timeout { .. } => code::TIMEOUT,
+            GatewayError::Overloaded { .. } => code::SERVER_OVERLOADED,
+            GatewayError::Internal(_) => code::INTERNAL_ERROR,
+        }
+    }
+
+    /// Machine-readable detail for the `data` member.
+    fn data(&self) -> Option<Value> {
+        match self {
+            GatewayError::UnknownTool { name, suggestions } => {
+                Some(json!({ "tool": name, "suggestions": suggestions }))
+            }
+            GatewayError::ServerUnavailable {
+                server,
+                state,
+                reason,
+            } => Some(
+                json!({ "server": server, "state": state, "reason": reason, "delivered": false, "retryable": true }),
+            ),
+            GatewayError::ServerExited {
+                server,
+                status,
+                delivered,
+            } => Some(
+                json!({ "server": server, "exit": status, "delivered": delivered, "retryable": !delivered }),
+            ),
+            GatewayError::Timeout {
+                server,
+                tool,
+                after,
+            } => Some(json!({
+                "server": server, "tool": tool, "timeout_ms": after.as_millis() as u64,
+                "delivered": true, "retryable": false
+            })),
+            GatewayError::Overloaded { server } => {
+                Some(json!({ "server": server, "delivered": false, "retryable": true }))
+            }
+            _ => None,
+        }
+    }
+
+    /// The serialized JSON-RPC `error` object: the single conversion to the wire.
+    pub fn to_wire(&self) -> String {
+        let mut obj = json!({ "code": self.code(), "message": self.to_string() });
+        if let Some(data) = self.data() {
+            obj["data"] = data;
+        }
+        obj.to_string()
+    }
+}
+
+fn hint(suggestions: &[String]) -> String {
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (did you mean {}?)",
+            suggestions
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_tool_names_the_tool_and_close_matches() {
+        let e = GatewayError::UnknownTool {
+            name: "fils__read".into(),
+            suggestions: vec!["files__read".into()],
+        };
+        let wire: Value = serde_json::from_str(&e.to_wire()).unwrap();
+        assert_eq!(wire["code"], -32602);
+        assert_eq!(
+            wire["message"],
+            "unknown tool \"fils__read\" (did you mean \"files__read\"?)"
+        );
+        assert_eq!(wire["data"]["suggestions"][0], "files__read");
+    }
+}

@@ -1,0 +1,243 @@
+//! One client session: decodes each message's envelope and answers or forwards it.
+//!
+//! Nothing here waits for a child: a forwarded call is registered and queued, and the child's
+//! reader answers it later. A slow call therefore never delays the next message.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{json, Value};
+
+use super::FrontSink;
+use crate::app::Gateway;
+use crate::error::GatewayError;
+use crate::health;
+use crate::jsonrpc::{self, CallParams, Envelope, Kind};
+use crate::names;
+
+/// Protocol versions the front speaks, newest first (the initialize-handshake era).
+pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// State of one client session.
+pub struct Session {
+    gw: Gateway,
+    out: FrontSink,
+    initialized: AtomicBool,
+}
+
+impl Session {
+    pub fn new(gw: Gateway, out: FrontSink) -> Self {
+        Self {
+            gw,
+            out,
+            initialized: AtomicBool::new(false),
+        }
+    }
+
+    /// Handles one line from the client.
+    pub async fn handle(&self, line: &[u8]) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let env = match Envelope::parse(line) {
+            Ok(env) => env,
+            Err(e) => {
+                let err = if line.trim_ascii_start().starts_with(b"[") {
+                    GatewayError::InvalidRequest("JSON-RPC batches are not supported by MCP".into())
+                } else {
+                    GatewayError::Parse(e.to_string())
+                };
+                return self.reply_err("null", &err).await;
+            }
+        };
+        match env.kind() {
+            Kind::Request => {
+                let id = env.id.map(|i| i.get()).unwrap_or("null");
+                let method = env.method.as_deref().unwrap_or_default();
+                if let Err(err) = self.request(id, method, env.params).await {
+                    self.reply_err(id, &err).await;
+                }
+            }
+            Kind::Notification => {
+                self.notification(env.method.as_deref().unwrap_or_default(), env.params)
+            }
+            // We send the client no requests, so there is nothing to match a response to.
+            Kind::Response => tracing::debug!("ignored a response from the client"),
+            Kind::Invalid => {
+                let id = env.id.map(|i| i.get()).unwrap_or("null");
+                self.reply_err(
+                    id,
+                    &GatewayError::InvalidRequest("not a request, notification or response".into()),
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn request(
+        &self,
+        id: &str,
+        method: &str,
+        params: Option<&serde_json::value::RawValue>,
+    ) -> Result<(), GatewayError> {
+        match method {
+            "tools/call" => {
+                let params = params
+                    .ok_or_else(|| GatewayError::InvalidParams("tools/call needs params".into()))?;
+                self.call_tool(id, params).await
+            }
+            "tools/list" => {
+                self.list_tools(id).await;
+                Ok(())
+            }
+            "initialize" => {
+                let result = self.initialize(params);
+                self.reply(id, &result.to_string()).await;
+                Ok(())
+            }
+            "ping" | "logging/setLevel" => {
+                self.reply(id, "{}").await;
+                Ok(())
+            }
+            other => Err(GatewayError::MethodNotFound(other.to_owned())),
+        }
+    }
+
+    fn notification(&self, method: &str, params: Option<&serde_json::value::RawValue>) {
+        match method {
+            "notifications/initialized" => self.initialized.store(true, Ordering::Release),
+            "notifications/cancelled" => {
+                #[derive(serde::Deserialize)]
+                struct Cancelled<'a> {
+                    #[serde(rename = "requestId", borrow)]
+                    request_id: &'a serde_json::value::RawValue,
+                    reason: Option<String>,
+                }
+                let Some(c) = params.and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok())
+                else {
+                    return;
+                };
+                let found = self
+                    .gw
+                    .children()
+                    .iter()
+                    .filter_map(|child| child.connection())
+                    .any(|conn| conn.cancel_call(c.request_id.get(), c.reason.as_deref()));
+                tracing::debug!(
+                    request = c.request_id.get(),
+                    found,
+                    "client cancelled a request"
+                );
+            }
+            _ => tracing::debug!(method, "ignored a notification from the client"),
+        }
+    }
+
+    /// The hot path: route by exposed name, re-address, queue for the child.
+    async fn call_tool(
+        &self,
+        id: &str,
+        params: &serde_json::value::RawValue,
+    ) -> Result<(), GatewayError> {
+        let call = CallParams::parse(params).map_err(GatewayError::InvalidParams)?;
+        if call.name == health::TOOL_NAME {
+            let result = health::call(&self.gw);
+            self.reply(id, &result.to_string()).await;
+            return Ok(());
+        }
+        let catalog = self.gw.catalog();
+        let Some(route) = catalog.route(&call.name) else {
+            return Err(self.unroutable(&call.name));
+        };
+        let child = &self.gw.children()[route.server];
+        let Some(conn) = child.connection() else {
+            return Err(unavailable(child));
+        };
+        conn.forward_call(
+            id,
+            &route.exposed,
+            &call.with_name(&route.tool),
+            child.spec().call_timeout,
+            &self.out,
+        )
+    }
+
+    /// Why a name has no route: its server is not up, or no such tool exists.
+    fn unroutable(&self, name: &str) -> GatewayError {
+        let separator = &self.gw.config().gateway.separator;
+        if let Some((server, _)) = names::split(name, separator) {
+            if let Some(child) = self.gw.children().iter().find(|c| c.name() == server) {
+                if child.state() != crate::child::State::Ready {
+                    return unavailable(child);
+                }
+            }
+        }
+        GatewayError::UnknownTool {
+            name: name.to_owned(),
+            suggestions: self.gw.catalog().suggestions(name),
+        }
+    }
+
+    async fn list_tools(&self, id: &str) {
+        if !self.gw.is_settled() {
+            // Hold the first listing until every child has finished starting (bounded), so the
+            // client sees the whole catalog instead of whichever children were fastest.
+            let gw = self.gw.clone();
+            let out = self.out.clone();
+            let id = id.to_owned();
+            self.gw.spawn(async move {
+                gw.wait_settled().await;
+                gw.mark_listed();
+                out.send(jsonrpc::response_line(&id, gw.catalog().list_result()))
+                    .await;
+            });
+            return;
+        }
+        self.gw.mark_listed();
+        let catalog = self.gw.catalog();
+        self.reply(id, catalog.list_result()).await;
+    }
+
+    fn initialize(&self, params: Option<&serde_json::value::RawValue>) -> Value {
+        let requested = params
+            .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+            .and_then(|p| {
+                p.get("protocolVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            });
+        let version = requested
+            .as_deref()
+            .filter(|v| SUPPORTED_VERSIONS.contains(v))
+            .unwrap_or(SUPPORTED_VERSIONS[0]);
+        json!({
+            "protocolVersion": version,
+            "capabilities": { "tools": { "listChanged": true } },
+            "serverInfo": {
+                "name": "mcp-orchestra",
+                "title": "mcp-orchestra gateway",
+                "version": env!("CARGO_PKG_VERSION"),
+            },
+            "instructions": self.gw.instructions(),
+        })
+    }
+
+    async fn reply(&self, id: &str, result: &str) {
+        self.out.send(jsonrpc::response_line(id, result)).await;
+    }
+
+    async fn reply_err(&self, id: &str, err: &GatewayError) {
+        self.out.send(jsonrpc::error_line(id, &err.to_wire())).await;
+    }
+}
+
+fn unavailable(child: &crate::child::ChildHandle) -> GatewayError {
+    let status = child.status();
+    GatewayError::ServerUnavailable {
+        server: child.name().to_owned(),
+        state: status.state.as_str(),
+        reason: status.reason.unwrap_or_else(|| match status.state {
+            crate::child::State::Starting => "it has not finished starting".into(),
+            _ => "its session is closed".into(),
+        }),
+    }
+}

@@ -1,0 +1,298 @@
+//! `orchestrator_health`: what is up, what is not and why — for the model and for people.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::app::Gateway;
+use crate::child::{ChildHandle, State};
+
+/// The health tool's name (the gateway's own tools carry no separator).
+pub const TOOL_NAME: &str = "orchestrator_health";
+
+/// The tool as listed to the client, with its output schema.
+pub fn tool_definition() -> Value {
+    json!({
+        "name": TOOL_NAME,
+        "title": "Gateway health",
+        "description": "Which MCP servers behind this gateway are up, starting or failed (and why), \
+                        which domains are served, call statistics, and the names of shortened tools. \
+                        Read this before relying on a server that may be down.",
+        "inputSchema": { "type": "object", "properties": {}, "additionalProperties": false },
+        "outputSchema": output_schema(),
+        "annotations": { "readOnlyHint": true, "idempotentHint": true, "openWorldHint": false },
+    })
+}
+
+/// The `tools/call` result: a short text summary plus the full report as structuredContent.
+pub fn call(gw: &Gateway) -> Value {
+    let report = report(gw);
+    json!({
+        "content": [{ "type": "text", "text": summary(&report) }],
+        "structuredContent": report,
+    })
+}
+
+/// The full report. Every figure is read from the live gateway.
+pub fn report(gw: &Gateway) -> Value {
+    let catalog = gw.catalog();
+    let servers: Vec<Value> = gw.children().iter().map(server_report).collect();
+    let domains: Vec<Value> = gw
+        .config()
+        .domains
+        .iter()
+        .map(|d| {
+            let ready = |name: &str| {
+                gw.children()
+                    .iter()
+                    .any(|c| c.name() == name && c.state() == State::Ready)
+            };
+            let served_by = std::iter::once(&d.primary)
+                .chain(d.secondary.iter())
+                .find(|s| ready(s.as_str()))
+                .map(|s| s.as_str().to_owned());
+            json!({
+                "name": d.name,
+                "owner": d.primary.as_str(),
+                "secondary": d.secondary.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                "served": served_by.is_some(),
+                "served_by": served_by,
+            })
+        })
+        .collect();
+    let ready = gw
+        .children()
+        .iter()
+        .filter(|c| c.state() == State::Ready)
+        .count();
+    json!({
+        "gateway": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "started_at": rfc3339(gw.started_at()),
+            "uptime_seconds": secs(gw.uptime()),
+            "config": gw.config().source.display().to_string(),
+            "separator": gw.config().gateway.separator,
+            "servers_total": gw.children().len(),
+            "servers_ready": ready,
+            "tools_exposed": catalog.len(),
+        },
+        "servers": servers,
+        "domains": domains,
+        "renamed_tools": catalog.renamed(),
+    })
+}
+
+fn server_report(child: &ChildHandle) -> Value {
+    let status = child.status();
+    let stats = child.stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0);
+    let up = status.state == State::Ready;
+    json!({
+        "name": child.name(),
+        "state": status.state,
+        "since": rfc3339(status.since),
+        "reason": status.reason,
+        "pid": if up || status.state == State::Starting { status.pid } else { None },
+        "uptime_seconds": status.started.filter(|_| up).map(|s| secs(s.elapsed())),
+        "command": child.spec().command,
+        "tools": child.tools().len(),
+        "tools_hidden_by_filter": child.hidden_tools(),
+        "calls": load(&stats.calls),
+        "errors": load(&stats.errors),
+        "timeouts": load(&stats.timeouts),
+        "in_flight": child.connection().map_or(0, |c| c.in_flight()),
+        "latency_p50_ms": ms(stats.latency_quantile(0.5)),
+        "latency_p99_ms": ms(stats.latency_quantile(0.99)),
+        "stdout_noise_lines": load(&stats.stdout_noise),
+        "unmatched_responses": load(&stats.unmatched_responses),
+        "protocol_version": status.protocol_version,
+        "server_info": status.server_info,
+        "last_exit": status.last_exit,
+        "last_error": stats.last_error().or_else(|| status.reason.clone().filter(|_| status.state == State::Failed)),
+        "stderr_tail": child.stderr_tail(),
+    })
+}
+
+/// A few lines a person (or model) can read at a glance.
+pub fn summary(report: &Value) -> String {
+    let g = &report["gateway"];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "mcp-orchestra {}: {}/{} servers ready, {} tools, up {}s",
+        g["version"].as_str().unwrap_or("?"),
+        g["servers_ready"],
+        g["servers_total"],
+        g["tools_exposed"],
+        g["uptime_seconds"]
+    );
+    for s in report["servers"].as_array().into_iter().flatten() {
+        let state = s["state"].as_str().unwrap_or("?");
+        let _ = write!(out, "- {}: {state}", s["name"].as_str().unwrap_or("?"));
+        if state == "ready" {
+            let _ = write!(
+                out,
+                ", {} tools, {} calls, {} errors",
+                s["tools"], s["calls"], s["errors"]
+            );
+        }
+        if let Some(reason) = s["reason"].as_str() {
+            let _ = write!(out, " — {reason}");
+        }
+        out.push('\n');
+    }
+    for d in report["domains"].as_array().into_iter().flatten() {
+        let name = d["name"].as_str().unwrap_or("?");
+        match d["served_by"].as_str() {
+            Some(by) => {
+                let _ = writeln!(out, "- domain {name}: served by {by}");
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "- domain {name}: NOT served (owner {} is down)",
+                    d["owner"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
+    for r in report["renamed_tools"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "- tool {} is {}'s \"{}\"",
+            r["exposed"].as_str().unwrap_or("?"),
+            r["server"].as_str().unwrap_or("?"),
+            r["tool"].as_str().unwrap_or("?")
+        );
+    }
+    out
+}
+
+fn output_schema() -> Value {
+    let nullable = |t: &str| json!({ "type": [t, "null"] });
+    json!({
+        "type": "object",
+        "required": ["gateway", "servers", "domains", "renamed_tools"],
+        "properties": {
+            "gateway": {
+                "type": "object",
+                "required": ["version", "uptime_seconds", "servers_total", "servers_ready", "tools_exposed"],
+                "properties": {
+                    "version": { "type": "string" },
+                    "started_at": { "type": "string" },
+                    "uptime_seconds": { "type": "number" },
+                    "config": { "type": "string" },
+                    "separator": { "type": "string" },
+                    "servers_total": { "type": "integer" },
+                    "servers_ready": { "type": "integer" },
+                    "tools_exposed": { "type": "integer" },
+                },
+            },
+            "servers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "state", "tools", "calls", "errors", "timeouts"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "state": { "type": "string", "enum": ["starting", "ready", "failed", "stopped"] },
+                        "since": { "type": "string" },
+                        "reason": nullable("string"),
+                        "pid": nullable("integer"),
+                        "uptime_seconds": nullable("number"),
+                        "command": { "type": "string" },
+                        "tools": { "type": "integer" },
+                        "tools_hidden_by_filter": { "type": "integer" },
+                        "calls": { "type": "integer" },
+                        "errors": { "type": "integer" },
+                        "timeouts": { "type": "integer" },
+                        "in_flight": { "type": "integer" },
+                        "latency_p50_ms": nullable("number"),
+                        "latency_p99_ms": nullable("number"),
+                        "stdout_noise_lines": { "type": "integer" },
+                        "unmatched_responses": { "type": "integer" },
+                        "protocol_version": nullable("string"),
+                        "server_info": {},
+                        "last_exit": nullable("string"),
+                        "last_error": nullable("string"),
+                        "stderr_tail": { "type": "array", "items": { "type": "string" } },
+                    },
+                },
+            },
+            "domains": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "owner", "served"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "owner": { "type": "string" },
+                        "secondary": { "type": "array", "items": { "type": "string" } },
+                        "served": { "type": "boolean" },
+                        "served_by": nullable("string"),
+                    },
+                },
+            },
+            "renamed_tools": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "exposed": { "type": "string" },
+                        "server": { "type": "string" },
+                        "tool": { "type": "string" },
+                    },
+                },
+            },
+        },
+    })
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
+/// UTC RFC 3339 with second precision, without a date-time dependency.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_000_000)),
+            "2026-11-18T09:46:40Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Newline-delimited framing with a length cap: a line longer than the cap is discarded up to
+//! its newline instead of growing memory without bound.
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+/// One framing event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete line (without the newline; a trailing `\r` is removed too).
+    Line,
+    /// A line over the cap was skipped; carries its length so far.
+    Oversized(usize),
+    /// End of stream.
+    Eof,
+}
+
+/// Reads newline-delimited frames into a reusable buffer.
+pub struct LineReader<R> {
+    inner: R,
+    max_len: usize,
+}
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    pub fn new(inner: R, max_len: usize) -> Self {
+        Self { inner, max_len }
+    }
+
+    /// Reads the next frame into `buf` (cleared first).
+    pub async fn next(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Frame> {
+        buf.clear();
+        let mut skipped = 0usize;
+        loop {
+            let available = self.inner.fill_buf().await?;
+            if available.is_empty() {
+                return Ok(if skipped > 0 {
+                    Frame::Oversized(skipped)
+                } else if buf.is_empty() {
+                    Frame::Eof
+                } else {
+                    // A last line without newline still counts.
+                    trim_cr(buf);
+                    Frame::Line
+                });
+            }
+            let (chunk, found) = match memchr(available) {
+                Some(i) => (&available[..i], Some(i)),
+                None => (available, None),
+            };
+            if skipped > 0 || buf.len() + chunk.len() > self.max_len {
+                skipped += buf.len() + chunk.len();
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+            let consumed = found.map_or(available.len(), |i| i + 1);
+            self.inner.consume(consumed);
+            if found.is_some() {
+                if skipped > 0 {
+                    return Ok(Frame::Oversized(skipped));
+                }
+                trim_cr(buf);
+                return Ok(Frame::Line);
+            }
+        }
+    }
+}
+
+fn memchr(hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == b'\n')
+}
+
+fn trim_cr(buf: &mut Vec<u8>) {
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn splits_lines_and_skips_oversized_ones() {
+        let input: &[u8] = b"short\r\nthis line is far too long\nok\nlast";
+        let mut r = LineReader::new(tokio::io::BufReader::with_capacity(4, input), 10);
+        let mut buf = Vec::new();
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
+        assert_eq!(buf, b"short");
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Oversized(24));
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
+        assert_eq!(buf, b"ok");
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
+        assert_eq!(buf, b"last");
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Eof);
+    }
+}

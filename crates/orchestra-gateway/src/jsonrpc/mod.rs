@@ -1,0 +1,250 @@
+//! JSON-RPC 2.0 as the gateway needs it: borrow a line, look only at the envelope, and write
+//! lines by splicing raw JSON (ids, params and results pass through without being re-encoded).
+//!
+//! This is the hot path's vocabulary: a forwarded call is parsed once (the envelope) and the
+//! child's answer is parsed once (the envelope); arguments and results are never decoded.
+
+pub mod framing;
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The parts of a JSON-RPC message the gateway routes on; everything else stays raw.
+#[derive(Debug, Deserialize)]
+pub struct Envelope<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub params: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub error: Option<&'a RawValue>,
+}
+
+/// What kind of message an envelope holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Notification,
+    Response,
+    Invalid,
+}
+
+impl Envelope<'_> {
+    /// Parses one line. Batches (`[...]`) and non-objects are errors: batching was removed from
+    /// MCP in 2025-06-18.
+    pub fn parse(line: &[u8]) -> Result<Envelope<'_>, serde_json::Error> {
+        serde_json::from_slice(line)
+    }
+
+    pub fn kind(&self) -> Kind {
+        match (self.id.is_some(), self.method.is_some()) {
+            (true, true) => Kind::Request,
+            (false, true) => Kind::Notification,
+            (true, false) if self.result.is_some() || self.error.is_some() => Kind::Response,
+            _ => Kind::Invalid,
+        }
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":<id>,"result":<result>}\n`
+pub fn response_line(id: &str, result: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(36 + id.len() + result.len());
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b",\"result\":");
+    out.extend_from_slice(result.as_bytes());
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+/// `{"jsonrpc":"2.0","id":<id>,"error":<error>}\n` with `error` already serialized.
+pub fn error_line(id: &str, error: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(36 + id.len() + error.len());
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b",\"error\":");
+    out.extend_from_slice(error.as_bytes());
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+/// `{"jsonrpc":"2.0","id":<n>,"method":"<method>","params":<params>}\n`
+pub fn request_line(id: u64, method: &str, params: Option<&str>) -> Vec<u8> {
+    let mut out = String::with_capacity(64 + params.map_or(0, str::len));
+    let _ = write!(out, "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":");
+    push_json_str(&mut out, method);
+    if let Some(p) = params {
+        out.push_str(",\"params\":");
+        out.push_str(p);
+    }
+    out.push_str("}\n");
+    out.into_bytes()
+}
+
+/// `{"jsonrpc":"2.0","method":"<method>","params":<params>}\n`
+pub fn notification_line(method: &str, params: Option<&str>) -> Vec<u8> {
+    let mut out = String::with_capacity(48 + params.map_or(0, str::len));
+    out.push_str("{\"jsonrpc\":\"2.0\",\"method\":");
+    push_json_str(&mut out, method);
+    if let Some(p) = params {
+        out.push_str(",\"params\":");
+        out.push_str(p);
+    }
+    out.push_str("}\n");
+    out.into_bytes()
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_str(out: &mut String, s: &str) {
+    // serde_json's escaper is correct for every input; strings here are short.
+    out.push_str(&serde_json::Value::from(s).to_string());
+}
+
+/// The params of a `tools/call`: the tool name decoded, every other member kept raw and in
+/// order, so the call can be re-addressed to the child without touching the arguments.
+pub struct CallParams<'a> {
+    pub name: Cow<'a, str>,
+    pub rest: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> CallParams<'a> {
+    pub fn parse(params: &'a RawValue) -> Result<Self, String> {
+        let members: Vec<(Cow<'a, str>, &'a RawValue)> =
+            serde_json::from_str::<RawMembers<'a>>(params.get())
+                .map_err(|e| format!("params must be an object: {e}"))?
+                .0;
+        let mut name = None;
+        let mut rest = Vec::with_capacity(members.len());
+        for (k, v) in members {
+            if k == "name" {
+                let n: Cow<'a, str> = serde_json::from_str(v.get())
+                    .map_err(|_| "params.name must be a string".to_owned())?;
+                name = Some(n);
+            } else {
+                rest.push((k, v));
+            }
+        }
+        let name = name.ok_or_else(|| "params.name is required".to_owned())?;
+        Ok(Self { name, rest })
+    }
+
+    /// The same params addressed to `tool`.
+    pub fn with_name(&self, tool: &str) -> String {
+        let mut out = String::with_capacity(
+            16 + tool.len()
+                + self
+                    .rest
+                    .iter()
+                    .map(|(k, v)| k.len() + v.get().len() + 4)
+                    .sum::<usize>(),
+        );
+        out.push_str("{\"name\":");
+        push_json_str(&mut out, tool);
+        for (k, v) in &self.rest {
+            out.push(',');
+            push_json_str(&mut out, k);
+            out.push(':');
+            out.push_str(v.get());
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// An object's members in document order, values raw.
+struct RawMembers<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawMembers<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = RawMembers<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(RawMembers(out))
+            }
+        }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_messages() {
+        let k = |s: &str| Envelope::parse(s.as_bytes()).unwrap().kind();
+        assert_eq!(
+            k(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+            Kind::Request
+        );
+        assert_eq!(
+            k(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Kind::Notification
+        );
+        assert_eq!(
+            k(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
+            Kind::Response
+        );
+        assert_eq!(
+            k(r#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#),
+            Kind::Response
+        );
+        assert_eq!(k(r#"{"jsonrpc":"2.0","id":1}"#), Kind::Invalid);
+        assert!(Envelope::parse(b"[1,2]").is_err());
+    }
+
+    #[test]
+    fn call_params_are_readdressed_without_touching_arguments() {
+        let raw: &RawValue = serde_json::from_str(
+            r#"{"name":"files__read","arguments":{"path":"a b","n":[1, 2]},"_meta":{"progressToken":7}}"#,
+        )
+        .unwrap();
+        let p = CallParams::parse(raw).unwrap();
+        assert_eq!(p.name, "files__read");
+        assert_eq!(
+            p.with_name("read"),
+            r#"{"name":"read","arguments":{"path":"a b","n":[1, 2]},"_meta":{"progressToken":7}}"#
+        );
+    }
+
+    #[test]
+    fn call_params_errors_are_clear() {
+        let raw: &RawValue = serde_json::from_str(r#"{"arguments":{}}"#).unwrap();
+        assert_eq!(
+            CallParams::parse(raw).err().unwrap(),
+            "params.name is required"
+        );
+        let raw: &RawValue = serde_json::from_str(r#"[1]"#).unwrap();
+        assert!(CallParams::parse(raw).is_err());
+    }
+
+    #[test]
+    fn lines_splice_raw_json() {
+        assert_eq!(
+            response_line("\"x\"", "{}"),
+            b"{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"result\":{}}\n"
+        );
+        assert_eq!(
+            request_line(3, "tools/call", Some("{\"name\":\"a\"}")),
+            b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"a\"}}\n"
+        );
+    }
+}
