@@ -12,7 +12,7 @@ where
             let c_lower = c.to_ascii_lowercase();
             let d = distance(&wanted_lower, &c_lower);
             // Close enough: a few edits relative to length, or one contains the other.
-            let threshold = (wanted.len().max(c.len()) / 3).max(1);
+            let threshold = (wanted.len().max(c.len()) / 4).max(2);
             let contains = wanted_lower.len() >= 3
                 && (c_lower.contains(&wanted_lower) || wanted_lower.contains(&c_lower));
             (d <= threshold || contains).then_some((d, c))
@@ -20,7 +20,14 @@ where
         .collect();
     scored.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(limit).map(|(_, c)| c).collect()
+    // Only the best few: a near miss next to an exact-shape match is noise.
+    let best = scored.first().map_or(0, |s| s.0);
+    scored
+        .into_iter()
+        .filter(|(d, _)| *d <= best + 1)
+        .take(limit)
+        .map(|(_, c)| c)
+        .collect()
 }
 
 /// ` (did you mean "x"?)` or an empty string.
@@ -69,6 +76,19 @@ mod tests {
     #[test]
     fn stays_quiet_when_nothing_is_close() {
         assert_eq!(did_you_mean("docker", ["files", "memory"]), "");
+    }
+
+    #[test]
+    fn only_the_closest_names_are_suggested() {
+        let names = [
+            "everything__echo",
+            "everything__get-env",
+            "everything__get-sum",
+        ];
+        assert_eq!(
+            closest("everything__ecoh", names, 3),
+            vec!["everything__echo"]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::FrontSink;
 use crate::app::Gateway;
+use crate::child::{ChildHandle, State};
 use crate::error::GatewayError;
 use crate::health;
 use crate::jsonrpc::{self, CallParams, Envelope, Kind};
@@ -144,36 +145,36 @@ impl Session {
             self.reply(id, &result.to_string()).await;
             return Ok(());
         }
-        let catalog = self.gw.catalog();
-        let Some(route) = catalog.route(&call.name) else {
-            return Err(self.unroutable(&call.name));
-        };
-        let child = &self.gw.children()[route.server];
-        let Some(conn) = child.connection() else {
-            return Err(unavailable(child));
-        };
-        conn.forward_call(
-            id,
-            &route.exposed,
-            &call.with_name(&route.tool),
-            child.spec().call_timeout,
-            &self.out,
-        )
-    }
-
-    /// Why a name has no route: its server is not up, or no such tool exists.
-    fn unroutable(&self, name: &str) -> GatewayError {
-        let separator = &self.gw.config().gateway.separator;
-        if let Some((server, _)) = names::split(name, separator) {
-            if let Some(child) = self.gw.children().iter().find(|c| c.name() == server) {
-                if child.state() != crate::child::State::Ready {
-                    return unavailable(child);
-                }
+        match forward(&self.gw, &self.out, id, &call) {
+            Err(Unrouted::Starting(child)) => {
+                // The owner is still starting: wait for it (bounded by its startup timeout)
+                // off the reader, so other messages keep flowing.
+                let (gw, out, id, params) = (
+                    self.gw.clone(),
+                    self.out.clone(),
+                    id.to_owned(),
+                    params.get().to_owned(),
+                );
+                self.gw.spawn(async move {
+                    let mut status = child.subscribe();
+                    let budget = child.spec().startup_timeout + std::time::Duration::from_secs(1);
+                    let _ = tokio::time::timeout(budget, status.wait_for(|s| s.state.is_settled()))
+                        .await;
+                    let retried = match serde_json::value::RawValue::from_string(params) {
+                        Ok(raw) => match CallParams::parse(&raw) {
+                            Ok(call) => forward(&gw, &out, &id, &call)
+                                .map_err(|u| u.into_error(&gw, &call.name)),
+                            Err(e) => Err(GatewayError::InvalidParams(e)),
+                        },
+                        Err(e) => Err(GatewayError::InvalidParams(e.to_string())),
+                    };
+                    if let Err(err) = retried {
+                        out.send(jsonrpc::error_line(&id, &err.to_wire())).await;
+                    }
+                });
+                Ok(())
             }
-        }
-        GatewayError::UnknownTool {
-            name: name.to_owned(),
-            suggestions: self.gw.catalog().suggestions(name),
+            other => other.map_err(|u| u.into_error(&self.gw, &call.name)),
         }
     }
 
@@ -230,13 +231,65 @@ impl Session {
     }
 }
 
-fn unavailable(child: &crate::child::ChildHandle) -> GatewayError {
+/// Why a call could not be forwarded.
+enum Unrouted {
+    /// Its server is still starting: worth waiting for.
+    Starting(ChildHandle),
+    /// Its server is not up.
+    Down(ChildHandle),
+    /// Forwarding failed (overloaded, session closing).
+    Failed(GatewayError),
+    /// No server has such a tool.
+    Unknown,
+}
+
+impl Unrouted {
+    fn into_error(self, gw: &Gateway, name: &str) -> GatewayError {
+        match self {
+            Unrouted::Starting(child) | Unrouted::Down(child) => unavailable(&child),
+            Unrouted::Failed(e) => e,
+            Unrouted::Unknown => GatewayError::UnknownTool {
+                name: name.to_owned(),
+                suggestions: gw.catalog().suggestions(name),
+            },
+        }
+    }
+}
+
+/// Routes `call` by its exposed name and queues it for the owning child.
+fn forward(gw: &Gateway, out: &FrontSink, id: &str, call: &CallParams<'_>) -> Result<(), Unrouted> {
+    let catalog = gw.catalog();
+    let Some(route) = catalog.route(&call.name) else {
+        // Not in the catalog: is it a tool of a server that is not up?
+        let owner = names::split(&call.name, &gw.config().gateway.separator)
+            .and_then(|(server, _)| gw.children().iter().find(|c| c.name() == server));
+        return Err(match owner {
+            Some(child) if child.state() == State::Starting => Unrouted::Starting(child.clone()),
+            Some(child) if child.state() != State::Ready => Unrouted::Down(child.clone()),
+            _ => Unrouted::Unknown,
+        });
+    };
+    let child = &gw.children()[route.server];
+    let Some(conn) = child.connection() else {
+        return Err(Unrouted::Down(child.clone()));
+    };
+    conn.forward_call(
+        id,
+        &route.exposed,
+        &call.with_name(&route.tool),
+        child.spec().call_timeout,
+        out,
+    )
+    .map_err(Unrouted::Failed)
+}
+
+fn unavailable(child: &ChildHandle) -> GatewayError {
     let status = child.status();
     GatewayError::ServerUnavailable {
         server: child.name().to_owned(),
         state: status.state.as_str(),
         reason: status.reason.unwrap_or_else(|| match status.state {
-            crate::child::State::Starting => "it has not finished starting".into(),
+            State::Starting => "it has not finished starting".into(),
             _ => "its session is closed".into(),
         }),
     }
