@@ -186,7 +186,15 @@ fn validate_server(
             );
             None
         }
-        Some(c) => expanded(c, &join(path, "command"), cx, errors),
+        // A relative path with a slash (`./bin/server`, `../scripts/pyx`) means "next to this
+        // config file", not "wherever the gateway happens to be started from".
+        Some(c) => expanded(c, &join(path, "command"), cx, errors).map(|c| {
+            if c.contains('/') && !Path::new(&c).is_absolute() {
+                resolve(cx.source, &c).display().to_string()
+            } else {
+                c
+            }
+        }),
     };
     let args: Vec<String> = raw
         .args

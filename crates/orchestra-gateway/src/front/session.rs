@@ -18,6 +18,10 @@ use crate::names;
 /// Protocol versions the front speaks, newest first (the initialize-handshake era).
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
+/// Longest a `tools/list` waits for children still starting. Slower children (a first run
+/// downloading packages) join later through `notifications/tools/list_changed`.
+const FIRST_LIST_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// State of one client session.
 pub struct Session {
     gw: Gateway,
@@ -186,7 +190,7 @@ impl Session {
             let out = self.out.clone();
             let id = id.to_owned();
             self.gw.spawn(async move {
-                gw.wait_settled().await;
+                let _ = tokio::time::timeout(FIRST_LIST_HOLD, gw.wait_settled()).await;
                 gw.mark_listed();
                 out.send(jsonrpc::response_line(&id, gw.catalog().list_result()))
                     .await;

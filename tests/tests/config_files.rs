@@ -1,0 +1,134 @@
+//! The shipped configuration files stay valid, and `check` reports problems the way people
+//! need them: every one, at its key path, exit code 64, nothing on stdout but the report.
+
+use std::process::Command;
+
+use orchestra_tests::{gateway_bin, workspace_root, TempDir};
+
+#[test]
+fn every_file_in_config_validates() {
+    let dir = workspace_root().join("config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("config/ exists") {
+        let path = entry.unwrap().path();
+        if !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            continue;
+        }
+        let out = Command::new(gateway_bin())
+            .arg("check")
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} does not validate:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "expected the default YAML and the Claude example, found {checked}"
+    );
+}
+
+#[test]
+fn check_reports_every_error_with_exit_code_64() {
+    let dir = TempDir::new("badcfg");
+    let path = dir.join("orchestra.yaml");
+    std::fs::write(
+        &path,
+        "servers:\n  files: {command: npx, call_timeout: 10}\n  memory: {comand: npx}\ndomain_boundaries:\n  research: fils\n",
+    )
+    .unwrap();
+    let out = Command::new(gateway_bin())
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "errors go to stderr"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: {}: 4 configuration errors:\n  \
+             - domain_boundaries.research: unknown server \"fils\" (did you mean \"files\"?)\n  \
+             - servers.files.call_timeout: missing unit in \"10\" (did you mean \"10s\"?)\n  \
+             - servers.memory.comand: unknown key (did you mean \"command\"?)\n  \
+             - servers.memory.command: missing: the program to start (e.g. \"npx\")\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn environment_overrides_gateway_settings() {
+    let dir = TempDir::new("envcfg");
+    let path = dir.join("orchestra.yaml");
+    std::fs::write(&path, "servers:\n  a: {command: x}\n").unwrap();
+    let out = Command::new(gateway_bin())
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .env("ORCHESTRA_GATEWAY__CALL_TIMEOUT", "7s")
+        .env("ORCHESTRA_UNRELATED_PLATFORM_VAR", "ignored")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("call_timeout 7s"));
+
+    let out = Command::new(gateway_bin())
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .env("ORCHESTRA_GATEWAY__CALL_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("gateway.call_timeout: invalid duration \"soon\""));
+}
+
+#[test]
+fn import_turns_a_claude_config_into_yaml_that_validates() {
+    let dir = TempDir::new("import");
+    let out = Command::new(gateway_bin())
+        .arg("import")
+        .arg(workspace_root().join("config/claude_desktop_config.example.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("  memory:\n    command: \"npx\""), "{yaml}");
+    let path = dir.join("imported.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let check = Command::new(gateway_bin())
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

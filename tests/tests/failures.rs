@@ -1,0 +1,467 @@
+//! A broken child never takes the gateway down: next to a healthy real server, every kind of
+//! failure leaves the healthy one serving, and the health tool tells the truth about the
+//! broken one.
+
+use std::time::{Duration, Instant};
+
+use orchestra_tests::{deps, fault_server, procs, text_of, within, Gateway, TempDir};
+use serde_json::{json, Value};
+
+/// The healthy neighbour: the real `server-everything`.
+fn everything() -> String {
+    format!(
+        "  everything: {{command: \"{}\", args: [stdio]}}\n",
+        deps().everything
+    )
+}
+
+/// A fault-child server entry with extra per-server settings (e.g. `startup_timeout: 2s`).
+fn fault_with(name: &str, mode: &str, env: &[(&str, &str)], extra: &str) -> String {
+    let entry = fault_server(name, mode, env);
+    let body = entry
+        .strip_suffix("}\n")
+        .expect("fault_server entries end with a closing brace");
+    if extra.is_empty() {
+        entry
+    } else {
+        format!("{body}, {extra}}}\n")
+    }
+}
+
+/// A config with the healthy `everything` and the given extra server entries.
+fn config(gateway: &str, servers: &[String]) -> String {
+    let mut yaml = format!("gateway: {{{gateway}}}\nservers:\n{}", everything());
+    for s in servers {
+        yaml.push_str(s);
+    }
+    yaml
+}
+
+/// The healthy child answers through the gateway.
+async fn assert_everything_serves(gw: &Gateway, message: &str) {
+    gw.wait_server("everything", Duration::from_secs(15), |s| {
+        s["state"] == "ready"
+    })
+    .await;
+    let echo = gw
+        .call("everything__echo", json!({ "message": message }))
+        .await
+        .unwrap_or_else(|e| panic!("everything__echo failed: {e}"));
+    assert_eq!(text_of(&echo), format!("Echo: {message}"), "{echo}");
+}
+
+/// Processes of this gateway that are fault children.
+fn fault_children(marker: &str) -> Vec<procs::Proc> {
+    procs::with_marker(marker)
+        .into_iter()
+        .filter(|p| p.cmdline.contains("orchestra-fault-child"))
+        .collect()
+}
+
+/// Stdout carried only JSON-RPC, the gateway exits 0 on stdin EOF and leaves nothing behind.
+async fn finish(gw: Gateway) {
+    gw.assert_clean_stdout();
+    let marker = gw.marker.clone();
+    let (status, gw) = gw.close(Duration::from_secs(10)).await;
+    assert!(status.success(), "gateway exit: {status}\n{}", gw.logs());
+    procs::assert_none_left(&marker, Duration::from_secs(3)).await;
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
+}
+
+/// A server whose command does not exist is reported `failed` with "command not found", and a
+/// call to any of its tools is refused with -31001 naming the server, its state and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_command_is_failed_and_its_calls_are_refused() {
+    let gw = Gateway::start(&config(
+        "startup_timeout: 10s",
+        &["  broken: {command: \"/nonexistent/mcp-server\"}\n".to_owned()],
+    ))
+    .await;
+
+    let broken = gw
+        .wait_server("broken", Duration::from_secs(5), |s| {
+            s["state"] != "starting"
+        })
+        .await;
+    assert_eq!(broken["state"], "failed", "{broken}");
+    assert!(
+        str_of(&broken, "reason").contains("command not found"),
+        "{broken}"
+    );
+    assert!(
+        str_of(&broken, "reason").contains("/nonexistent/mcp-server"),
+        "the reason names the command: {broken}"
+    );
+    assert_eq!(broken["pid"], Value::Null, "{broken}");
+
+    let err = gw
+        .call("broken__anything", json!({}))
+        .await
+        .expect_err("a call to a failed server is an error");
+    assert_eq!(err["code"], -31001, "{err}");
+    assert_eq!(err["data"]["server"], "broken", "{err}");
+    assert_eq!(err["data"]["state"], "failed", "{err}");
+    assert!(
+        str_of(&err["data"], "reason").contains("command not found"),
+        "{err}"
+    );
+    assert!(str_of(&err, "message").contains("broken"), "{err}");
+
+    assert_everything_serves(&gw, "still here").await;
+    let health = gw.health().await;
+    assert_eq!(health["gateway"]["servers_total"], 2, "{health}");
+    assert_eq!(health["gateway"]["servers_ready"], 1, "{health}");
+    finish(gw).await;
+}
+
+/// A child that never answers `initialize` is failed once its startup timeout passes (the
+/// reason says the handshake got no answer), and its process is stopped while the gateway
+/// keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_child_fails_at_startup_timeout_and_is_stopped() {
+    let started = Instant::now();
+    let gw = Gateway::start(&config(
+        "startup_timeout: 15s, shutdown_grace: 1s",
+        &[fault_with(
+            "mute",
+            "hang_on:initialize",
+            &[],
+            "startup_timeout: 2s",
+        )],
+    ))
+    .await;
+
+    let mute = gw
+        .wait_server("mute", Duration::from_secs(5), |s| s["state"] != "starting")
+        .await;
+    let took = started.elapsed();
+    assert_eq!(mute["state"], "failed", "{mute}");
+    assert!(
+        took < Duration::from_millis(3500),
+        "failed only after {took:?} with a 2s startup timeout"
+    );
+    assert!(
+        took >= Duration::from_millis(1900),
+        "failed after {took:?}, before its 2s startup timeout"
+    );
+    let reason = str_of(&mute, "reason");
+    assert!(reason.contains("no answer"), "{mute}");
+    assert!(
+        reason.contains("handshake") || reason.contains("initialize"),
+        "{mute}"
+    );
+    assert_eq!(mute["tools"], 0, "{mute}");
+
+    // The silent child was stopped, not abandoned: no fault child is left while the gateway runs.
+    let left = within(
+        Duration::from_secs(3),
+        "the silent child to be stopped",
+        async {
+            loop {
+                let left = fault_children(&gw.marker);
+                if left.is_empty() {
+                    return left;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+    .await;
+    assert!(left.is_empty());
+
+    let err = gw
+        .call("mute__echo", json!({"text": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err["code"], -31001, "{err}");
+    assert_eq!(err["data"]["state"], "failed", "{err}");
+
+    assert_everything_serves(&gw, "unaffected").await;
+    finish(gw).await;
+}
+
+/// A child that exits at once is failed, and both the reason and `last_exit` give its exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_exiting_at_start_is_failed_with_its_exit_code() {
+    let gw = Gateway::start(&config(
+        "startup_timeout: 10s",
+        &[fault_with("quits", "exit_on_start:7", &[], "")],
+    ))
+    .await;
+
+    let quits = gw
+        .wait_server("quits", Duration::from_secs(5), |s| {
+            s["state"] != "starting"
+        })
+        .await;
+    assert_eq!(quits["state"], "failed", "{quits}");
+    assert!(str_of(&quits, "reason").contains("exit code 7"), "{quits}");
+    assert_eq!(quits["last_exit"], "exit code 7", "{quits}");
+
+    let err = gw
+        .call("quits__echo", json!({"text": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err["code"], -31001, "{err}");
+    assert_eq!(err["data"]["server"], "quits", "{err}");
+
+    assert_everything_serves(&gw, "unaffected").await;
+    finish(gw).await;
+}
+
+/// A child that prints a banner and invalid UTF-8 on stdout still works: the noise is skipped
+/// and counted, never forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_noise_from_a_child_is_skipped_and_counted() {
+    let gw = Gateway::start(&config(
+        "startup_timeout: 10s",
+        &[fault_with("noisy", "banner,invalid_utf8", &[], "")],
+    ))
+    .await;
+
+    let noisy = gw
+        .wait_server("noisy", Duration::from_secs(5), |s| {
+            s["state"] != "starting"
+        })
+        .await;
+    assert_eq!(noisy["state"], "ready", "{noisy}");
+    let echo = gw
+        .call("noisy__echo", json!({"text": "through the noise"}))
+        .await
+        .unwrap_or_else(|e| panic!("noisy__echo failed: {e}"));
+    assert_eq!(text_of(&echo), "through the noise", "{echo}");
+
+    let noisy = gw.server_health("noisy").await;
+    assert!(
+        noisy["stdout_noise_lines"].as_u64().unwrap() >= 2,
+        "banner and invalid UTF-8 lines are counted: {noisy}"
+    );
+
+    assert_everything_serves(&gw, "unaffected").await;
+    finish(gw).await;
+}
+
+/// A child dying mid-conversation: the call in flight is answered with -31002 at once (not at
+/// its timeout), health shows the exit, the server's tools leave the catalog with a
+/// `tools/list_changed`, and the healthy neighbour keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_crash_answers_in_flight_calls_and_withdraws_its_tools() {
+    let mut gw = Gateway::start(&config(
+        "startup_timeout: 10s, call_timeout: 20s",
+        &[fault_with("fragile", "", &[], "")],
+    ))
+    .await;
+    gw.wait_server("fragile", Duration::from_secs(5), |s| s["state"] == "ready")
+        .await;
+    gw.wait_server("everything", Duration::from_secs(15), |s| {
+        s["state"] == "ready"
+    })
+    .await;
+
+    // The client has seen the catalog, so changes to it must be announced.
+    let before = gw.tool_names().await;
+    assert!(before.iter().any(|n| n == "fragile__sleep"), "{before:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.drain_notifications();
+
+    let sleeping = gw
+        .send_request(
+            "tools/call",
+            json!({"name": "fragile__sleep", "arguments": {"ms": 5000}}),
+        )
+        .await;
+    gw.wait_server("fragile", Duration::from_secs(5), |s| {
+        s["in_flight"].as_u64() == Some(1)
+    })
+    .await;
+
+    let crashed_at = Instant::now();
+    let crash = gw.call("fragile__crash", json!({})).await.unwrap_err();
+    assert_eq!(crash["code"], -31002, "{crash}");
+
+    let answer = within(
+        Duration::from_secs(3),
+        "the in-flight sleep to be answered",
+        sleeping,
+    )
+    .await
+    .expect("the in-flight call is answered");
+    let waited = crashed_at.elapsed();
+    assert!(
+        waited < Duration::from_secs(1),
+        "the in-flight call was answered {waited:?} after the crash"
+    );
+    let err = &answer["error"];
+    assert_eq!(err["code"], -31002, "{answer}");
+    let message = str_of(err, "message");
+    assert!(
+        message.contains("fragile"),
+        "the message names the server: {answer}"
+    );
+    assert!(
+        message.contains("exit code 3"),
+        "the message gives the exit: {answer}"
+    );
+    assert_eq!(err["data"]["server"], "fragile", "{answer}");
+    assert_eq!(err["data"]["exit"], "exit code 3", "{answer}");
+
+    let fragile = gw
+        .wait_server("fragile", Duration::from_secs(3), |s| {
+            s["state"] == "failed"
+        })
+        .await;
+    assert_eq!(fragile["last_exit"], "exit code 3", "{fragile}");
+    assert!(
+        str_of(&fragile, "reason").contains("exit code 3"),
+        "{fragile}"
+    );
+    assert_eq!(fragile["tools"], 0, "{fragile}");
+
+    assert!(
+        gw.next_notification("notifications/tools/list_changed", Duration::from_secs(3))
+            .await
+            .is_some(),
+        "no tools/list_changed after a server's tools went away"
+    );
+    let after = gw.tool_names().await;
+    assert!(
+        !after.iter().any(|n| n.starts_with("fragile__")),
+        "the dead server's tools are still listed: {after:?}"
+    );
+    assert!(after.iter().any(|n| n == "everything__echo"), "{after:?}");
+
+    let err = gw
+        .call("fragile__echo", json!({"text": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err["code"], -31001, "{err}");
+    assert_eq!(err["data"]["state"], "failed", "{err}");
+
+    assert_everything_serves(&gw, "after the crash").await;
+    // The dead child is gone while the gateway still runs.
+    assert!(fault_children(&gw.marker).is_empty());
+    finish(gw).await;
+}
+
+/// A child flooding its stderr is drained: its calls still succeed in normal time, and health
+/// keeps only a short tail of what it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stderr_flood_is_drained_and_its_tail_bounded() {
+    let gw = Gateway::start(&config(
+        "startup_timeout: 10s, call_timeout: 10s",
+        &[fault_with("chatty", "stderr_flood:10485760", &[], "")],
+    ))
+    .await;
+    let chatty = gw
+        .wait_server("chatty", Duration::from_secs(10), |s| {
+            s["state"] != "starting"
+        })
+        .await;
+    assert_eq!(chatty["state"], "ready", "{chatty}");
+
+    let started = Instant::now();
+    let echo = gw
+        .call("chatty__echo", json!({"text": "heard over the noise"}))
+        .await
+        .unwrap_or_else(|e| panic!("chatty__echo failed: {e}"));
+    assert_eq!(text_of(&echo), "heard over the noise", "{echo}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the call took {:?}",
+        started.elapsed()
+    );
+
+    let chatty = gw.server_health("chatty").await;
+    let tail = chatty["stderr_tail"].as_array().expect("stderr_tail array");
+    assert!(!tail.is_empty(), "{chatty}");
+    assert!(tail.len() <= 20, "stderr_tail has {} lines", tail.len());
+
+    assert_everything_serves(&gw, "unaffected").await;
+    finish(gw).await;
+}
+
+/// A call that outlives its server's `call_timeout` is answered with -31003 at the deadline,
+/// the child is told to stop with `notifications/cancelled`, and health counts the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_timeout_answers_and_cancels_at_the_child() {
+    let scratch = TempDir::new("timeout");
+    let log = scratch.join("fault.log");
+    let log_path = log.display().to_string();
+    let gw = Gateway::start(&config(
+        "startup_timeout: 10s",
+        &[fault_with(
+            "slow",
+            "",
+            &[("FAULT_LOG", &log_path)],
+            "call_timeout: 1s",
+        )],
+    ))
+    .await;
+    gw.wait_server("slow", Duration::from_secs(5), |s| s["state"] == "ready")
+        .await;
+
+    let started = Instant::now();
+    let err = gw
+        .call("slow__sleep", json!({"ms": 10000}))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err["code"], -31003, "{err}");
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_millis(1500),
+        "timed out after {took:?} with a 1s call_timeout"
+    );
+    assert_eq!(err["data"]["server"], "slow", "{err}");
+    assert_eq!(err["data"]["timeout_ms"], 1000, "{err}");
+
+    // The child saw the call, then its cancellation under the same id.
+    let lines = within(
+        Duration::from_secs(3),
+        "the cancellation in the fault log",
+        async {
+            loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.lines().any(|l| l.starts_with("cancelled ")) {
+                    return text;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+    .await;
+    let call_id = lines
+        .lines()
+        .find_map(|l| l.strip_prefix("request tools/call "))
+        .unwrap_or_else(|| panic!("no tools/call in the fault log:\n{lines}"))
+        .trim()
+        .to_owned();
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.starts_with(&format!("cancelled {call_id} "))),
+        "no `cancelled {call_id}` in the fault log:\n{lines}"
+    );
+
+    let slow = gw.server_health("slow").await;
+    assert!(slow["timeouts"].as_u64().unwrap() >= 1, "{slow}");
+    assert_eq!(
+        slow["state"], "ready",
+        "a timeout does not fail the server: {slow}"
+    );
+    assert_eq!(slow["in_flight"], 0, "{slow}");
+
+    // The server still serves after its call was cancelled.
+    let echo = gw
+        .call("slow__echo", json!({"text": "still up"}))
+        .await
+        .unwrap_or_else(|e| panic!("slow__echo failed: {e}"));
+    assert_eq!(text_of(&echo), "still up");
+
+    assert_everything_serves(&gw, "unaffected").await;
+    finish(gw).await;
+}
