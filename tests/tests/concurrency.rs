@@ -61,7 +61,12 @@ fn only_call_id(path: &Path) -> String {
         .into_iter()
         .filter_map(|l| l.strip_prefix("request tools/call ").map(str::to_owned))
         .collect();
-    assert_eq!(calls.len(), 1, "expected one tools/call in {}: {calls:?}", path.display());
+    assert_eq!(
+        calls.len(),
+        1,
+        "expected one tools/call in {}: {calls:?}",
+        path.display()
+    );
     calls[0].clone()
 }
 
@@ -89,8 +94,12 @@ async fn hundred_interleaved_calls_each_get_their_own_answer_once() {
     for t in ["everything__echo", "alpha__echo", "beta__echo"] {
         assert!(names.iter().any(|n| n == t), "{t} missing from {names:?}");
     }
-    let alpha_pid = gw.server_health("alpha").await["pid"].as_u64().expect("alpha pid");
-    let beta_pid = gw.server_health("beta").await["pid"].as_u64().expect("beta pid");
+    let alpha_pid = gw.server_health("alpha").await["pid"]
+        .as_u64()
+        .expect("alpha pid");
+    let beta_pid = gw.server_health("beta").await["pid"]
+        .as_u64()
+        .expect("beta pid");
     assert_ne!(alpha_pid, beta_pid);
 
     struct Sent {
@@ -105,7 +114,12 @@ async fn hundred_interleaved_calls_each_get_their_own_answer_once() {
         let (tool, args, text, pid) = match i % 3 {
             0 => {
                 let m = format!("m{i}-to-everything");
-                ("everything__echo", json!({ "message": m }), format!("Echo: {m}"), None)
+                (
+                    "everything__echo",
+                    json!({ "message": m }),
+                    format!("Echo: {m}"),
+                    None,
+                )
             }
             1 => {
                 let m = format!("m{i}-to-alpha");
@@ -119,7 +133,13 @@ async fn hundred_interleaved_calls_each_get_their_own_answer_once() {
         let (id, rx) = gw
             .send_request_with_id("tools/call", json!({ "name": tool, "arguments": args }))
             .await;
-        sent.push(Sent { id, tool, text, pid, rx });
+        sent.push(Sent {
+            id,
+            tool,
+            text,
+            pid,
+            rx,
+        });
     }
 
     within(STEP, "100 concurrent answers", async {
@@ -128,7 +148,12 @@ async fn hundred_interleaved_calls_each_get_their_own_answer_once() {
             assert_eq!(msg["id"], s.id, "{msg}");
             assert!(msg.get("error").is_none(), "{} failed: {msg}", s.tool);
             let result = &msg["result"];
-            assert_eq!(text_of(result), s.text, "{} answered with another call's payload", s.tool);
+            assert_eq!(
+                text_of(result),
+                s.text,
+                "{} answered with another call's payload",
+                s.tool
+            );
             if let Some(pid) = s.pid {
                 assert_eq!(
                     result["structuredContent"]["pid"], pid,
@@ -186,7 +211,10 @@ async fn slow_call_does_not_delay_fast_calls() {
 
         let t = Instant::now();
         let r = gw
-            .call("everything__echo", json!({ "message": format!("other-{k}") }))
+            .call(
+                "everything__echo",
+                json!({ "message": format!("other-{k}") }),
+            )
             .await
             .expect("fast call to the other child");
         let took = t.elapsed();
@@ -230,7 +258,10 @@ async fn client_cancellation_reaches_only_the_owning_child() {
     gw.tool_names().await;
     // Push the client's ids well past the children's so a forwarded front id would show.
     for k in 0..8 {
-        let r = gw.call("beta__echo", json!({ "text": format!("b{k}") })).await.unwrap();
+        let r = gw
+            .call("beta__echo", json!({ "text": format!("b{k}") }))
+            .await
+            .unwrap();
         assert_eq!(text_of(&r), format!("b{k}"));
     }
 
@@ -254,7 +285,12 @@ async fn client_cancellation_reaches_only_the_owning_child() {
     )
     .await;
     let line = wait_log_line(&log_a, "cancelled ", Duration::from_secs(2)).await;
-    assert_eq!(line, format!("cancelled {child_id} user"), "log: {:?}", log_lines(&log_a));
+    assert_eq!(
+        line,
+        format!("cancelled {child_id} user"),
+        "log: {:?}",
+        log_lines(&log_a)
+    );
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_pending(&mut rx, "the cancelled call");
@@ -270,7 +306,10 @@ async fn client_cancellation_reaches_only_the_owning_child() {
     assert_eq!(a_cancels, 1, "log: {:?}", log_lines(&log_a));
     assert_eq!(gw.server_health("alpha").await["in_flight"], 0);
 
-    let r = gw.call("alpha__echo", json!({ "text": "still here" })).await.unwrap();
+    let r = gw
+        .call("alpha__echo", json!({ "text": "still here" }))
+        .await
+        .unwrap();
     assert_eq!(text_of(&r), "still here");
     assert_pending(&mut rx, "the cancelled call");
     shut_down(gw).await;
@@ -281,7 +320,10 @@ async fn client_cancellation_reaches_only_the_owning_child() {
 /// without a token produces no progress at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_is_forwarded_before_the_response() {
-    let config = format!("gateway: {{call_timeout: 30s}}\nservers:\n{}", everything_entry());
+    let config = format!(
+        "gateway: {{call_timeout: 30s}}\nservers:\n{}",
+        everything_entry()
+    );
     let mut gw = Gateway::start(&config).await;
     gw.tool_names().await;
     gw.drain_notifications();
@@ -317,7 +359,10 @@ async fn progress_is_forwarded_before_the_response() {
         .filter(|n| n["method"] == "notifications/progress")
         .collect();
     assert!(response.get("error").is_none(), "{response}");
-    assert!(text_of(&response["result"]).contains("Steps: 4"), "{response}");
+    assert!(
+        text_of(&response["result"]).contains("Steps: 4"),
+        "{response}"
+    );
     before.extend(with_response);
     assert_eq!(before.len(), 4, "progress before the response: {before:?}");
     for (i, n) in before.iter().enumerate() {
@@ -342,7 +387,10 @@ async fn progress_is_forwarded_before_the_response() {
     let stray = gw
         .next_notification("notifications/progress", Duration::from_millis(500))
         .await;
-    assert!(stray.is_none(), "progress without a progressToken: {stray:?}");
+    assert!(
+        stray.is_none(),
+        "progress without a progressToken: {stray:?}"
+    );
     shut_down(gw).await;
 }
 
@@ -415,7 +463,6 @@ async fn progress_precedes_its_response_on_the_wire() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen: Vec<Value> = Vec::new();
 
-
     within(STEP, "raw session", async {
         let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}});
         stdin.write_all(&wire(init)).await.unwrap();
@@ -458,9 +505,16 @@ async fn progress_precedes_its_response_on_the_wire() {
             .iter()
             .map(|(_, v)| v["params"]["progress"].as_u64().unwrap())
             .collect();
-        assert_eq!(values, (1..=steps).collect::<Vec<_>>(), "token {token}: {seen:?}");
+        assert_eq!(
+            values,
+            (1..=steps).collect::<Vec<_>>(),
+            "token {token}: {seen:?}"
+        );
         for (i, v) in &progress {
-            assert!(*i < pos, "progress after the response for id {id}: {v} (order {seen:?})");
+            assert!(
+                *i < pos,
+                "progress after the response for id {id}: {v} (order {seen:?})"
+            );
         }
     }
 
@@ -470,9 +524,13 @@ async fn progress_precedes_its_response_on_the_wire() {
         panic!("unexpected line after the responses: {line}");
     }
     drop(stdin);
-    let status = within(Duration::from_secs(20), "gateway exit after stdin EOF", child.wait())
-        .await
-        .unwrap();
+    let status = within(
+        Duration::from_secs(20),
+        "gateway exit after stdin EOF",
+        child.wait(),
+    )
+    .await
+    .unwrap();
     assert!(status.success(), "gateway exit: {status}");
     procs::assert_none_left(&marker, Duration::from_secs(5)).await;
 }
@@ -518,7 +576,10 @@ async fn per_server_call_timeout_overrides_the_default() {
     );
     let child_id = only_call_id(&log);
     let cancelled = wait_log_line(&log, "cancelled ", Duration::from_secs(2)).await;
-    assert_eq!(cancelled, format!("cancelled {child_id} timed out in mcp-orchestra"));
+    assert_eq!(
+        cancelled,
+        format!("cancelled {child_id} timed out in mcp-orchestra")
+    );
 
     let msg = within(Duration::from_secs(10), "the 2 s everything call", long)
         .await
@@ -529,9 +590,15 @@ async fn per_server_call_timeout_overrides_the_default() {
     );
     assert!(text_of(&msg["result"]).contains("Duration: 2"), "{msg}");
 
-    let r = gw.call("everything__echo", json!({ "message": "fine" })).await.unwrap();
+    let r = gw
+        .call("everything__echo", json!({ "message": "fine" }))
+        .await
+        .unwrap();
     assert_eq!(text_of(&r), "Echo: fine");
-    let r = gw.call("slow__echo", json!({ "text": "after" })).await.unwrap();
+    let r = gw
+        .call("slow__echo", json!({ "text": "after" }))
+        .await
+        .unwrap();
     assert_eq!(text_of(&r), "after");
     shut_down(gw).await;
 }

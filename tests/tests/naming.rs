@@ -7,7 +7,8 @@ use std::time::Duration;
 use orchestra_tests::{fault_child, procs, text_of, Gateway, TempDir};
 use serde_json::json;
 
-const LONG: &str = "a_tool_name_so_long_that_with_its_server_prefix_it_breaks_the_64_character_limit";
+const LONG: &str =
+    "a_tool_name_so_long_that_with_its_server_prefix_it_breaks_the_64_character_limit";
 
 fn config() -> String {
     format!(
@@ -21,26 +22,55 @@ async fn long_and_odd_names_are_shortened_and_still_routed() {
     let gw = Gateway::start(&config()).await;
     let names = gw.tool_names().await;
     for n in &names {
-        assert!(n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'), "{n}");
+        assert!(
+            n.len() <= 64
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{n}"
+        );
     }
-    let long = names.iter().find(|n| n.starts_with("odd__a_tool_name_so_long")).expect("shortened long name").clone();
+    let long = names
+        .iter()
+        .find(|n| n.starts_with("odd__a_tool_name_so_long"))
+        .expect("shortened long name")
+        .clone();
     assert_eq!(long.len(), 64);
-    let dotted = names.iter().find(|n| n.starts_with("odd__dotted_name_")).expect("sanitized dotted name").clone();
+    let dotted = names
+        .iter()
+        .find(|n| n.starts_with("odd__dotted_name_"))
+        .expect("sanitized dotted name")
+        .clone();
 
     // The shortened names route to the original tools.
     let r = gw.call(&long, json!({"text": "long one"})).await.unwrap();
     assert_eq!(text_of(&r), "long one");
-    let r = gw.call(&dotted, json!({"text": "dotted one"})).await.unwrap();
+    let r = gw
+        .call(&dotted, json!({"text": "dotted one"}))
+        .await
+        .unwrap();
     assert_eq!(text_of(&r), "dotted one");
 
     // The mapping is visible to the model.
     let health = gw.health().await;
     let renamed = health["renamed_tools"].as_array().unwrap();
-    assert!(renamed.iter().any(|r| r["exposed"] == long.as_str() && r["tool"] == LONG && r["server"] == "odd"), "{renamed:?}");
-    assert!(renamed.iter().any(|r| r["exposed"] == dotted.as_str() && r["tool"] == "dotted.name"), "{renamed:?}");
+    assert!(
+        renamed
+            .iter()
+            .any(|r| r["exposed"] == long.as_str() && r["tool"] == LONG && r["server"] == "odd"),
+        "{renamed:?}"
+    );
+    assert!(
+        renamed
+            .iter()
+            .any(|r| r["exposed"] == dotted.as_str() && r["tool"] == "dotted.name"),
+        "{renamed:?}"
+    );
 
     // Filters: denied tools are neither listed nor callable, and health counts them.
-    assert!(!names.iter().any(|n| n == "odd__crash" || n == "odd__sleep"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "odd__crash" || n == "odd__sleep"),
+        "{names:?}"
+    );
     assert!(names.iter().any(|n| n == "odd__echo"));
     let err = gw.call("odd__crash", json!({})).await.unwrap_err();
     assert_eq!(err["code"], -32602, "{err}");
@@ -74,7 +104,11 @@ async fn the_tools_command_prints_the_catalog_and_the_mapping() {
         .env(orchestra_tests::MARKER_VAR, &marker)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("odd__echo"), "{stdout}");
     assert!(stdout.contains("orchestrator_health"), "{stdout}");

@@ -81,7 +81,12 @@ async fn stdin_eof_stops_every_child_and_exits_zero() {
     let started = Instant::now();
     let (status, gw) = gw.close(Duration::from_secs(10)).await;
     let took = started.elapsed();
-    assert_eq!(status.code(), Some(0), "gateway exit: {status}\n{}", gw.logs());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "gateway exit: {status}\n{}",
+        gw.logs()
+    );
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
     gw.assert_clean_stdout();
     procs::assert_none_left(&marker, Duration::from_secs(1)).await;
@@ -113,13 +118,22 @@ async fn sigterm_answers_the_call_in_flight_and_exits_zero() {
     gw.signal(Signal::SIGTERM);
     let status = gw.wait_exit(Duration::from_secs(8)).await;
     let took = started.elapsed();
-    assert_eq!(status.code(), Some(0), "gateway exit: {status}\n{}", gw.logs());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "gateway exit: {status}\n{}",
+        gw.logs()
+    );
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
 
     // The answer was written before the gateway exited (its stdout is closed by now).
-    let answer: Value = within(Duration::from_secs(2), "the answer to the call in flight", pending)
-        .await
-        .expect("the call in flight was never answered");
+    let answer: Value = within(
+        Duration::from_secs(2),
+        "the answer to the call in flight",
+        pending,
+    )
+    .await
+    .expect("the call in flight was never answered");
     let err = &answer["error"];
     assert!(err.is_object(), "expected an error answer: {answer}");
     assert!(
@@ -149,7 +163,12 @@ async fn sigint_stops_every_child_and_exits_zero() {
     gw.signal(Signal::SIGINT);
     let status = gw.wait_exit(Duration::from_secs(8)).await;
     let took = started.elapsed();
-    assert_eq!(status.code(), Some(0), "gateway exit: {status}\n{}", gw.logs());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "gateway exit: {status}\n{}",
+        gw.logs()
+    );
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
     gw.assert_clean_stdout();
     procs::assert_none_left(&gw.marker, Duration::from_secs(1)).await;
@@ -214,7 +233,12 @@ async fn stubborn_child_is_killed_after_the_grace_period() {
     let started = Instant::now();
     let (status, gw) = gw.close(Duration::from_secs(8)).await;
     let took = started.elapsed();
-    assert_eq!(status.code(), Some(0), "gateway exit: {status}\n{}", gw.logs());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "gateway exit: {status}\n{}",
+        gw.logs()
+    );
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
     gw.assert_clean_stdout();
     procs::assert_none_left(&marker, Duration::from_secs(1)).await;
@@ -253,7 +277,12 @@ async fn failing_children_at_startup_keep_stdout_clean() {
 
     let marker = gw.marker.clone();
     let (status, gw) = gw.close(Duration::from_secs(8)).await;
-    assert_eq!(status.code(), Some(0), "gateway exit: {status}\n{}", gw.logs());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "gateway exit: {status}\n{}",
+        gw.logs()
+    );
     gw.assert_clean_stdout();
     procs::assert_none_left(&marker, Duration::from_secs(1)).await;
 }
@@ -301,6 +330,9 @@ async fn config_error_exits_64_with_empty_stdout() {
         stderr.contains("domain_boundaries.research"),
         "stderr names the key path: {stderr}"
     );
-    assert!(stderr.contains("nowhere"), "stderr names the server: {stderr}");
+    assert!(
+        stderr.contains("nowhere"),
+        "stderr names the server: {stderr}"
+    );
     procs::assert_none_left(&marker, Duration::from_secs(1)).await;
 }

@@ -66,12 +66,12 @@ pub fn main() -> ExitCode {
     }
     init_tracing();
     let result = match cli.command {
-        Command::Serve(c) => with_config(&c.path(), |config| runtime()?.block_on(serve(config))),
+        Command::Serve(c) => with_config(&c.path(), |config| run(serve(config))),
         Command::Check(c) => with_config(&c.path(), |config| {
             print_check(&config);
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Tools(c) => with_config(&c.path(), |config| runtime()?.block_on(tools(config))),
+        Command::Tools(c) => with_config(&c.path(), |config| run(tools(config))),
         Command::Import { file } => import(&file),
         Command::Watchdog => unreachable!("handled above"),
     };
@@ -95,11 +95,19 @@ fn init_tracing() {
         .init();
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// Runs `main` on a fresh runtime. The runtime is then shut down without waiting for its
+/// blocking threads: one of them may sit in a read of stdin that never returns (the client
+/// has not closed it when we stop on a signal), and must not keep the process alive.
+fn run(
+    main: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")
+        .context("starting the async runtime")?;
+    let result = rt.block_on(main);
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }
 
 fn with_config(
