@@ -5,6 +5,20 @@ use std::process::Command;
 
 use orchestra_tests::{gateway_bin, workspace_root, TempDir};
 
+/// Runs `mcp-orchestra <args>` with extra environment.
+fn orchestra(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(gateway_bin());
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running mcp-orchestra")
+}
+
+fn check(path: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    orchestra(&["check".as_ref(), "-c".as_ref(), path.as_os_str()], env)
+}
+
 #[test]
 fn every_file_in_config_validates() {
     let dir = workspace_root().join("config");
@@ -76,14 +90,13 @@ fn environment_overrides_gateway_settings() {
     let dir = TempDir::new("envcfg");
     let path = dir.join("orchestra.yaml");
     std::fs::write(&path, "servers:\n  a: {command: x}\n").unwrap();
-    let out = Command::new(gateway_bin())
-        .arg("check")
-        .arg("-c")
-        .arg(&path)
-        .env("ORCHESTRA_GATEWAY__CALL_TIMEOUT", "7s")
-        .env("ORCHESTRA_UNRELATED_PLATFORM_VAR", "ignored")
-        .output()
-        .unwrap();
+    let out = check(
+        &path,
+        &[
+            ("ORCHESTRA_GATEWAY__CALL_TIMEOUT", "7s"),
+            ("ORCHESTRA_UNRELATED_PLATFORM_VAR", "ignored"),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -91,13 +104,7 @@ fn environment_overrides_gateway_settings() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("call_timeout 7s"));
 
-    let out = Command::new(gateway_bin())
-        .arg("check")
-        .arg("-c")
-        .arg(&path)
-        .env("ORCHESTRA_GATEWAY__CALL_TIMEOUT", "soon")
-        .output()
-        .unwrap();
+    let out = check(&path, &[("ORCHESTRA_GATEWAY__CALL_TIMEOUT", "soon")]);
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("gateway.call_timeout: invalid duration \"soon\""));
@@ -106,11 +113,8 @@ fn environment_overrides_gateway_settings() {
 #[test]
 fn import_turns_a_claude_config_into_yaml_that_validates() {
     let dir = TempDir::new("import");
-    let out = Command::new(gateway_bin())
-        .arg("import")
-        .arg(workspace_root().join("config/claude_desktop_config.example.json"))
-        .output()
-        .unwrap();
+    let example = workspace_root().join("config/claude_desktop_config.example.json");
+    let out = orchestra(&["import".as_ref(), example.as_os_str()], &[]);
     assert!(
         out.status.success(),
         "{}",

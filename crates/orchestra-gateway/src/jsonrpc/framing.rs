@@ -86,7 +86,7 @@ mod tests {
         let mut buf = Vec::new();
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
         assert_eq!(buf, b"short");
-        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Oversized(24));
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Oversized(25));
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
         assert_eq!(buf, b"ok");
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);

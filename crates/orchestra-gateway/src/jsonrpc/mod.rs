@@ -55,22 +55,22 @@ impl Envelope<'_> {
 
 /// `{"jsonrpc":"2.0","id":<id>,"result":<result>}\n`
 pub fn response_line(id: &str, result: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(36 + id.len() + result.len());
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(b",\"result\":");
-    out.extend_from_slice(result.as_bytes());
-    out.extend_from_slice(b"}\n");
-    out
+    answer_line(id, b"result", result)
 }
 
 /// `{"jsonrpc":"2.0","id":<id>,"error":<error>}\n` with `error` already serialized.
 pub fn error_line(id: &str, error: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(36 + id.len() + error.len());
+    answer_line(id, b"error", error)
+}
+
+fn answer_line(id: &str, member: &[u8], payload: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(36 + id.len() + payload.len());
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(b",\"error\":");
-    out.extend_from_slice(error.as_bytes());
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(member);
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(payload.as_bytes());
     out.extend_from_slice(b"}\n");
     out
 }
