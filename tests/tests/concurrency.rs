@@ -602,3 +602,56 @@ async fn per_server_call_timeout_overrides_the_default() {
     assert_eq!(text_of(&r), "after");
     shut_down(gw).await;
 }
+
+/// A call to a server that is still starting waits for it; if the client cancels it meanwhile,
+/// no answer is sent and the call never reaches the child once it is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_call_parked_on_a_starting_child() {
+    let dir = TempDir::new("parked");
+    let log = dir.join("late.log");
+    let log_s = log.display().to_string();
+    let config = format!(
+        "servers:\n{}",
+        fault_server("late", "slow_start:1500", &[("FAULT_LOG", log_s.as_str())])
+    );
+    let gw = Gateway::start(&config).await;
+    // Sent while `late` is still starting (its initialize answer takes 1.5 s).
+    let (cancelled_id, mut cancelled) = gw
+        .send_request_with_id(
+            "tools/call",
+            json!({"name": "late__echo", "arguments": {"text": "never"}}),
+        )
+        .await;
+    let kept = gw
+        .send_request(
+            "tools/call",
+            json!({"name": "late__echo", "arguments": {"text": "kept"}}),
+        )
+        .await;
+    gw.notify(
+        "notifications/cancelled",
+        json!({"requestId": cancelled_id, "reason": "user"}),
+    )
+    .await;
+
+    let answer = within(STEP, "the parked call that was not cancelled", kept)
+        .await
+        .unwrap();
+    assert_eq!(text_of(&answer["result"]), "kept", "{answer}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        cancelled.try_recv().is_err(),
+        "a cancelled call must get no answer"
+    );
+    let calls = log_lines(&log)
+        .into_iter()
+        .filter(|l| l.starts_with("request tools/call"))
+        .count();
+    assert_eq!(
+        calls,
+        1,
+        "only the kept call reaches the child: {:?}",
+        log_lines(&log)
+    );
+    shut_down(gw).await;
+}

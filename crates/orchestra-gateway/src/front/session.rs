@@ -4,6 +4,10 @@
 //! reader answers it later. A slow call therefore never delays the next message.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio_util::sync::CancellationToken;
 
 use serde_json::{json, Value};
 
@@ -27,6 +31,9 @@ pub struct Session {
     gw: Gateway,
     out: FrontSink,
     initialized: AtomicBool,
+    /// Calls waiting for their server to finish starting, by client id: a cancellation must
+    /// reach them too, not only calls already sent to a child.
+    parked: Arc<DashMap<Box<str>, CancellationToken>>,
 }
 
 impl Session {
@@ -35,6 +42,7 @@ impl Session {
             gw,
             out,
             initialized: AtomicBool::new(false),
+            parked: Arc::default(),
         }
     }
 
@@ -121,6 +129,10 @@ impl Session {
                 else {
                     return;
                 };
+                if let Some((_, parked)) = self.parked.remove(c.request_id.get()) {
+                    parked.cancel();
+                    return;
+                }
                 let found = self
                     .gw
                     .children()
@@ -159,11 +171,19 @@ impl Session {
                     id.to_owned(),
                     params.get().to_owned(),
                 );
+                let cancelled = CancellationToken::new();
+                self.parked
+                    .insert(id.clone().into_boxed_str(), cancelled.clone());
+                let parked = self.parked.clone();
                 self.gw.spawn(async move {
                     let mut status = child.subscribe();
                     let budget = child.spec().startup_timeout + std::time::Duration::from_secs(1);
-                    let _ = tokio::time::timeout(budget, status.wait_for(|s| s.state.is_settled()))
-                        .await;
+                    tokio::select! {
+                        // The client gave up: no answer is due (MCP cancellation semantics).
+                        _ = cancelled.cancelled() => return,
+                        _ = tokio::time::timeout(budget, status.wait_for(|s| s.state.is_settled())) => {}
+                    }
+                    parked.remove(id.as_str());
                     let retried = match serde_json::value::RawValue::from_string(params) {
                         Ok(raw) => match CallParams::parse(&raw) {
                             Ok(call) => forward(&gw, &out, &id, &call)
