@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use tokio::io::BufReader;
+use std::os::fd::AsFd;
+
+use tokio::io::{AsyncRead, BufReader};
+use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
 
 use super::session::Session;
@@ -43,12 +46,16 @@ impl Writer {
 /// Serves the client on stdin/stdout until EOF or shutdown.
 pub async fn serve(gw: &Gateway, queue: FrontQueue) -> (Ended, Writer) {
     let stop = CancellationToken::new();
-    let task = tokio::spawn(write_loop(queue, tokio::io::stdout(), stop.clone()));
+    let task = match pipe_stdout() {
+        Some(out) => tokio::spawn(write_loop(queue, out, stop.clone())),
+        None => tokio::spawn(write_loop(queue, tokio::io::stdout(), stop.clone())),
+    };
     let session = Session::new(gw.clone(), gw.front());
-    let mut reader = LineReader::new(
-        BufReader::with_capacity(64 * 1024, tokio::io::stdin()),
-        MAX_LINE,
-    );
+    let input: Box<dyn AsyncRead + Unpin + Send> = match pipe_stdin() {
+        Some(pipe) => Box::new(pipe),
+        None => Box::new(tokio::io::stdin()),
+    };
+    let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, input), MAX_LINE);
     let mut buf = Vec::with_capacity(4096);
     let shutdown = gw.shutdown_token();
     let ended = loop {
@@ -70,4 +77,17 @@ pub async fn serve(gw: &Gateway, queue: FrontQueue) -> (Ended, Writer) {
         }
     };
     (ended, Writer { task, stop })
+}
+
+/// stdin as an epoll-driven pipe when it is one (what MCP clients give us). tokio's own
+/// `stdin()` reads on a blocking thread: a thread hand-off per read on the hot path.
+fn pipe_stdin() -> Option<pipe::Receiver> {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    pipe::Receiver::from_file(std::fs::File::from(fd)).ok()
+}
+
+/// stdout as an epoll-driven pipe when it is one; see [`pipe_stdin`].
+fn pipe_stdout() -> Option<pipe::Sender> {
+    let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    pipe::Sender::from_file(std::fs::File::from(fd)).ok()
 }
