@@ -21,5 +21,6 @@ mod validate;
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use load::{default_config_path, load, load_from_str, Format, ENV_PREFIX};
 pub use model::{
-    Alternative, Config, Domain, Gateway, Server, ServerName, ToolFilter, RESERVED_SERVER_NAMES,
+    Alternative, Config, Domain, Gateway, ProbePolicy, RestartPolicy, Server, ServerName,
+    ToolFilter, RESERVED_SERVER_NAMES,
 };

@@ -96,6 +96,10 @@ pub struct Gateway {
     pub startup_timeout: Duration,
     /// At shutdown, how long a child may take after stdin EOF / SIGTERM before SIGKILL.
     pub shutdown_grace: Duration,
+    /// Defaults for every server's `restart:` block.
+    pub restart: RestartPolicy,
+    /// Defaults for every server's `probe:` block.
+    pub probe: ProbePolicy,
 }
 
 impl Gateway {
@@ -112,6 +116,8 @@ impl Default for Gateway {
             call_timeout: Self::DEFAULT_CALL_TIMEOUT,
             startup_timeout: Self::DEFAULT_STARTUP_TIMEOUT,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+            restart: RestartPolicy::default(),
+            probe: ProbePolicy::default(),
         }
     }
 }
@@ -128,6 +134,68 @@ pub struct Server {
     pub call_timeout: Duration,
     pub startup_timeout: Duration,
     pub tools: ToolFilter,
+    pub restart: RestartPolicy,
+    pub probe: ProbePolicy,
+}
+
+/// How a child that died is restarted: jittered exponential backoff, a crash-loop breaker,
+/// and a slow re-probe once the breaker is open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartPolicy {
+    /// Delay before the first restart.
+    pub initial_backoff: Duration,
+    /// Ceiling of the delay.
+    pub max_backoff: Duration,
+    /// Growth of the delay per consecutive failure (≥ 1).
+    pub multiplier: f64,
+    /// Fraction (0..1) by which each delay is randomly stretched or shrunk, so that children
+    /// that died together do not restart together.
+    pub jitter: f64,
+    /// A child that stayed ready this long starts over at `initial_backoff`.
+    pub stable_after: Duration,
+    /// More than this many restarts within `within` is a crash loop: the server is marked
+    /// failed and calls fail fast.
+    pub max_restarts: u32,
+    pub within: Duration,
+    /// A failed server is tried again after this long.
+    pub reprobe_after: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            multiplier: 2.0,
+            jitter: 0.2,
+            stable_after: Duration::from_secs(60),
+            max_restarts: 5,
+            within: Duration::from_secs(60),
+            reprobe_after: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How a live child is checked: an MCP `ping` every `interval`, answered within `timeout`.
+/// Consecutive failures make it unhealthy (`unhealthy_after`), then restarted
+/// (`restart_after`); one answered ping makes it healthy again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbePolicy {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub unhealthy_after: u32,
+    pub restart_after: u32,
+}
+
+impl Default for ProbePolicy {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(5),
+            unhealthy_after: 2,
+            restart_after: 4,
+        }
+    }
 }
 
 /// Which of a child's tools are exposed: allowed (all when `allow` is empty) and not denied.

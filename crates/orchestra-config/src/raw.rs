@@ -14,6 +14,10 @@ pub(crate) struct RawGateway {
     pub call_timeout: Option<RawDuration>,
     pub startup_timeout: Option<RawDuration>,
     pub shutdown_grace: Option<RawDuration>,
+    /// Kept raw so that [`RawRestart`] / [`RawProbe`] are checked key by key, every unknown
+    /// key reported (serde alone would stop the whole server at the first one).
+    pub restart: Option<figment::value::Value>,
+    pub probe: Option<figment::value::Value>,
 }
 
 impl RawGateway {
@@ -22,6 +26,8 @@ impl RawGateway {
         "call_timeout",
         "startup_timeout",
         "shutdown_grace",
+        "restart",
+        "probe",
     ];
 }
 
@@ -38,6 +44,10 @@ pub(crate) struct RawServer {
     pub call_timeout: Option<RawDuration>,
     pub startup_timeout: Option<RawDuration>,
     pub tools: Option<RawToolFilter>,
+    /// Kept raw so that [`RawRestart`] / [`RawProbe`] are checked key by key, every unknown
+    /// key reported (serde alone would stop the whole server at the first one).
+    pub restart: Option<figment::value::Value>,
+    pub probe: Option<figment::value::Value>,
     /// Claude-config compatibility: `"type": "stdio"` is the only kind served today.
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -54,9 +64,53 @@ impl RawServer {
         "call_timeout",
         "startup_timeout",
         "tools",
+        "restart",
+        "probe",
         "type",
         "url",
     ];
+}
+
+/// `restart:`: how a dead child is brought back (every key optional; unset keys inherit).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRestart {
+    pub initial_backoff: Option<RawDuration>,
+    pub max_backoff: Option<RawDuration>,
+    pub multiplier: Option<f64>,
+    pub jitter: Option<f64>,
+    pub stable_after: Option<RawDuration>,
+    pub max_restarts: Option<u32>,
+    pub within: Option<RawDuration>,
+    pub reprobe_after: Option<RawDuration>,
+}
+
+impl RawRestart {
+    pub const FIELDS: &'static [&'static str] = &[
+        "initial_backoff",
+        "max_backoff",
+        "multiplier",
+        "jitter",
+        "stable_after",
+        "max_restarts",
+        "within",
+        "reprobe_after",
+    ];
+}
+
+/// `probe:`: how a live child is checked (MCP ping).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProbe {
+    pub interval: Option<RawDuration>,
+    pub timeout: Option<RawDuration>,
+    pub unhealthy_after: Option<u32>,
+    pub restart_after: Option<u32>,
+}
+
+impl RawProbe {
+    pub const FIELDS: &'static [&'static str] =
+        &["interval", "timeout", "unhealthy_after", "restart_after"];
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,11 +11,14 @@ use crate::duration;
 use crate::error::{join, ConfigErrors, Errors};
 use crate::expand::expand;
 use crate::glob::Glob;
-use crate::model::{Alternative, Config, Domain, Gateway, Server, ServerName, ToolFilter};
-use crate::raw::RawDuration;
+use crate::model::{
+    Alternative, Config, Domain, Gateway, ProbePolicy, RestartPolicy, Server, ServerName,
+    ToolFilter,
+};
 use crate::raw::{
     RawAlternative, RawDomainDetail, RawGateway, RawServer, RawToolFilter, TOP_LEVEL,
 };
+use crate::raw::{RawDuration, RawProbe, RawRestart};
 use crate::suggest::did_you_mean;
 
 /// Everything validation needs besides the document itself.
@@ -102,6 +105,8 @@ fn validate_gateway(value: Option<&Value>, errors: &mut Errors) -> Gateway {
         raw.shutdown_grace,
         &mut gateway.shutdown_grace,
     );
+    gateway.restart = restart_policy(raw.restart, &gateway.restart, "gateway.restart", errors);
+    gateway.probe = probe_policy(raw.probe, &gateway.probe, "gateway.probe", errors);
     gateway
 }
 
@@ -234,6 +239,13 @@ fn validate_server(
         .startup_timeout
         .and_then(|d| positive_duration(&d, &join(path, "startup_timeout"), errors))
         .unwrap_or(gateway.startup_timeout);
+    let restart = restart_policy(
+        raw.restart,
+        &gateway.restart,
+        &join(path, "restart"),
+        errors,
+    );
+    let probe = probe_policy(raw.probe, &gateway.probe, &join(path, "probe"), errors);
     let tools = validate_tool_filter(raw.tools.unwrap_or_default(), &join(path, "tools"), errors);
     if errors.len() > before {
         return None;
@@ -247,7 +259,135 @@ fn validate_server(
         call_timeout,
         startup_timeout,
         tools,
+        restart,
+        probe,
     })
+}
+
+/// `restart:` over `base` (the gateway's defaults, or the built-in ones).
+fn restart_policy(
+    raw: Option<Value>,
+    base: &RestartPolicy,
+    path: &str,
+    errors: &mut Errors,
+) -> RestartPolicy {
+    let mut p = base.clone();
+    let Some(raw) = raw.and_then(|v| entry::<RawRestart>(&v, path, RawRestart::FIELDS, errors))
+    else {
+        return p;
+    };
+    let dur = |raw: Option<RawDuration>, key: &str, slot: &mut Duration, errors: &mut Errors| {
+        if let Some(d) = raw.and_then(|r| positive_duration(&r, &join(path, key), errors)) {
+            *slot = d;
+        }
+    };
+    dur(
+        raw.initial_backoff,
+        "initial_backoff",
+        &mut p.initial_backoff,
+        errors,
+    );
+    dur(raw.max_backoff, "max_backoff", &mut p.max_backoff, errors);
+    dur(
+        raw.stable_after,
+        "stable_after",
+        &mut p.stable_after,
+        errors,
+    );
+    dur(raw.within, "within", &mut p.within, errors);
+    dur(
+        raw.reprobe_after,
+        "reprobe_after",
+        &mut p.reprobe_after,
+        errors,
+    );
+    if let Some(m) = raw.multiplier {
+        if (1.0..=10.0).contains(&m) {
+            p.multiplier = m;
+        } else {
+            errors.push(
+                join(path, "multiplier"),
+                format!("{m} is out of range; use 1.0 to 10.0 (default 2.0)"),
+            );
+        }
+    }
+    if let Some(j) = raw.jitter {
+        if (0.0..1.0).contains(&j) {
+            p.jitter = j;
+        } else {
+            errors.push(
+                join(path, "jitter"),
+                format!("{j} is out of range; use 0.0 up to (not including) 1.0"),
+            );
+        }
+    }
+    if let Some(n) = raw.max_restarts {
+        if n == 0 {
+            errors.push(join(path, "max_restarts"), "must be at least 1");
+        } else {
+            p.max_restarts = n;
+        }
+    }
+    if p.initial_backoff > p.max_backoff {
+        errors.push(
+            join(path, "initial_backoff"),
+            format!(
+                "{} is longer than max_backoff ({})",
+                duration::format(p.initial_backoff),
+                duration::format(p.max_backoff)
+            ),
+        );
+    }
+    p
+}
+
+/// `probe:` over `base`.
+fn probe_policy(
+    raw: Option<Value>,
+    base: &ProbePolicy,
+    path: &str,
+    errors: &mut Errors,
+) -> ProbePolicy {
+    let mut p = base.clone();
+    let Some(raw) = raw.and_then(|v| entry::<RawProbe>(&v, path, RawProbe::FIELDS, errors)) else {
+        return p;
+    };
+    if let Some(d) = raw
+        .interval
+        .and_then(|r| positive_duration(&r, &join(path, "interval"), errors))
+    {
+        p.interval = d;
+    }
+    if let Some(d) = raw
+        .timeout
+        .and_then(|r| positive_duration(&r, &join(path, "timeout"), errors))
+    {
+        p.timeout = d;
+    }
+    for (key, raw, slot) in [
+        (
+            "unhealthy_after",
+            raw.unhealthy_after,
+            &mut p.unhealthy_after,
+        ),
+        ("restart_after", raw.restart_after, &mut p.restart_after),
+    ] {
+        match raw {
+            Some(0) => errors.push(join(path, key), "must be at least 1"),
+            Some(n) => *slot = n,
+            None => {}
+        }
+    }
+    if p.restart_after < p.unhealthy_after {
+        errors.push(
+            join(path, "restart_after"),
+            format!(
+                "{} is below unhealthy_after ({}); a child is restarted only after it is unhealthy",
+                p.restart_after, p.unhealthy_after
+            ),
+        );
+    }
+    p
 }
 
 fn validate_tool_filter(raw: RawToolFilter, path: &str, errors: &mut Errors) -> ToolFilter {

@@ -181,3 +181,55 @@ fn yaml_syntax_errors_are_reported_not_panicked() {
         "{err}"
     );
 }
+
+#[test]
+fn restart_and_probe_blocks_inherit_gateway_defaults_key_by_key() {
+    let yaml = r#"
+gateway:
+  restart: {initial_backoff: 1s, max_restarts: 3}
+  probe: {interval: 2s}
+servers:
+  a: {command: x, restart: {max_backoff: 5s}, probe: {timeout: 500ms, unhealthy_after: 1, restart_after: 2}}
+  b: {command: x}
+"#;
+    let config = load_from_str(yaml, Format::Yaml, &source(), &env).expect("valid");
+    let a = config.server("a").unwrap();
+    assert_eq!(
+        a.restart.initial_backoff,
+        Duration::from_secs(1),
+        "from the gateway"
+    );
+    assert_eq!(a.restart.max_backoff, Duration::from_secs(5), "its own");
+    assert_eq!(a.restart.max_restarts, 3);
+    assert_eq!(a.restart.multiplier, 2.0, "built-in default");
+    assert_eq!(a.probe.interval, Duration::from_secs(2));
+    assert_eq!(a.probe.timeout, Duration::from_millis(500));
+    assert_eq!((a.probe.unhealthy_after, a.probe.restart_after), (1, 2));
+    let b = config.server("b").unwrap();
+    assert_eq!(b.restart.max_backoff, Duration::from_secs(30));
+    assert_eq!(b.probe.timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn restart_and_probe_values_are_checked() {
+    let yaml = r#"
+servers:
+  a:
+    command: x
+    restart: {initial_backoff: 1m, max_backoff: 10s, multiplier: 0.5, jitter: 1.5, max_restarts: 0, within: forever}
+    probe: {unhealthy_after: 3, restart_after: 2, intervall: 1s}
+"#;
+    assert_eq!(
+        errors_of(yaml),
+        "\
+7 configuration errors:
+  - servers.a.probe.intervall: unknown key (did you mean \"interval\"?)
+  - servers.a.probe.restart_after: 2 is below unhealthy_after (3); a child is restarted only after it is unhealthy
+  - servers.a.restart.initial_backoff: 1m is longer than max_backoff (10s)
+  - servers.a.restart.jitter: 1.5 is out of range; use 0.0 up to (not including) 1.0
+  - servers.a.restart.max_restarts: must be at least 1
+  - servers.a.restart.multiplier: 0.5 is out of range; use 1.0 to 10.0 (default 2.0)
+  - servers.a.restart.within: invalid duration \"forever\" (write e.g. \"30s\", \"500ms\", \"2m\", \"1m30s\")
+"
+    );
+}
