@@ -73,12 +73,24 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
 }
 
-/// A server whose command does not exist is reported `failed` with "command not found", and a
-/// call to any of its tools is refused with -31001 naming the server, its state and why.
+/// The `_meta` detail of an "unavailable" tool result, after checking it is an isError
+/// answer the model can read.
+fn unavailable_detail(result: &Value, server: &str) -> Value {
+    assert_eq!(result["isError"], true, "{result}");
+    let text = text_of(result);
+    assert!(
+        text.contains(&format!("server \"{server}\"")),
+        "the answer names the server: {text}"
+    );
+    result["_meta"]["mcp-orchestra/unavailable"].clone()
+}
+
+/// A server whose command does not exist is `misconfigured` — reported once, never retried —
+/// and a call to any of its tools gets an answer saying so and why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_command_is_failed_and_its_calls_are_refused() {
+async fn missing_command_is_misconfigured_and_not_retried() {
     let gw = Gateway::start(&config(
-        "startup_timeout: 10s",
+        "startup_timeout: 10s, restart: {initial_backoff: 100ms}",
         &["  broken: {command: \"/nonexistent/mcp-server\"}\n".to_owned()],
     ))
     .await;
@@ -88,7 +100,7 @@ async fn missing_command_is_failed_and_its_calls_are_refused() {
             s["state"] != "starting"
         })
         .await;
-    assert_eq!(broken["state"], "failed", "{broken}");
+    assert_eq!(broken["state"], "misconfigured", "{broken}");
     assert!(
         str_of(&broken, "reason").contains("command not found"),
         "{broken}"
@@ -99,18 +111,22 @@ async fn missing_command_is_failed_and_its_calls_are_refused() {
     );
     assert_eq!(broken["pid"], Value::Null, "{broken}");
 
-    let err = gw
+    // No restart loop: with a 100ms backoff, a loop would have restarted it several times.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let broken = gw.server_health("broken").await;
+    assert_eq!(
+        (broken["state"].as_str(), broken["restarts"].as_u64()),
+        (Some("misconfigured"), Some(0)),
+        "{broken}"
+    );
+
+    let answer = gw
         .call("broken__anything", json!({}))
         .await
-        .expect_err("a call to a failed server is an error");
-    assert_eq!(err["code"], -31001, "{err}");
-    assert_eq!(err["data"]["server"], "broken", "{err}");
-    assert_eq!(err["data"]["state"], "failed", "{err}");
-    assert!(
-        str_of(&err["data"], "reason").contains("command not found"),
-        "{err}"
-    );
-    assert!(str_of(&err, "message").contains("broken"), "{err}");
+        .expect("an isError result, not a protocol error");
+    let detail = unavailable_detail(&answer, "broken");
+    assert_eq!(detail["state"], "misconfigured", "{answer}");
+    assert!(text_of(&answer).contains("command not found"), "{answer}");
 
     assert_everything_serves(&gw, "still here").await;
     let health = gw.health().await;
@@ -119,11 +135,10 @@ async fn missing_command_is_failed_and_its_calls_are_refused() {
     finish(gw).await;
 }
 
-/// A child that never answers `initialize` is failed once its startup timeout passes (the
-/// reason says the handshake got no answer), and its process is stopped while the gateway
-/// keeps running.
+/// A child that never answers `initialize` is killed once its startup timeout passes, counted
+/// as a failure and retried after a backoff (fault matrix A6); meanwhile calls get a clear answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_child_fails_at_startup_timeout_and_is_stopped() {
+async fn silent_child_is_killed_at_startup_timeout_and_retried_later() {
     let started = Instant::now();
     let gw = Gateway::start(&config(
         "startup_timeout: 15s, shutdown_grace: 1s",
@@ -131,7 +146,7 @@ async fn silent_child_fails_at_startup_timeout_and_is_stopped() {
             "mute",
             "hang_on:initialize",
             &[],
-            "startup_timeout: 2s",
+            "startup_timeout: 2s, restart: {initial_backoff: 20s, jitter: 0.0}",
         )],
     ))
     .await;
@@ -140,76 +155,122 @@ async fn silent_child_fails_at_startup_timeout_and_is_stopped() {
         .wait_server("mute", Duration::from_secs(5), |s| s["state"] != "starting")
         .await;
     let took = started.elapsed();
-    assert_eq!(mute["state"], "failed", "{mute}");
+    assert_eq!(mute["state"], "restarting", "{mute}");
     assert!(
         took < Duration::from_millis(3500),
-        "failed only after {took:?} with a 2s startup timeout"
+        "gave up only after {took:?} with a 2s startup timeout"
     );
     assert!(
         took >= Duration::from_millis(1900),
-        "failed after {took:?}, before its 2s startup timeout"
+        "gave up after {took:?}, before its 2s startup timeout"
     );
     let reason = str_of(&mute, "reason");
-    assert!(reason.contains("no answer"), "{mute}");
     assert!(
-        reason.contains("handshake") || reason.contains("initialize"),
+        reason.contains("no answer") && reason.contains("handshake"),
         "{mute}"
+    );
+    assert!(
+        mute["next_attempt"].is_string(),
+        "the next attempt is announced: {mute}"
     );
     assert_eq!(mute["tools"], 0, "{mute}");
 
-    // The silent child was stopped, not abandoned: no fault child is left while the gateway runs.
-    let left = within(
+    // The silent child was killed, not abandoned: no fault child is left while the gateway runs.
+    within(
         Duration::from_secs(3),
         "the silent child to be stopped",
         async {
-            loop {
-                let left = fault_children(&gw.marker);
-                if left.is_empty() {
-                    return left;
-                }
+            while !fault_children(&gw.marker).is_empty() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         },
     )
     .await;
-    assert!(left.is_empty());
 
-    let err = gw
+    let answer = gw
         .call("mute__echo", json!({"text": "x"}))
         .await
-        .unwrap_err();
-    assert_eq!(err["code"], -31001, "{err}");
-    assert_eq!(err["data"]["state"], "failed", "{err}");
+        .expect("an isError result");
+    let detail = unavailable_detail(&answer, "mute");
+    assert_eq!(detail["state"], "restarting", "{answer}");
+    assert!(detail["next_attempt"].is_string(), "{answer}");
 
     assert_everything_serves(&gw, "unaffected").await;
     finish(gw).await;
 }
 
-/// A child that exits at once is failed, and both the reason and `last_exit` give its exit code.
+/// A child that keeps exiting at once is restarted with backoff until the crash-loop breaker
+/// trips: then it is `failed`, calls fail fast, and it is not spawned again until its
+/// re-probe time (fault matrix A3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_exiting_at_start_is_failed_with_its_exit_code() {
+async fn crash_loop_trips_the_breaker_and_stops_spawning() {
+    let dir = TempDir::new("crashloop");
+    let marker_file = dir.join("spawns");
+    let marker = marker_file.display().to_string();
     let gw = Gateway::start(&config(
         "startup_timeout: 10s",
-        &[fault_with("quits", "exit_on_start:7", &[], "")],
+        &[fault_with(
+            "quits",
+            "exit_on_start:7",
+            &[("FAULT_MARKER", marker.as_str())],
+            "restart: {initial_backoff: 100ms, multiplier: 2.0, max_restarts: 3, within: 1m, reprobe_after: 10m}",
+        )],
     ))
     .await;
 
     let quits = gw
-        .wait_server("quits", Duration::from_secs(5), |s| {
-            s["state"] != "starting"
-        })
+        .wait_server("quits", Duration::from_secs(10), |s| s["state"] == "failed")
         .await;
-    assert_eq!(quits["state"], "failed", "{quits}");
     assert!(str_of(&quits, "reason").contains("exit code 7"), "{quits}");
+    assert!(str_of(&quits, "reason").contains("crash loop"), "{quits}");
     assert_eq!(quits["last_exit"], "exit code 7", "{quits}");
+    assert_eq!(quits["restarts"], 3, "{quits}");
 
-    let err = gw
+    // First start + 3 restarts, with growing gaps (100ms, 200ms, 400ms ± 20%).
+    let spawns = |path: &std::path::Path| -> Vec<u64> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+            .collect()
+    };
+    let times = spawns(&marker_file);
+    assert_eq!(times.len(), 4, "spawns: {times:?}");
+    let gaps: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps[0] >= 70 && gaps[2] >= 300 && gaps[2] > gaps[0],
+        "backoff gaps should grow: {gaps:?}"
+    );
+
+    // Calls fail fast and spawn nothing.
+    let t = Instant::now();
+    let answer = gw
         .call("quits__echo", json!({"text": "x"}))
         .await
-        .unwrap_err();
-    assert_eq!(err["code"], -31001, "{err}");
-    assert_eq!(err["data"]["server"], "quits", "{err}");
+        .expect("an isError result");
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "a call to a failed server took {:?}",
+        t.elapsed()
+    );
+    let detail = unavailable_detail(&answer, "quits");
+    assert_eq!(detail["state"], "failed", "{answer}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        spawns(&marker_file).len(),
+        4,
+        "no spawn after the breaker tripped"
+    );
 
+    let events = gw.health().await["events"].clone();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["server"] == "quits" && e["kind"] == "failed"),
+        "{events}"
+    );
     assert_everything_serves(&gw, "unaffected").await;
     finish(gw).await;
 }
@@ -246,14 +307,19 @@ async fn stdout_noise_from_a_child_is_skipped_and_counted() {
     finish(gw).await;
 }
 
-/// A child dying mid-conversation: the call in flight is answered with -31002 at once (not at
-/// its timeout), health shows the exit, the server's tools leave the catalog with a
-/// `tools/list_changed`, and the healthy neighbour keeps serving.
+/// A child that dies mid-conversation: the call in flight is answered at once with what
+/// happened, its tools are withdrawn and the client told; it is restarted after its backoff,
+/// its tools come back and the client is told again (fault matrix A1/A2, recovery).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_crash_answers_in_flight_calls_and_withdraws_its_tools() {
+async fn child_crash_answers_in_flight_calls_then_the_child_comes_back() {
     let mut gw = Gateway::start(&config(
         "startup_timeout: 10s, call_timeout: 20s",
-        &[fault_with("fragile", "", &[], "")],
+        &[fault_with(
+            "fragile",
+            "",
+            &[],
+            "restart: {initial_backoff: 2s, jitter: 0.0}",
+        )],
     ))
     .await;
     gw.wait_server("fragile", Duration::from_secs(5), |s| s["state"] == "ready")
@@ -300,19 +366,20 @@ async fn child_crash_answers_in_flight_calls_and_withdraws_its_tools() {
     assert_eq!(err["code"], -31002, "{answer}");
     let message = str_of(err, "message");
     assert!(
-        message.contains("fragile"),
-        "the message names the server: {answer}"
-    );
-    assert!(
-        message.contains("exit code 3"),
-        "the message gives the exit: {answer}"
+        message.contains("fragile") && message.contains("exit code 3"),
+        "{answer}"
     );
     assert_eq!(err["data"]["server"], "fragile", "{answer}");
     assert_eq!(err["data"]["exit"], "exit code 3", "{answer}");
+    assert_eq!(
+        err["data"]["delivered"], true,
+        "the sleep had reached the child: {answer}"
+    );
+    assert_eq!(err["data"]["retryable"], false, "{answer}");
 
     let fragile = gw
         .wait_server("fragile", Duration::from_secs(3), |s| {
-            s["state"] == "failed"
+            s["state"] == "restarting"
         })
         .await;
     assert_eq!(fragile["last_exit"], "exit code 3", "{fragile}");
@@ -335,16 +402,47 @@ async fn child_crash_answers_in_flight_calls_and_withdraws_its_tools() {
     );
     assert!(after.iter().any(|n| n == "everything__echo"), "{after:?}");
 
-    let err = gw
+    let down = gw
         .call("fragile__echo", json!({"text": "x"}))
         .await
-        .unwrap_err();
-    assert_eq!(err["code"], -31001, "{err}");
-    assert_eq!(err["data"]["state"], "failed", "{err}");
+        .expect("an isError result");
+    assert_eq!(
+        unavailable_detail(&down, "fragile")["state"],
+        "restarting",
+        "{down}"
+    );
+
+    // Back after the backoff: ready, tools listed again, the client told, calls work.
+    let back = gw
+        .wait_server("fragile", Duration::from_secs(8), |s| s["state"] == "ready")
+        .await;
+    assert_eq!(back["restarts"], 1, "{back}");
+    assert!(
+        gw.next_notification("notifications/tools/list_changed", Duration::from_secs(3))
+            .await
+            .is_some(),
+        "no tools/list_changed after the server came back"
+    );
+    assert!(gw.tool_names().await.iter().any(|n| n == "fragile__echo"));
+    let echo = gw
+        .call("fragile__echo", json!({"text": "again"}))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&echo), "again");
+    let kinds: Vec<String> = gw.health().await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["server"] == "fragile")
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["ready", "died", "restarting", "recovered"],
+        "event log"
+    );
 
     assert_everything_serves(&gw, "after the crash").await;
-    // The dead child is gone while the gateway still runs.
-    assert!(fault_children(&gw.marker).is_empty());
     finish(gw).await;
 }
 

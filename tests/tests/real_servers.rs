@@ -243,7 +243,8 @@ async fn five_real_servers_behind_one_entry() {
         .iter()
         .find(|d| d["name"] == "data_persistence")
         .unwrap();
-    assert_eq!(persistence["served_by"], "memory");
+    assert_eq!(persistence["serving"], "memory");
+    assert_eq!(persistence["mode"], "normal");
 
     gw.assert_clean_stdout();
     let marker = gw.marker.clone();

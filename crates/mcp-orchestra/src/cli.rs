@@ -34,6 +34,14 @@ enum Command {
     Check(ConfigArg),
     /// Start the children, print the merged tool catalog, and exit.
     Tools(ConfigArg),
+    /// Start the children, print the health report (what orchestrator_health returns), exit.
+    Health {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the full structured report as JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Convert a Claude Desktop / Claude Code `mcpServers` JSON file into our YAML (stdout).
     Import {
         /// The JSON file (e.g. claude_desktop_config.json or .mcp.json).
@@ -72,6 +80,9 @@ pub fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Tools(c) => with_config(&c.path(), |config| run(tools(config))),
+        Command::Health { config: c, json } => {
+            with_config(&c.path(), |config| run(health_cmd(config, json)))
+        }
         Command::Import { file } => import(&file),
         Command::Watchdog => unreachable!("handled above"),
     };
@@ -201,6 +212,26 @@ async fn tools(config: Config) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+async fn health_cmd(config: Config, json: bool) -> anyhow::Result<ExitCode> {
+    let (gw, _queue) = start(config)?;
+    gw.wait_settled().await;
+    let report = health::report(&gw);
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", health::summary(&report))?;
+    }
+    drop(out);
+    let all_ready = gw.children().iter().all(|c| c.state() == State::Ready);
+    gw.shutdown().await;
+    Ok(if all_ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 

@@ -13,6 +13,8 @@ use tokio_util::task::TaskTracker;
 use crate::catalog::{Catalog, ServerTools};
 use crate::child::task::{self, ChildEvent, TaskContext};
 use crate::child::{ChildHandle, State};
+use crate::domains;
+use crate::events::EventLog;
 use crate::front::{FrontQueue, FrontSink};
 use crate::watchdog::Watchdog;
 use crate::{health, jsonrpc};
@@ -20,6 +22,8 @@ use crate::{health, jsonrpc};
 /// How long to gather more tool changes before telling the client (a restart storm or a burst
 /// of child list_changed notifications becomes one notification).
 const LIST_CHANGED_DEBOUNCE: Duration = Duration::from_millis(50);
+/// Least time between two list_changed notifications.
+const LIST_CHANGED_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Options that are not configuration: how this process runs.
 #[derive(Debug, Default, Clone)]
@@ -49,6 +53,7 @@ struct Inner {
     watchdog: Option<Arc<Watchdog>>,
     /// The client has listed tools, so changes must be announced.
     listed: AtomicBool,
+    log: Arc<EventLog>,
 }
 
 struct BuiltCatalog {
@@ -89,16 +94,26 @@ impl Gateway {
                 tracker: TaskTracker::new(),
                 watchdog,
                 listed: AtomicBool::new(false),
+                log: Arc::default(),
                 children,
                 config,
             }),
         };
+        let weak = Arc::downgrade(&gw.inner);
+        let fallback_of: task::FallbackOf = Arc::new(move |server: &str| {
+            let gw = Gateway {
+                inner: weak.upgrade()?,
+            };
+            gw.live_fallback(server)
+        });
         let cx = TaskContext {
             front,
             events: task::Events::new(events_tx, generation),
             shutdown: gw.inner.shutdown.clone(),
             watchdog: gw.inner.watchdog.clone(),
             grace: gw.inner.config.gateway.shutdown_grace,
+            log: gw.inner.log.clone(),
+            fallback_of,
         };
         for child in &gw.inner.children {
             gw.inner
@@ -159,6 +174,7 @@ impl Gateway {
                     index: c.shared.index,
                     name: c.name(),
                     tools: t,
+                    listed: c.state().is_up(),
                 }),
         ));
         *self
@@ -170,6 +186,30 @@ impl Gateway {
             catalog: catalog.clone(),
         });
         catalog
+    }
+
+    /// Recent supervision events.
+    pub fn events(&self) -> &EventLog {
+        &self.inner.log
+    }
+
+    /// Whether `server` is up (ready) now.
+    pub fn is_up(&self, server: &str) -> bool {
+        self.inner
+            .children
+            .iter()
+            .any(|c| c.name() == server && c.state().is_up())
+    }
+
+    /// The live stand-in for `server` along its `server_alternatives` fallback chain.
+    pub fn live_fallback(&self, server: &str) -> Option<String> {
+        domains::live_fallback(&self.inner.config, server, &|s| self.is_up(s))
+            .map(|s| s.as_str().to_owned())
+    }
+
+    /// Every domain's mode (normal, degraded, lost) and serving server, now.
+    pub fn domain_states(&self) -> Vec<domains::DomainState> {
+        domains::states(&self.inner.config, &|s| self.is_up(s))
     }
 
     /// Whether every child has finished starting (ready or failed).
@@ -250,16 +290,27 @@ impl Gateway {
     }
 }
 
-/// Tells the client when the catalog changed, coalescing bursts of changes.
+/// Tells the client when the catalog changed: a burst of changes becomes one notification
+/// (debounce), and notifications are at least [`LIST_CHANGED_MIN_INTERVAL`] apart, so a
+/// restart storm cannot flood the client. A change that is undone before it is announced
+/// (down and back up) is not announced at all.
 async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<ChildEvent>) {
     let mut announced: Option<Arc<str>> = None;
+    let mut last_sent: Option<tokio::time::Instant> = None;
     let shutdown = gw.shutdown_token();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             e = events.recv() => if e.is_none() { return },
         }
-        tokio::time::sleep(LIST_CHANGED_DEBOUNCE).await;
+        let mut until = tokio::time::Instant::now() + LIST_CHANGED_DEBOUNCE;
+        if let Some(last) = last_sent {
+            until = until.max(last + LIST_CHANGED_MIN_INTERVAL);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(until) => {}
+        }
         while events.try_recv().is_ok() {}
         let list = gw.catalog().list_result().clone();
         let changed = announced.as_ref().is_none_or(|a| **a != *list);
@@ -275,6 +326,7 @@ async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<Child
                     None,
                 ))
                 .await;
+            last_sent = Some(tokio::time::Instant::now());
         }
         announced = Some(list);
     }

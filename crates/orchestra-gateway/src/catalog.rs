@@ -34,6 +34,10 @@ pub struct ServerTools<'a> {
     pub name: &'a str,
     /// Tool definitions exactly as the child listed them (already filtered by config).
     pub tools: &'a [Value],
+    /// Whether the client sees them: only a ready server's tools are listed. A down
+    /// server's last known tools stay routable, so that a call to one can be answered with
+    /// its fallback or with what to use instead.
+    pub listed: bool,
 }
 
 /// An immutable snapshot; a new one replaces it whenever any server's tools change.
@@ -43,7 +47,7 @@ pub struct Catalog {
     /// `{"tools":[...]}`, ready to splice into a response.
     list_result: Arc<str>,
     renamed: Vec<Renamed>,
-    /// Exposed names in listing order (for suggestions and the CLI table).
+    /// Exposed names in listing order (for suggestions and the CLI table); only listed tools.
     names: Vec<Box<str>>,
 }
 
@@ -78,17 +82,19 @@ impl Catalog {
                     );
                     continue;
                 }
-                if exposed.shortened {
-                    renamed.push(Renamed {
-                        exposed: exposed.name.clone(),
-                        server: server.name.to_owned(),
-                        tool: original.to_owned(),
-                    });
+                if server.listed {
+                    if exposed.shortened {
+                        renamed.push(Renamed {
+                            exposed: exposed.name.clone(),
+                            server: server.name.to_owned(),
+                            tool: original.to_owned(),
+                        });
+                    }
+                    let mut def = tool.clone();
+                    def["name"] = Value::String(exposed.name.clone());
+                    listed.push(def.to_string());
+                    names.push(exposed.name.as_str().into());
                 }
-                let mut def = tool.clone();
-                def["name"] = Value::String(exposed.name.clone());
-                listed.push(def.to_string());
-                names.push(exposed.name.as_str().into());
                 let route = Route {
                     server: server.index,
                     tool: original.into(),
@@ -106,6 +112,7 @@ impl Catalog {
         }
     }
 
+    /// The route of an exposed name, listed or not (a down server's tools stay routable).
     pub fn route(&self, exposed: &str) -> Option<&Route> {
         self.routes.get(exposed)
     }
@@ -122,6 +129,7 @@ impl Catalog {
         self.names.iter().map(|n| &**n)
     }
 
+    /// How many tools are listed.
     pub fn len(&self) -> usize {
         self.names.len()
     }
@@ -160,11 +168,13 @@ mod tests {
                     index: 0,
                     name: "files",
                     tools: &files,
+                    listed: true,
                 },
                 ServerTools {
                     index: 1,
                     name: "odd",
                     tools: &other,
+                    listed: true,
                 },
             ],
         );

@@ -46,11 +46,16 @@ pub enum GatewayError {
         state: &'static str,
         reason: String,
     },
-    #[error("server \"{server}\" exited ({status}) while the request was in flight")]
+    #[error(
+        "server \"{server}\" exited ({status}) while the request was in flight{}{}",
+        if *delivered { "" } else { " (it had not reached the server; safe to retry)" },
+        fallback_hint(fallback)
+    )]
     ServerExited {
         server: String,
         status: String,
         delivered: bool,
+        fallback: Option<String>,
     },
     #[error("call to \"{tool}\" timed out after {:?}; server \"{server}\" was sent notifications/cancelled", after)]
     Timeout {
@@ -99,9 +104,11 @@ impl GatewayError {
                 server,
                 status,
                 delivered,
-            } => Some(
-                json!({ "server": server, "exit": status, "delivered": delivered, "retryable": !delivered }),
-            ),
+                fallback,
+            } => Some(json!({
+                "server": server, "exit": status, "delivered": delivered,
+                "retryable": !delivered, "fallback": fallback,
+            })),
             GatewayError::Timeout {
                 server,
                 tool,
@@ -124,6 +131,13 @@ impl GatewayError {
             obj["data"] = data;
         }
         obj.to_string()
+    }
+}
+
+fn fallback_hint(fallback: &Option<String>) -> String {
+    match fallback {
+        Some(f) => format!("; its fallback \"{f}\" is up"),
+        None => String::new(),
     }
 }
 

@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 use crate::app::Gateway;
 use crate::child::{ChildHandle, State};
 
+/// Events included in a report.
+const RECENT_EVENTS: usize = 20;
+
 /// The health tool's name (the gateway's own tools carry no separator).
 pub const TOOL_NAME: &str = "orchestrator_health";
 
@@ -39,25 +42,25 @@ pub fn report(gw: &Gateway) -> Value {
     let catalog = gw.catalog();
     let servers: Vec<Value> = gw.children().iter().map(server_report).collect();
     let domains: Vec<Value> = gw
-        .config()
-        .domains
-        .iter()
+        .domain_states()
+        .into_iter()
         .map(|d| {
-            let ready = |name: &str| {
-                gw.children()
-                    .iter()
-                    .any(|c| c.name() == name && c.state() == State::Ready)
-            };
-            let served_by = std::iter::once(&d.primary)
-                .chain(d.secondary.iter())
-                .find(|s| ready(s.as_str()))
-                .map(|s| s.as_str().to_owned());
+            let secondary: Vec<&str> = gw
+                .config()
+                .domains
+                .iter()
+                .find(|c| c.name == d.name)
+                .map(|c| c.secondary.iter().map(|s| s.as_str()).collect())
+                .unwrap_or_default();
             json!({
                 "name": d.name,
-                "owner": d.primary.as_str(),
-                "secondary": d.secondary.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-                "served": served_by.is_some(),
-                "served_by": served_by,
+                "owner": d.owner,
+                "secondary": secondary,
+                "mode": d.mode,
+                "served": d.serving.is_some(),
+                "serving": d.serving,
+                "degraded_capabilities": d.degraded_capabilities,
+                "lost_capabilities": d.lost_capabilities,
             })
         })
         .collect();
@@ -80,6 +83,7 @@ pub fn report(gw: &Gateway) -> Value {
         "servers": servers,
         "domains": domains,
         "renamed_tools": catalog.renamed(),
+        "events": gw.events().recent(RECENT_EVENTS),
     })
 }
 
@@ -94,10 +98,11 @@ fn server_report(child: &ChildHandle) -> Value {
         "state": status.state,
         "since": rfc3339(status.since),
         "reason": status.reason,
-        "pid": if up || status.state == State::Starting { status.pid } else { None },
+        "pid": child.connection().and(status.pid),
         "uptime_seconds": status.started.filter(|_| up).map(|s| secs(s.elapsed())),
         "command": child.spec().command,
-        "tools": child.tools().len(),
+        // Exposed tools: a down server's last known tools are kept for routing, not listed.
+        "tools": if up { child.tools().len() } else { 0 },
         "tools_hidden_by_filter": child.hidden_tools(),
         "calls": load(&stats.calls),
         "errors": load(&stats.errors),
@@ -110,6 +115,9 @@ fn server_report(child: &ChildHandle) -> Value {
         "protocol_version": status.protocol_version,
         "server_info": status.server_info,
         "last_exit": status.last_exit,
+        "restarts": status.restarts,
+        "next_attempt": status.next_attempt.map(rfc3339),
+        "probe_failures": status.probe_failures,
         "last_error": stats.last_error().or_else(|| status.reason.clone().filter(|_| status.state == State::Failed)),
         "stderr_tail": child.stderr_tail(),
     })
@@ -141,21 +149,59 @@ pub fn summary(report: &Value) -> String {
         if let Some(reason) = s["reason"].as_str() {
             let _ = write!(out, " — {reason}");
         }
+        if let Some(restarts) = s["restarts"].as_u64().filter(|r| *r > 0) {
+            let _ = write!(out, " [{restarts} restarts]");
+        }
         out.push('\n');
     }
     for d in report["domains"].as_array().into_iter().flatten() {
         let name = d["name"].as_str().unwrap_or("?");
-        match d["served_by"].as_str() {
-            Some(by) => {
-                let _ = writeln!(out, "- domain {name}: served by {by}");
+        let list = |key: &str| {
+            d[key].as_array().map_or(String::new(), |a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        };
+        match (d["mode"].as_str(), d["serving"].as_str()) {
+            (Some("normal"), Some(by)) => {
+                let _ = writeln!(out, "- domain {name}: normal, served by {by}");
             }
-            None => {
+            (Some("degraded"), Some(by)) => {
                 let _ = writeln!(
                     out,
-                    "- domain {name}: NOT served (owner {} is down)",
-                    d["owner"].as_str().unwrap_or("?")
+                    "- domain {name}: DEGRADED, served by {by} instead of {} (still: [{}]; lost: [{}])",
+                    d["owner"].as_str().unwrap_or("?"),
+                    list("degraded_capabilities"),
+                    list("lost_capabilities")
                 );
             }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "- domain {name}: LOST, {} is down and nothing stands in (lost: [{}])",
+                    d["owner"].as_str().unwrap_or("?"),
+                    list("lost_capabilities")
+                );
+            }
+        }
+    }
+    let events = report["events"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if !events.is_empty() {
+        out.push_str("recent events:\n");
+        for e in &events[events.len().saturating_sub(5)..] {
+            let _ = writeln!(
+                out,
+                "  {} {} {}: {}",
+                e["at"].as_str().unwrap_or("?"),
+                e["server"].as_str().unwrap_or("?"),
+                e["kind"].as_str().unwrap_or("?"),
+                e["detail"].as_str().unwrap_or("")
+            );
         }
     }
     for r in report["renamed_tools"].as_array().into_iter().flatten() {
@@ -174,7 +220,7 @@ fn output_schema() -> Value {
     let nullable = |t: &str| json!({ "type": [t, "null"] });
     json!({
         "type": "object",
-        "required": ["gateway", "servers", "domains", "renamed_tools"],
+        "required": ["gateway", "servers", "domains", "renamed_tools", "events"],
         "properties": {
             "gateway": {
                 "type": "object",
@@ -197,7 +243,7 @@ fn output_schema() -> Value {
                     "required": ["name", "state", "tools", "calls", "errors", "timeouts"],
                     "properties": {
                         "name": { "type": "string" },
-                        "state": { "type": "string", "enum": ["starting", "ready", "failed", "stopped"] },
+                        "state": { "type": "string", "enum": ["starting", "ready", "unhealthy", "restarting", "failed", "misconfigured", "stopped"] },
                         "since": { "type": "string" },
                         "reason": nullable("string"),
                         "pid": nullable("integer"),
@@ -216,6 +262,9 @@ fn output_schema() -> Value {
                         "protocol_version": nullable("string"),
                         "server_info": {},
                         "last_exit": nullable("string"),
+                        "restarts": { "type": "integer" },
+                        "next_attempt": nullable("string"),
+                        "probe_failures": { "type": "integer" },
                         "last_error": nullable("string"),
                         "stderr_tail": { "type": "array", "items": { "type": "string" } },
                     },
@@ -225,13 +274,28 @@ fn output_schema() -> Value {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["name", "owner", "served"],
+                    "required": ["name", "owner", "mode", "served"],
                     "properties": {
                         "name": { "type": "string" },
                         "owner": { "type": "string" },
                         "secondary": { "type": "array", "items": { "type": "string" } },
+                        "mode": { "type": "string", "enum": ["normal", "degraded", "lost"] },
                         "served": { "type": "boolean" },
-                        "served_by": nullable("string"),
+                        "serving": nullable("string"),
+                        "degraded_capabilities": { "type": "array", "items": { "type": "string" } },
+                        "lost_capabilities": { "type": "array", "items": { "type": "string" } },
+                    },
+                },
+            },
+            "events": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "at": { "type": "string" },
+                        "server": { "type": "string" },
+                        "kind": { "type": "string" },
+                        "detail": { "type": "string" },
                     },
                 },
             },

@@ -8,8 +8,11 @@
 pub mod app;
 pub mod catalog;
 pub mod child;
+pub mod domains;
 pub mod error;
+pub mod events;
 pub mod front;
+pub mod guidance;
 pub mod health;
 pub mod jsonrpc;
 pub mod names;

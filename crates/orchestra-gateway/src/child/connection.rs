@@ -28,6 +28,22 @@ pub const MAX_LINE: usize = 16 * 1024 * 1024;
 /// Lines queued toward a child before calls are refused as "overloaded".
 const WRITE_QUEUE: usize = 1024;
 
+/// A line for the child, with the id of the request it carries (0 for anything else), so the
+/// writer can tell which requests have really been handed to the child.
+struct Outbound {
+    id: u64,
+    line: Vec<u8>,
+}
+
+/// How the child's stdout ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReaderEnd {
+    /// End of file: the process closed its stdout (usually: it exited).
+    Eof,
+    /// The stream can no longer be framed (megabytes without a newline).
+    Framing(String),
+}
+
 /// Something the child said that the gateway (not the client) must act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChildSignal {
@@ -64,6 +80,7 @@ enum Pending {
         deadline: Instant,
         timeout: Duration,
         reply: FrontSink,
+        failover: Option<Box<str>>,
     },
     /// The gateway's own request.
     Internal(oneshot::Sender<Result<Box<RawValue>, RequestError>>),
@@ -72,7 +89,9 @@ enum Pending {
 /// The live session with a child. Shared by the front (to send) and the child's tasks.
 pub struct Connection {
     server: Arc<str>,
-    writer: mpsc::Sender<Vec<u8>>,
+    writer: mpsc::Sender<Outbound>,
+    /// Highest request id flushed to the child's stdin: requests above it never reached it.
+    written: Arc<AtomicU64>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -86,7 +105,7 @@ pub struct Connection {
 
 /// The tasks that serve one connection; the owner awaits `reader` to learn of EOF.
 pub struct ConnectionTasks {
-    pub reader: tokio::task::JoinHandle<()>,
+    pub reader: tokio::task::JoinHandle<ReaderEnd>,
 }
 
 impl Connection {
@@ -101,9 +120,11 @@ impl Connection {
         stop_writing: CancellationToken,
     ) -> (Arc<Self>, ConnectionTasks) {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let written = Arc::new(AtomicU64::new(0));
         let conn = Arc::new(Self {
             server,
             writer: tx,
+            written: written.clone(),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
@@ -112,13 +133,15 @@ impl Connection {
             epoch: Instant::now(),
             stats,
         });
-        tokio::spawn(write_loop(rx, stdin, stop_writing));
+        tokio::spawn(write_loop(rx, stdin, stop_writing, written));
         tokio::spawn(sweep_loop(Arc::downgrade(&conn)));
         let reader = tokio::spawn(read_loop(conn.clone(), stdout, front, signals));
         (conn, ConnectionTasks { reader })
     }
 
     /// Forwards a client's `tools/call` (params already addressed to the child's tool name).
+    /// `failover`, when set, is a JSON object added to the result's `_meta` to say the call
+    /// was served by a stand-in.
     pub fn forward_call(
         &self,
         front_id: &str,
@@ -126,6 +149,7 @@ impl Connection {
         params: &str,
         timeout: Duration,
         reply: &FrontSink,
+        failover: Option<&str>,
     ) -> Result<(), GatewayError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(self.unavailable());
@@ -143,12 +167,11 @@ impl Connection {
                 deadline,
                 timeout,
                 reply: reply.clone(),
+                failover: failover.map(Into::into),
             },
         );
-        if let Err(e) = self
-            .writer
-            .try_send(jsonrpc::request_line(id, "tools/call", Some(params)))
-        {
+        let line = jsonrpc::request_line(id, "tools/call", Some(params));
+        if let Err(e) = self.writer.try_send(Outbound { id, line }) {
             self.lock().remove(&id);
             return Err(match e {
                 mpsc::error::TrySendError::Full(_) => GatewayError::Overloaded {
@@ -175,12 +198,8 @@ impl Connection {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.lock().insert(id, Pending::Internal(tx));
-        if self
-            .writer
-            .send(jsonrpc::request_line(id, method, params))
-            .await
-            .is_err()
-        {
+        let line = jsonrpc::request_line(id, method, params);
+        if self.writer.send(Outbound { id, line }).await.is_err() {
             self.lock().remove(&id);
             return Err(RequestError::Closed);
         }
@@ -196,9 +215,8 @@ impl Connection {
 
     /// Sends a notification to the child (best effort).
     pub fn notify(&self, method: &str, params: Option<&str>) {
-        let _ = self
-            .writer
-            .try_send(jsonrpc::notification_line(method, params));
+        let line = jsonrpc::notification_line(method, params);
+        let _ = self.writer.try_send(Outbound { id: 0, line });
     }
 
     /// Forwards a client's cancellation of `front_id` to this child, if the call is here.
@@ -223,17 +241,22 @@ impl Connection {
     }
 
     /// Marks the session dead and answers every pending request at once with `why`.
-    pub async fn close(&self, why: &GatewayError) {
+    /// `why` is told whether each call had reached the child (`delivered`) — a caller may
+    /// safely retry one that had not.
+    pub async fn close(&self, why: impl Fn(bool) -> GatewayError) {
         self.closed.store(true, Ordering::Release);
-        let drained: Vec<Pending> = self.lock().drain().map(|(_, p)| p).collect();
-        let wire = why.to_wire();
-        for p in drained {
+        let drained: Vec<(u64, Pending)> = self.lock().drain().collect();
+        let written = self.written.load(Ordering::Acquire);
+        for (id, p) in drained {
             match p {
                 Pending::Call {
                     front_id, reply, ..
                 } => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    reply.send(jsonrpc::error_line(&front_id, &wire)).await;
+                    let err = why(id <= written);
+                    reply
+                        .send(jsonrpc::error_line(&front_id, &err.to_wire()))
+                        .await;
                 }
                 Pending::Internal(tx) => {
                     let _ = tx.send(Err(RequestError::Closed));
@@ -288,6 +311,27 @@ impl Connection {
     }
 }
 
+/// Key under the result's `_meta` that says a call was served by a fallback.
+pub const FAILOVER_META_KEY: &str = "mcp-orchestra/failover";
+
+/// The result with `_meta["mcp-orchestra/failover"] = note` added (failover path only; the
+/// normal path never decodes results).
+fn with_failover_meta(result: &str, note: &str) -> String {
+    let (Ok(mut value), Ok(note)) = (
+        serde_json::from_str::<serde_json::Value>(result),
+        serde_json::from_str::<serde_json::Value>(note),
+    ) else {
+        return result.to_owned();
+    };
+    if let Some(obj) = value.as_object_mut() {
+        let meta = obj.entry("_meta").or_insert_with(|| serde_json::json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert(FAILOVER_META_KEY.to_owned(), note);
+        }
+    }
+    value.to_string()
+}
+
 /// What a child's response says about the call's outcome (only `isError` is read).
 #[derive(Deserialize)]
 struct Outcome {
@@ -300,7 +344,7 @@ async fn read_loop(
     stdout: ChildStdout,
     front: FrontSink,
     signals: mpsc::UnboundedSender<ChildSignal>,
-) {
+) -> ReaderEnd {
     let mut reader = LineReader::new(
         tokio::io::BufReader::with_capacity(64 * 1024, stdout),
         MAX_LINE,
@@ -313,10 +357,14 @@ async fn read_loop(
                 conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(server = %conn.server, bytes = n, limit = MAX_LINE, "dropped an oversized line from the child's stdout");
             }
-            Ok(Frame::Eof) => break,
+            Ok(Frame::Flood(n)) => {
+                conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
+                return ReaderEnd::Framing(format!("wrote {n} bytes to stdout without a newline"));
+            }
+            Ok(Frame::Eof) => return ReaderEnd::Eof,
             Err(e) => {
                 tracing::debug!(server = %conn.server, error = %e, "child stdout read failed");
-                break;
+                return ReaderEnd::Eof;
             }
         }
     }
@@ -366,6 +414,7 @@ async fn on_response(conn: &Connection, env: &Envelope<'_>) {
             tool,
             started,
             reply,
+            failover,
             ..
         } => {
             conn.stats.record_latency(started.elapsed());
@@ -374,7 +423,13 @@ async fn on_response(conn: &Connection, env: &Envelope<'_>) {
                     if serde_json::from_str::<Outcome>(result.get()).is_ok_and(|o| o.is_error) {
                         conn.stats.errors.fetch_add(1, Ordering::Relaxed);
                     }
-                    jsonrpc::response_line(&front_id, result.get())
+                    match failover {
+                        Some(note) => jsonrpc::response_line(
+                            &front_id,
+                            &with_failover_meta(result.get(), &note),
+                        ),
+                        None => jsonrpc::response_line(&front_id, result.get()),
+                    }
                 }
                 (None, Some(error)) => {
                     conn.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -440,30 +495,38 @@ fn on_request(conn: &Connection, env: &Envelope<'_>) {
         }
         None => return,
     };
-    let _ = conn.writer.try_send(line);
+    let _ = conn.writer.try_send(Outbound { id: 0, line });
 }
 
 /// Writes queued lines to the child's stdin, flushing when the queue runs dry (one syscall for
 /// a burst). Ends — closing stdin, which asks the child to exit — when told to stop.
-async fn write_loop(mut rx: mpsc::Receiver<Vec<u8>>, stdin: ChildStdin, stop: CancellationToken) {
+async fn write_loop(
+    mut rx: mpsc::Receiver<Outbound>,
+    stdin: ChildStdin,
+    stop: CancellationToken,
+    written: Arc<AtomicU64>,
+) {
     let mut out = BufWriter::with_capacity(64 * 1024, stdin);
     loop {
-        let line = tokio::select! {
+        let first = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
-            line = rx.recv() => match line { Some(l) => l, None => break },
+            next = rx.recv() => match next { Some(o) => o, None => break },
         };
-        if out.write_all(&line).await.is_err() {
+        let mut last_id = first.id;
+        if out.write_all(&first.line).await.is_err() {
             break;
         }
         while let Ok(more) = rx.try_recv() {
-            if out.write_all(&more).await.is_err() {
+            last_id = last_id.max(more.id);
+            if out.write_all(&more.line).await.is_err() {
                 return;
             }
         }
         if out.flush().await.is_err() {
             break;
         }
+        written.fetch_max(last_id, Ordering::Release);
     }
     let _ = out.shutdown().await;
 }

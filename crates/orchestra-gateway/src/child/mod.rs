@@ -1,6 +1,7 @@
 //! One configured child server: its handle (this file), the task that owns its process
 //! ([`task`]), the JSON-RPC session ([`connection`]), its state ([`state`]) and statistics.
 
+pub mod backoff;
 pub mod connection;
 pub mod process;
 pub mod state;

@@ -5,16 +5,23 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Lifecycle of one configured server.
+/// Supervision state of one configured server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
-    /// Spawned; handshake and first listing under way.
+    /// First start since the gateway started: spawned, handshake under way.
     Starting,
     /// Handshake and a fresh tools/list succeeded; its tools are exposed.
     Ready,
-    /// Could not start, or died; `reason` says why.
+    /// Alive but not answering pings; its tools are withdrawn until it answers again.
+    Unhealthy,
+    /// Died (or failed to start); waiting out its backoff or re-attempting the handshake.
+    Restarting,
+    /// Crash loop: too many restarts in a short window. Calls fail fast; a slow re-probe
+    /// tries again later.
     Failed,
+    /// Cannot be started at all (command missing or not executable): not retried.
+    Misconfigured,
     /// Shut down by the gateway.
     Stopped,
 }
@@ -24,14 +31,22 @@ impl State {
         match self {
             State::Starting => "starting",
             State::Ready => "ready",
+            State::Unhealthy => "unhealthy",
+            State::Restarting => "restarting",
             State::Failed => "failed",
+            State::Misconfigured => "misconfigured",
             State::Stopped => "stopped",
         }
     }
 
-    /// Whether start-up has finished one way or the other.
+    /// Whether the first start has finished one way or the other.
     pub fn is_settled(self) -> bool {
         !matches!(self, State::Starting)
+    }
+
+    /// Whether calls may be sent to it.
+    pub fn is_up(self) -> bool {
+        matches!(self, State::Ready)
     }
 }
 
@@ -43,7 +58,7 @@ pub struct Status {
     pub since: SystemTime,
     /// Monotonic time of the last state change (for durations).
     pub since_instant: Instant,
-    /// Why the server is not ready (failed/stopped).
+    /// Why the server is not ready.
     pub reason: Option<String>,
     pub pid: Option<u32>,
     /// When the current process was started.
@@ -54,6 +69,12 @@ pub struct Status {
     pub protocol_version: Option<String>,
     /// The child's `serverInfo`.
     pub server_info: Option<Value>,
+    /// Restarts since the gateway started.
+    pub restarts: u32,
+    /// When the next start attempt is due (restarting, failed).
+    pub next_attempt: Option<SystemTime>,
+    /// Consecutive unanswered pings.
+    pub probe_failures: u32,
 }
 
 impl Status {
@@ -68,6 +89,9 @@ impl Status {
             last_exit: None,
             protocol_version: None,
             server_info: None,
+            restarts: 0,
+            next_attempt: None,
+            probe_failures: 0,
         }
     }
 
@@ -77,5 +101,8 @@ impl Status {
         self.reason = reason;
         self.since = SystemTime::now();
         self.since_instant = Instant::now();
+        if state != State::Restarting && state != State::Failed {
+            self.next_attempt = None;
+        }
     }
 }

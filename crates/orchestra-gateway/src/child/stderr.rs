@@ -73,7 +73,9 @@ pub async fn drain(server: &str, stderr: impl AsyncRead + Unpin, tail: &StderrTa
                 tracing::debug!(server, stderr = %line, "child stderr");
                 tail.push(&line);
             }
-            Ok(Frame::Oversized(n)) => tail.push(&format!("<{n} bytes without a newline>")),
+            Ok(Frame::Oversized(n) | Frame::Flood(n)) => {
+                tail.push(&format!("<{n} bytes without a newline>"))
+            }
             Ok(Frame::Eof) | Err(_) => break,
         }
     }

@@ -1,8 +1,23 @@
-//! The task that owns one child's process: start, handshake, serve, notice death, stop.
+//! The task that owns one child for the gateway's whole life: start, handshake, serve, probe,
+//! notice death, restart with backoff, stop.
+//!
+//! ```text
+//!   Starting ──handshake ok──► Ready ◄──ping answered── Unhealthy
+//!      │                        │  └──N pings missed──────┘ │ M pings missed: killed
+//!      │ failed                 │ died                      ▼
+//!      └────────────► Restarting (backoff) ◄────────────────┘
+//!                        │  more than max_restarts within `within`
+//!                        ▼
+//!                      Failed ──reprobe_after──► (start again)
+//!   spawn impossible (command missing / not executable) ──► Misconfigured (never retried)
+//! ```
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -10,11 +25,13 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::{ChildSignal, Connection};
-use super::process::{self, describe, group_exists, signal_group};
+use super::backoff::{self, Backoff};
+use super::connection::{ChildSignal, Connection, ReaderEnd, RequestError};
+use super::process::{self, describe, group_exists, signal_group, SpawnError};
 use super::state::State;
 use super::ChildShared;
 use crate::error::GatewayError;
+use crate::events::{EventKind, EventLog};
 use crate::front::FrontSink;
 use crate::watchdog::Watchdog;
 
@@ -25,6 +42,12 @@ const EOF_GRACE: Duration = Duration::from_secs(2);
 /// Upper bound on `tools/list` pages from one child (a broken cursor must not loop forever).
 const MAX_PAGES: usize = 1000;
 
+/// One ping in flight, polled by the serve loop next to everything else.
+type Probe = Pin<Box<dyn Future<Output = Result<(), RequestError>> + Send>>;
+
+/// Which live server, if any, stands in for a given server (its fallback chain).
+pub(crate) type FallbackOf = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// What the owning task needs from the gateway.
 #[derive(Clone)]
 pub(crate) struct TaskContext {
@@ -33,6 +56,8 @@ pub(crate) struct TaskContext {
     pub shutdown: CancellationToken,
     pub watchdog: Option<Arc<Watchdog>>,
     pub grace: Duration,
+    pub log: Arc<EventLog>,
+    pub fallback_of: FallbackOf,
 }
 
 /// What the gateway hears from child tasks.
@@ -64,21 +89,118 @@ impl Events {
     }
 }
 
+/// How one run of the child ended.
+enum Outcome {
+    /// The gateway is shutting down; the child was stopped.
+    Shutdown,
+    /// It can never be started as configured.
+    Misconfigured(String),
+    /// It ended (or never got ready); `ready_for` is how long it had been ready, if at all.
+    Ended {
+        reason: String,
+        ready_for: Option<Duration>,
+    },
+}
+
 /// Runs one child for the gateway's whole life.
 pub(crate) async fn run(shared: Arc<ChildShared>, cx: TaskContext) {
     let name = shared.name.clone();
+    let policy = shared.spec.restart.clone();
+    let mut backoff = Backoff::new(policy.clone(), backoff::seed(&name));
+    let mut recent_restarts: VecDeque<Instant> = VecDeque::new();
+    loop {
+        match run_once(&shared, &cx).await {
+            Outcome::Shutdown => break,
+            Outcome::Misconfigured(reason) => {
+                tracing::error!(server = %name, %reason, "child is misconfigured; not retrying");
+                cx.log
+                    .record(&name, EventKind::Misconfigured, reason.clone());
+                shared
+                    .status
+                    .send_modify(|s| s.enter(State::Misconfigured, Some(reason)));
+                cx.events.tools_changed();
+                cx.shutdown.cancelled().await;
+                break;
+            }
+            Outcome::Ended { reason, ready_for } => {
+                if cx.shutdown.is_cancelled() {
+                    break;
+                }
+                if ready_for.is_some_and(|d| d >= policy.stable_after) {
+                    backoff.reset();
+                    recent_restarts.clear();
+                }
+                let now = Instant::now();
+                while recent_restarts
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > policy.within)
+                {
+                    recent_restarts.pop_front();
+                }
+                let (state, wait, kind) = if recent_restarts.len() as u32 >= policy.max_restarts {
+                    (State::Failed, policy.reprobe_after, EventKind::Failed)
+                } else {
+                    (
+                        State::Restarting,
+                        backoff.next_delay(),
+                        EventKind::Restarting,
+                    )
+                };
+                let reason = match state {
+                    State::Failed => format!(
+                        "{reason}; crash loop ({} restarts within {}): calls fail fast, next try in {}",
+                        recent_restarts.len(),
+                        orchestra_config::duration::format(policy.within),
+                        orchestra_config::duration::format(wait)
+                    ),
+                    _ => reason,
+                };
+                tracing::warn!(server = %name, state = state.as_str(), ?wait, %reason, "child down; will start it again");
+                cx.log.record(
+                    &name,
+                    kind,
+                    format!("{reason}; next attempt in {:.1}s", wait.as_secs_f64()),
+                );
+                shared.status.send_modify(|s| {
+                    s.enter(state, Some(reason));
+                    s.next_attempt = Some(SystemTime::now() + wait);
+                });
+                cx.events.tools_changed();
+                tokio::select! {
+                    _ = cx.shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                if state == State::Failed {
+                    recent_restarts.clear();
+                    backoff.reset();
+                }
+                recent_restarts.push_back(Instant::now());
+                shared.status.send_modify(|s| {
+                    s.restarts += 1;
+                    s.next_attempt = None;
+                });
+            }
+        }
+    }
+    *shared.conn.write().unwrap_or_else(|p| p.into_inner()) = None;
+    shared
+        .status
+        .send_modify(|s| s.enter(State::Stopped, Some("gateway shut down".into())));
+}
+
+/// One life of the child process: spawn, handshake, serve until death or shutdown.
+async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
+    let name = shared.name.clone();
     let mut spawned = match process::spawn(&shared.spec) {
         Ok(s) => s,
+        Err(e @ (SpawnError::NotFound(_) | SpawnError::NotExecutable(_))) => {
+            return Outcome::Misconfigured(e.to_string())
+        }
         Err(e) => {
-            tracing::error!(server = %name, error = %e, "cannot start child");
-            shared
-                .status
-                .send_modify(|s| s.enter(State::Failed, Some(e.to_string())));
-            cx.shutdown.cancelled().await;
-            shared
-                .status
-                .send_modify(|s| s.enter(State::Stopped, Some("gateway shut down".into())));
-            return;
+            return Outcome::Ended {
+                reason: e.to_string(),
+                ready_for: None,
+            }
         }
     };
     let pid = spawned.pid;
@@ -90,6 +212,7 @@ pub(crate) async fn run(shared: Arc<ChildShared>, cx: TaskContext) {
     shared.status.send_modify(|s| {
         s.pid = Some(pid);
         s.started = Some(Instant::now());
+        s.probe_failures = 0;
     });
     let drain_shared = shared.clone();
     let stderr = spawned.stderr;
@@ -111,101 +234,187 @@ pub(crate) async fn run(shared: Arc<ChildShared>, cx: TaskContext) {
     *shared.conn.write().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
     let mut reader = tasks.reader;
     let child = &mut spawned.child;
+    let life = Life {
+        shared,
+        cx,
+        conn: &conn,
+        stop_writing: &stop_writing,
+        pgid: pid,
+    };
 
     // Handshake, racing the child's exit and the gateway's shutdown.
     let timeout = shared.spec.startup_timeout;
     let handshake = tokio::select! {
-        r = tokio::time::timeout(timeout, handshake(&shared, &conn)) => match r {
+        r = tokio::time::timeout(timeout, handshake(shared, &conn)) => match r {
             Ok(r) => r,
             Err(_) => Err(format!("no answer to the handshake within {}", orchestra_config::duration::format(timeout))),
         },
         status = child.wait() => {
             let exit = status.map(describe).unwrap_or_else(|e| e.to_string());
             shared.status.send_modify(|s| s.last_exit = Some(exit.clone()));
-            Err(with_stderr(&shared, format!("exited during the handshake ({exit})")))
+            Err(with_stderr(shared, format!("exited during the handshake ({exit})")))
         }
-        _ = cx.shutdown.cancelled() => Err("the gateway shut down during start-up".into()),
+        _ = cx.shutdown.cancelled() => {
+            life.stop(child, true, |_| shutting_down(&name)).await;
+            return Outcome::Shutdown;
+        }
     };
     if let Err(reason) = handshake {
         tracing::error!(server = %name, %reason, "child failed to start");
-        let why = GatewayError::ServerUnavailable {
+        let failed = reason.clone();
+        life.stop(child, false, |_| GatewayError::ServerUnavailable {
             server: name.to_string(),
-            state: "failed",
-            reason: reason.clone(),
+            state: "restarting",
+            reason: failed.clone(),
+        })
+        .await;
+        return Outcome::Ended {
+            reason,
+            ready_for: None,
         };
-        stop(&shared, &cx, &conn, &stop_writing, child, pid, &why).await;
-        shared
-            .status
-            .send_modify(|s| s.enter(State::Failed, Some(reason)));
-        cx.shutdown.cancelled().await;
-        shared
-            .status
-            .send_modify(|s| s.enter(State::Stopped, Some("gateway shut down".into())));
-        return;
     }
+    let ready_at = Instant::now();
+    let restarted = shared.status.borrow().restarts > 0;
     shared.status.send_modify(|s| s.enter(State::Ready, None));
-    tracing::info!(server = %name, tools = shared.tools.lock().map(|t| t.len()).unwrap_or(0), "child ready");
+    let tools = shared.tools.lock().map(|t| t.len()).unwrap_or(0);
+    tracing::info!(server = %name, tools, "child ready");
+    let kind = if restarted {
+        EventKind::Recovered
+    } else {
+        EventKind::Ready
+    };
+    cx.log.record(&name, kind, format!("{tools} tools"));
     cx.events.tools_changed();
 
-    // Serve until the child dies or the gateway stops.
-    let death = loop {
+    // Serve until the child dies, stops answering, or the gateway stops.
+    let probe = shared.spec.probe.clone();
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + probe.interval, probe.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut probing: Option<Probe> = None;
+    let death: String = loop {
         tokio::select! {
-            _ = cx.shutdown.cancelled() => break None,
+            _ = cx.shutdown.cancelled() => {
+                life.stop(child, true, |_| shutting_down(&name)).await;
+                return Outcome::Shutdown;
+            }
             Some(ChildSignal::ToolsChanged) = signals.recv() => {
-                match list_tools(&shared, &conn, shared.spec.call_timeout).await {
-                    Ok(()) => { cx.events.tools_changed(); }
+                match list_tools(shared, &conn, shared.spec.call_timeout).await {
+                    Ok(()) => {
+                        cx.log.record(&name, EventKind::ToolsChanged, format!("{} tools", shared.tools.lock().map(|t| t.len()).unwrap_or(0)));
+                        cx.events.tools_changed();
+                    }
                     Err(e) => tracing::warn!(server = %name, error = %e, "relisting tools after list_changed failed"),
                 }
             }
             status = child.wait() => {
-                break Some(status.map(describe).unwrap_or_else(|e| e.to_string()));
+                let exit = status.map(describe).unwrap_or_else(|e| e.to_string());
+                break exit;
             }
-            _ = &mut reader => {
-                // stdout closed: the process is exiting, or left its stdout behind. Either way
-                // the session is over; give the exit status a moment to arrive.
+            end = &mut reader => {
+                // stdout ended: the process is exiting, or left its stdout behind, or broke
+                // framing. The session is over either way; the exit status may follow.
+                if let Ok(ReaderEnd::Framing(why)) = end {
+                    break why;
+                }
                 let exit = match tokio::time::timeout(Duration::from_millis(100), child.wait()).await {
                     Ok(status) => status.map(describe).unwrap_or_else(|e| e.to_string()),
                     Err(_) => "closed its stdout".to_owned(),
                 };
-                break Some(exit);
+                break exit;
+            }
+            _ = tick.tick(), if probing.is_none() => {
+                let conn = conn.clone();
+                let timeout = probe.timeout;
+                probing = Some(Box::pin(async move { conn.request("ping", None, timeout).await.map(|_| ()) }));
+            }
+            answer = async { probing.as_mut().expect("guarded").await }, if probing.is_some() => {
+                probing = None;
+                if let Some(reason) = on_probe(shared, cx, &probe, answer) {
+                    break reason;
+                }
             }
         }
     };
 
-    match death {
-        Some(exit) => {
-            tracing::error!(server = %name, %exit, "child died");
-            let why = GatewayError::ServerExited {
-                server: name.to_string(),
-                status: exit.clone(),
-                delivered: true,
-            };
-            conn.close(&why).await;
-            clear_tools(&shared);
-            cx.events.tools_changed();
-            stop(&shared, &cx, &conn, &stop_writing, child, pid, &why).await;
-            let reason = with_stderr(&shared, format!("exited unexpectedly ({exit})"));
+    let exit = death;
+    let was_ready = matches!(
+        shared.status.borrow().state,
+        State::Ready | State::Unhealthy
+    );
+    tracing::error!(server = %name, %exit, "child died");
+    cx.log.record(&name, EventKind::Died, exit.clone());
+    // Withdraw its tools at once; pending calls learn what happened and where to go.
+    shared.status.send_modify(|s| {
+        s.last_exit = Some(exit.clone());
+        s.enter(State::Restarting, Some(exit.clone()));
+    });
+    cx.events.tools_changed();
+    let fallback = (cx.fallback_of)(&name);
+    let status = exit.clone();
+    life.stop(child, false, |delivered| GatewayError::ServerExited {
+        server: name.to_string(),
+        status: status.clone(),
+        delivered,
+        fallback: fallback.clone(),
+    })
+    .await;
+    let reason = with_stderr(shared, format!("exited unexpectedly ({exit})"));
+    Outcome::Ended {
+        reason,
+        ready_for: was_ready.then(|| ready_at.elapsed()),
+    }
+}
+
+/// Applies one probe answer; returns a reason when the child must be killed.
+fn on_probe(
+    shared: &ChildShared,
+    cx: &TaskContext,
+    policy: &orchestra_config::ProbePolicy,
+    answer: Result<(), RequestError>,
+) -> Option<String> {
+    let name = &shared.name;
+    match answer {
+        Ok(()) => {
+            let was_unhealthy = shared.status.borrow().state == State::Unhealthy;
+            shared.status.send_modify(|s| s.probe_failures = 0);
+            if was_unhealthy {
+                tracing::info!(server = %name, "child answers pings again");
+                shared.status.send_modify(|s| s.enter(State::Ready, None));
+                cx.log
+                    .record(name, EventKind::Recovered, "answers pings again");
+                cx.events.tools_changed();
+            }
+            None
+        }
+        Err(e) => {
+            let mut failures = 0;
             shared.status.send_modify(|s| {
-                s.last_exit = Some(exit);
-                s.enter(State::Failed, Some(reason));
+                s.probe_failures += 1;
+                failures = s.probe_failures;
             });
-            cx.shutdown.cancelled().await;
-            shared
-                .status
-                .send_modify(|s| s.enter(State::Stopped, Some("gateway shut down".into())));
+            tracing::warn!(server = %name, failures, error = %e, "ping failed");
+            if failures >= policy.restart_after {
+                return Some(format!("killed after {failures} unanswered pings"));
+            }
+            if failures == policy.unhealthy_after {
+                let reason = format!("{failures} pings unanswered ({e})");
+                shared
+                    .status
+                    .send_modify(|s| s.enter(State::Unhealthy, Some(reason.clone())));
+                cx.log.record(name, EventKind::Unhealthy, reason);
+                cx.events.tools_changed();
+            }
+            None
         }
-        None => {
-            let why = GatewayError::ServerUnavailable {
-                server: name.to_string(),
-                state: "stopping",
-                reason: "the gateway is shutting down".into(),
-            };
-            clear_tools(&shared);
-            stop(&shared, &cx, &conn, &stop_writing, child, pid, &why).await;
-            shared
-                .status
-                .send_modify(|s| s.enter(State::Stopped, Some("gateway shut down".into())));
-        }
+    }
+}
+
+fn shutting_down(name: &str) -> GatewayError {
+    GatewayError::ServerUnavailable {
+        server: name.to_owned(),
+        state: "stopping",
+        reason: "the gateway is shutting down".into(),
     }
 }
 
@@ -222,7 +431,13 @@ async fn handshake(shared: &ChildShared, conn: &Connection) -> Result<(), String
     let result = conn
         .request("initialize", Some(&params), deadline)
         .await
-        .map_err(|e| format!("initialize failed: {e}"))?;
+        .map_err(|e| match e {
+            RequestError::Timeout => format!(
+                "no answer to the handshake (initialize) within {}",
+                orchestra_config::duration::format(deadline)
+            ),
+            e => format!("initialize failed: {e}"),
+        })?;
     let result: Value = serde_json::from_str(result.get())
         .map_err(|e| format!("initialize result is not JSON: {e}"))?;
     shared.status.send_modify(|s| {
@@ -280,10 +495,6 @@ async fn list_tools(
     Ok(())
 }
 
-fn clear_tools(shared: &ChildShared) {
-    *shared.tools.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(Vec::new());
-}
-
 fn with_stderr(shared: &ChildShared, reason: String) -> String {
     match shared.stderr.last() {
         Some(line) => format!("{reason}; last stderr line: {line}"),
@@ -291,44 +502,51 @@ fn with_stderr(shared: &ChildShared, reason: String) -> String {
     }
 }
 
-/// Stops the child and everything in its process group: close stdin, then SIGTERM, then
-/// SIGKILL, each after a grace period; reap; sweep group stragglers (npx's node, a shell's
-/// children). Pending calls are answered with `why` first.
-async fn stop(
-    shared: &ChildShared,
-    cx: &TaskContext,
-    conn: &Connection,
-    stop_writing: &CancellationToken,
-    child: &mut Child,
+/// What stopping one process needs.
+struct Life<'a> {
+    shared: &'a ChildShared,
+    cx: &'a TaskContext,
+    conn: &'a Connection,
+    stop_writing: &'a CancellationToken,
     pgid: u32,
-    why: &GatewayError,
-) {
-    conn.close(why).await;
-    *shared.conn.write().unwrap_or_else(|p| p.into_inner()) = None;
-    stop_writing.cancel();
-    let name = &shared.name;
-    let mut exited = wait_for(child, EOF_GRACE.min(cx.grace)).await;
-    if !exited {
-        tracing::info!(server = %name, pgid, "child ignored stdin EOF; sending SIGTERM to its group");
-        signal_group(pgid, Signal::SIGTERM);
-        exited = wait_for(child, cx.grace).await;
-    }
-    if !exited {
-        tracing::warn!(server = %name, pgid, "child ignored SIGTERM; sending SIGKILL to its group");
-        signal_group(pgid, Signal::SIGKILL);
-        let _ = child.wait().await;
-    }
-    // The leader is gone; its group may not be. Give stragglers a moment, then kill them.
-    let until = Instant::now() + Duration::from_millis(500);
-    while group_exists(pgid) && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    if group_exists(pgid) {
-        tracing::info!(server = %name, pgid, "killing processes left in the child's group");
-        signal_group(pgid, Signal::SIGKILL);
-    }
-    if let Some(w) = &cx.watchdog {
-        w.release(pgid);
+}
+
+impl Life<'_> {
+    /// Stops the child and everything in its process group: answer pending calls with `why`,
+    /// then — when `graceful` — close stdin, SIGTERM, SIGKILL, each after a grace period;
+    /// otherwise (it died, hangs or broke the protocol) SIGKILL at once. Then reap and sweep
+    /// group stragglers (npx's node, a shell's children).
+    async fn stop(&self, child: &mut Child, graceful: bool, why: impl Fn(bool) -> GatewayError) {
+        self.conn.close(why).await;
+        *self.shared.conn.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.stop_writing.cancel();
+        let (name, pgid) = (&self.shared.name, self.pgid);
+        if !graceful && !wait_for(child, Duration::ZERO).await {
+            signal_group(pgid, Signal::SIGKILL);
+        }
+        let mut exited = wait_for(child, EOF_GRACE.min(self.cx.grace)).await;
+        if !exited {
+            tracing::info!(server = %name, pgid, "child ignored stdin EOF; sending SIGTERM to its group");
+            signal_group(pgid, Signal::SIGTERM);
+            exited = wait_for(child, self.cx.grace).await;
+        }
+        if !exited {
+            tracing::warn!(server = %name, pgid, "child ignored SIGTERM; sending SIGKILL to its group");
+            signal_group(pgid, Signal::SIGKILL);
+            let _ = child.wait().await;
+        }
+        // The leader is gone; its group may not be. Give stragglers a moment, then kill them.
+        let until = Instant::now() + Duration::from_millis(500);
+        while group_exists(pgid) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if group_exists(pgid) {
+            tracing::info!(server = %name, pgid, "killing processes left in the child's group");
+            signal_group(pgid, Signal::SIGKILL);
+        }
+        if let Some(w) = &self.cx.watchdog {
+            w.release(pgid);
+        }
     }
 }
 

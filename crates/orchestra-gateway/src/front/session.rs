@@ -15,9 +15,10 @@ use super::FrontSink;
 use crate::app::Gateway;
 use crate::child::{ChildHandle, State};
 use crate::error::GatewayError;
-use crate::health;
+use crate::events::EventKind;
 use crate::jsonrpc::{self, CallParams, Envelope, Kind};
 use crate::names;
+use crate::{guidance, health};
 
 /// Protocol versions the front speaks, newest first (the initialize-handshake era).
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -162,44 +163,62 @@ impl Session {
             return Ok(());
         }
         match forward(&self.gw, &self.out, id, &call) {
+            Ok(()) => Ok(()),
             Err(Unrouted::Starting(child)) => {
-                // The owner is still starting: wait for it (bounded by its startup timeout)
-                // off the reader, so other messages keep flowing.
-                let (gw, out, id, params) = (
-                    self.gw.clone(),
-                    self.out.clone(),
-                    id.to_owned(),
-                    params.get().to_owned(),
-                );
-                let cancelled = CancellationToken::new();
-                self.parked
-                    .insert(id.clone().into_boxed_str(), cancelled.clone());
-                let parked = self.parked.clone();
-                self.gw.spawn(async move {
-                    let mut status = child.subscribe();
-                    let budget = child.spec().startup_timeout + std::time::Duration::from_secs(1);
-                    tokio::select! {
-                        // The client gave up: no answer is due (MCP cancellation semantics).
-                        _ = cancelled.cancelled() => return,
-                        _ = tokio::time::timeout(budget, status.wait_for(|s| s.state.is_settled())) => {}
-                    }
-                    parked.remove(id.as_str());
-                    let retried = match serde_json::value::RawValue::from_string(params) {
-                        Ok(raw) => match CallParams::parse(&raw) {
-                            Ok(call) => forward(&gw, &out, &id, &call)
-                                .map_err(|u| u.into_error(&gw, &call.name)),
-                            Err(e) => Err(GatewayError::InvalidParams(e)),
-                        },
-                        Err(e) => Err(GatewayError::InvalidParams(e.to_string())),
-                    };
-                    if let Err(err) = retried {
-                        out.send(jsonrpc::error_line(&id, &err.to_wire())).await;
-                    }
-                });
+                self.park(id, params, child);
                 Ok(())
             }
-            other => other.map_err(|u| u.into_error(&self.gw, &call.name)),
+            Err(other) => {
+                answer_unrouted(&self.gw, &self.out, id, &call.name, other).await;
+                Ok(())
+            }
         }
+    }
+
+    /// The owner is still starting: wait for it (bounded by its startup timeout) off the
+    /// reader, so other messages keep flowing, then route the call again.
+    fn park(&self, id: &str, params: &serde_json::value::RawValue, child: ChildHandle) {
+        let (gw, out, id, params) = (
+            self.gw.clone(),
+            self.out.clone(),
+            id.to_owned(),
+            params.get().to_owned(),
+        );
+        let cancelled = CancellationToken::new();
+        self.parked
+            .insert(id.clone().into_boxed_str(), cancelled.clone());
+        let parked = self.parked.clone();
+        self.gw.spawn(async move {
+            let mut status = child.subscribe();
+            let budget = child.spec().startup_timeout + std::time::Duration::from_secs(1);
+            tokio::select! {
+                // The client gave up: no answer is due (MCP cancellation semantics).
+                _ = cancelled.cancelled() => return,
+                _ = tokio::time::timeout(budget, status.wait_for(|s| s.state.is_settled())) => {}
+            }
+            parked.remove(id.as_str());
+            let raw = match serde_json::value::RawValue::from_string(params) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    let err = GatewayError::InvalidParams(e.to_string());
+                    return out.send(jsonrpc::error_line(&id, &err.to_wire())).await;
+                }
+            };
+            let call = match CallParams::parse(&raw) {
+                Ok(call) => call,
+                Err(e) => {
+                    let err = GatewayError::InvalidParams(e);
+                    return out.send(jsonrpc::error_line(&id, &err.to_wire())).await;
+                }
+            };
+            // Still starting after the budget: say so rather than wait again.
+            let unrouted = match forward(&gw, &out, &id, &call) {
+                Ok(()) => return,
+                Err(Unrouted::Starting(child)) => Unrouted::Down(child),
+                Err(other) => other,
+            };
+            answer_unrouted(&gw, &out, &id, &call.name, unrouted).await;
+        });
     }
 
     async fn list_tools(&self, id: &str) {
@@ -259,7 +278,7 @@ impl Session {
 enum Unrouted {
     /// Its server is still starting: worth waiting for.
     Starting(ChildHandle),
-    /// Its server is not up.
+    /// Its server is down and no fallback serves the tool.
     Down(ChildHandle),
     /// Forwarding failed (overloaded, session closing).
     Failed(GatewayError),
@@ -267,44 +286,95 @@ enum Unrouted {
     Unknown,
 }
 
-impl Unrouted {
-    fn into_error(self, gw: &Gateway, name: &str) -> GatewayError {
-        match self {
-            Unrouted::Starting(child) | Unrouted::Down(child) => unavailable(&child),
-            Unrouted::Failed(e) => e,
-            Unrouted::Unknown => GatewayError::UnknownTool {
-                name: name.to_owned(),
-                suggestions: gw.catalog().suggestions(name),
-            },
-        }
-    }
-}
-
-/// Routes `call` by its exposed name and queues it for the owning child.
+/// Routes `call` by its exposed name and queues it for the owning child — or, when the owner
+/// is down, for the first live server of its fallback chain that has a tool of the same name.
 fn forward(gw: &Gateway, out: &FrontSink, id: &str, call: &CallParams<'_>) -> Result<(), Unrouted> {
     let catalog = gw.catalog();
     let Some(route) = catalog.route(&call.name) else {
-        // Not in the catalog: is it a tool of a server that is not up?
+        // Not in the catalog: is it a tool of a server that never got ready?
         let owner = names::split(&call.name, &gw.config().gateway.separator)
             .and_then(|(server, _)| gw.children().iter().find(|c| c.name() == server));
         return Err(match owner {
             Some(child) if child.state() == State::Starting => Unrouted::Starting(child.clone()),
-            Some(child) if child.state() != State::Ready => Unrouted::Down(child.clone()),
+            Some(child) if !child.state().is_up() => Unrouted::Down(child.clone()),
             _ => Unrouted::Unknown,
         });
     };
     let child = &gw.children()[route.server];
-    let Some(conn) = child.connection() else {
+    if child.state().is_up() {
+        if let Some(conn) = child.connection() {
+            let params = call.with_name(&route.tool);
+            return conn
+                .forward_call(
+                    id,
+                    &route.exposed,
+                    &params,
+                    child.spec().call_timeout,
+                    out,
+                    None,
+                )
+                .map_err(Unrouted::Failed);
+        }
+    }
+    if child.state() == State::Starting {
+        return Err(Unrouted::Starting(child.clone()));
+    }
+    let stand_in = gw
+        .live_fallback(child.name())
+        .and_then(|name| gw.children().iter().find(|c| c.name() == name))
+        .filter(|fb| {
+            fb.tools()
+                .iter()
+                .any(|t| t.get("name").and_then(Value::as_str) == Some(&*route.tool))
+        });
+    let Some((fallback, conn)) = stand_in.and_then(|fb| Some((fb, fb.connection()?))) else {
         return Err(Unrouted::Down(child.clone()));
     };
+    let status = child.status();
+    let note = json!({
+        "requested_server": child.name(),
+        "served_by": fallback.name(),
+        "tool": &*route.tool,
+        "reason": format!("\"{}\" is {}{}", child.name(), status.state.as_str(),
+            status.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()),
+    })
+    .to_string();
+    gw.events().record(
+        child.name(),
+        EventKind::FailedOver,
+        format!("{} served by {}", call.name, fallback.name()),
+    );
+    let params = call.with_name(&route.tool);
     conn.forward_call(
         id,
         &route.exposed,
-        &call.with_name(&route.tool),
-        child.spec().call_timeout,
+        &params,
+        fallback.spec().call_timeout,
         out,
+        Some(&note),
     )
     .map_err(Unrouted::Failed)
+}
+
+/// Answers a call that could not be forwarded: protocol errors for what the client got wrong,
+/// an `isError` result the model can act on when the owner is down.
+async fn answer_unrouted(gw: &Gateway, out: &FrontSink, id: &str, name: &str, why: Unrouted) {
+    let line = match why {
+        Unrouted::Down(child) => jsonrpc::response_line(
+            id,
+            &guidance::unavailable_result(gw, &child, name).to_string(),
+        ),
+        Unrouted::Starting(child) => jsonrpc::error_line(id, &unavailable(&child).to_wire()),
+        Unrouted::Failed(e) => jsonrpc::error_line(id, &e.to_wire()),
+        Unrouted::Unknown => {
+            let err = GatewayError::UnknownTool {
+                name: name.to_owned(),
+                suggestions: gw.catalog().suggestions(name),
+            };
+            jsonrpc::error_line(id, &err.to_wire())
+        }
+    };
+    out.send(line).await;
 }
 
 fn unavailable(child: &ChildHandle) -> GatewayError {

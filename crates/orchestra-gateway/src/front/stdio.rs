@@ -63,7 +63,7 @@ pub async fn serve(gw: &Gateway, queue: FrontQueue) -> (Ended, Writer) {
             _ = shutdown.cancelled() => break Ended::Shutdown,
             frame = reader.next(&mut buf) => match frame {
                 Ok(Frame::Line) => session.handle(&buf).await,
-                Ok(Frame::Oversized(n)) => {
+                Ok(Frame::Oversized(n) | Frame::Flood(n)) => {
                     tracing::warn!(bytes = n, "dropped an oversized message from the client");
                     let err = GatewayError::InvalidRequest(format!("message of {n} bytes exceeds the {MAX_LINE}-byte limit"));
                     gw.front().send(jsonrpc::error_line("null", &err.to_wire())).await;

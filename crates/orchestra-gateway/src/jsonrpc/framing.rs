@@ -3,6 +3,9 @@
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
+/// Skipping more than this many times the cap without a newline is a flood, not a long line.
+const FLOOD_FACTOR: usize = 4;
+
 /// One framing event.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
@@ -12,6 +15,8 @@ pub enum Frame {
     Oversized(usize),
     /// End of stream.
     Eof,
+    /// Far more than the cap without any newline: the stream is not line-framed any more.
+    Flood(usize),
 }
 
 /// Reads newline-delimited frames into a reusable buffer.
@@ -49,6 +54,11 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             if skipped > 0 || buf.len() + chunk.len() > self.max_len {
                 skipped += buf.len() + chunk.len();
                 buf.clear();
+                if found.is_none() && skipped > self.max_len.saturating_mul(FLOOD_FACTOR) {
+                    let consumed = available.len();
+                    self.inner.consume(consumed);
+                    return Ok(Frame::Flood(skipped));
+                }
             } else {
                 buf.extend_from_slice(chunk);
             }
@@ -92,5 +102,17 @@ mod tests {
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
         assert_eq!(buf, b"last");
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Eof);
+    }
+
+    #[tokio::test]
+    async fn endless_bytes_without_newline_are_a_flood() {
+        let input = vec![b'x'; 1000];
+        let mut r = LineReader::new(
+            tokio::io::BufReader::with_capacity(16, input.as_slice()),
+            10,
+        );
+        let mut buf = Vec::new();
+        assert!(matches!(r.next(&mut buf).await.unwrap(), Frame::Flood(n) if n > 40));
+        assert!(buf.is_empty());
     }
 }
