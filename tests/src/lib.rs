@@ -177,6 +177,8 @@ pub struct Gateway {
     replies: Replies,
     next_id: AtomicU64,
     notifications: mpsc::UnboundedReceiver<Value>,
+    /// Error responses with `id: null` (answers to input that had no usable id).
+    null_id_errors: mpsc::UnboundedReceiver<Value>,
     /// Every line the gateway wrote to stdout that was not a JSON-RPC message.
     pub stdout_garbage: Arc<Mutex<Vec<String>>>,
     stderr_log: Arc<Mutex<Vec<String>>>,
@@ -238,6 +240,7 @@ impl Gateway {
         let garbage: Arc<Mutex<Vec<String>>> = Arc::default();
         let stderr_log: Arc<Mutex<Vec<String>>> = Arc::default();
         let (ntx, nrx) = mpsc::unbounded_channel();
+        let (etx, erx) = mpsc::unbounded_channel();
         {
             let replies = replies.clone();
             let garbage = garbage.clone();
@@ -252,7 +255,12 @@ impl Gateway {
                         }
                     };
                     let is_response = msg.get("method").is_none();
-                    if is_response {
+                    if is_response
+                        && msg.get("id") == Some(&Value::Null)
+                        && msg.get("error").is_some()
+                    {
+                        let _ = etx.send(msg);
+                    } else if is_response {
                         let id = msg.get("id").and_then(Value::as_u64);
                         let waiter = id.and_then(|id| replies.lock().unwrap().remove(&id));
                         match waiter {
@@ -288,6 +296,7 @@ impl Gateway {
             replies,
             next_id: AtomicU64::new(1),
             notifications: nrx,
+            null_id_errors: erx,
             stdout_garbage: garbage,
             stderr_log,
             marker,
@@ -445,6 +454,17 @@ impl Gateway {
         .await
         .ok()
         .flatten()
+    }
+
+    /// The next error response with `id: null`, within [`STEP`].
+    pub async fn next_null_id_error(&mut self) -> Value {
+        within(
+            STEP,
+            "an error response with id null",
+            self.null_id_errors.recv(),
+        )
+        .await
+        .expect("gateway closed stdout")
     }
 
     /// Drains notifications received so far.

@@ -40,6 +40,12 @@ impl Envelope<'_> {
     /// Parses one line. Batches (`[...]`) and non-objects are errors: batching was removed from
     /// MCP in 2025-06-18.
     pub fn parse(line: &[u8]) -> Result<Envelope<'_>, serde_json::Error> {
+        // serde would read a struct from an array too (by position): only objects are messages.
+        if line.trim_ascii_start().first() != Some(&b'{') {
+            return Err(serde::de::Error::custom(
+                "a JSON-RPC message must be a JSON object",
+            ));
+        }
         serde_json::from_slice(line)
     }
 

@@ -66,6 +66,9 @@
 //! * `slow_start:MS` — sleep MS milliseconds before answering `initialize`.
 //! * `page_size:N` — paginate `tools/list` with N tools per page; `nextCursor`
 //!   is the stringified offset of the next page.
+//! * `server_request:METHOD` — after `notifications/initialized`, send the client
+//!   a request `METHOD` (id `"srv-1"`, e.g. `roots/list`, `sampling/createMessage`);
+//!   every response received is logged to `FAULT_LOG` as `response <id> <json>`.
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -111,6 +114,7 @@ struct Config {
     unknown_id_response: bool,
     slow_start: Option<u64>,
     page_size: Option<usize>,
+    server_request: Option<String>,
 }
 
 impl Config {
@@ -162,6 +166,7 @@ impl Config {
             "respond_twice" => self.respond_twice = flag(name, value)?,
             "unknown_id_response" => self.unknown_id_response = flag(name, value)?,
             "slow_start" => self.slow_start = Some(parse_value(name, value)?),
+            "server_request" => self.server_request = Some(required_value(name, value)?.to_owned()),
             "page_size" => {
                 let size: usize = parse_value(name, value)?;
                 if size == 0 {
@@ -508,7 +513,8 @@ impl Server {
         match (message["method"].as_str(), message.get("id")) {
             (Some(method), Some(id)) => self.handle_request(method, id.clone(), params),
             (Some(method), None) => self.handle_notification(method, &params),
-            (None, _) => eprintln!("fault-child: ignoring message without method: {message}"),
+            (None, Some(id)) => self.log(&format!("response {} {message}", id_text(id))),
+            (None, None) => eprintln!("fault-child: ignoring message without method: {message}"),
         }
     }
 
@@ -533,7 +539,11 @@ impl Server {
 
     fn handle_notification(&self, method: &str, params: &Value) {
         match method {
-            "notifications/initialized" => {}
+            "notifications/initialized" => {
+                if let Some(method) = &self.config.server_request {
+                    self.send(&json!({"jsonrpc": "2.0", "id": "srv-1", "method": method}));
+                }
+            }
             "notifications/cancelled" => self.cancel(params),
             _ => eprintln!("fault-child: ignoring notification {method}"),
         }
