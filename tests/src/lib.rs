@@ -532,3 +532,64 @@ pub fn text_of(result: &Value) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Like [`fault_server`], with `extra` per-server settings appended inside the entry's braces
+/// (e.g. `"startup_timeout: 2s, restart: {initial_backoff: 20s}"`); an empty `extra` gives the
+/// plain [`fault_server`] entry.
+pub fn fault_with(name: &str, mode: &str, env: &[(&str, &str)], extra: &str) -> String {
+    let entry = fault_server(name, mode, env);
+    let body = entry
+        .strip_suffix("}\n")
+        .expect("fault_server entries end with a closing brace");
+    if extra.is_empty() {
+        entry
+    } else {
+        format!("{body}, {extra}}}\n")
+    }
+}
+
+/// YAML for the server entry `everything`: the real `server-everything` over stdio.
+pub fn everything_entry() -> String {
+    format!(
+        "  everything: {{command: \"{}\", args: [stdio]}}\n",
+        deps().everything
+    )
+}
+
+/// Ends a test's gateway and checks it ended cleanly: stdout carried only JSON-RPC (checked
+/// before and after shutdown), closing stdin makes the gateway exit 0 within 20 s, and no
+/// process of this test is left within 5 s.
+pub async fn finish(gw: Gateway) {
+    gw.assert_clean_stdout();
+    let marker = gw.marker.clone();
+    let (status, gw) = gw.close(Duration::from_secs(20)).await;
+    assert!(status.success(), "gateway exit: {status}\n{}", gw.logs());
+    gw.assert_clean_stdout();
+    procs::assert_none_left(&marker, Duration::from_secs(5)).await;
+}
+
+/// Waits until every server in `names` is `ready` in health, each within `limit`.
+pub async fn wait_ready(gw: &Gateway, names: &[&str], limit: Duration) {
+    for name in names {
+        gw.wait_server(name, limit, |s| s["state"] == "ready").await;
+    }
+}
+
+/// The string at `v[key]`; panics if it is missing or not a string.
+pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
+}
+
+/// The `_meta` detail (`mcp-orchestra/unavailable`) of an "unavailable" tool result, after
+/// checking it is an isError answer the model can read that names `server`.
+pub fn unavailable_detail(result: &Value, server: &str) -> Value {
+    assert_eq!(result["isError"], true, "{result}");
+    let text = text_of(result);
+    assert!(
+        text.contains(&format!("server \"{server}\"")),
+        "the answer names the server: {text}"
+    );
+    result["_meta"]["mcp-orchestra/unavailable"].clone()
+}

@@ -6,32 +6,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use orchestra_tests::{
-    deps, fault_child, fault_server, gateway_bin, procs, text_of, within, Gateway, TempDir,
-    MARKER_VAR, STEP,
+    everything_entry, fault_child, fault_server, finish, gateway_bin, procs, text_of, within,
+    Gateway, TempDir, MARKER_VAR, STEP,
 };
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 /// "Well under a second": the bound on a fast call made while a slow one is in flight.
 const FAST: Duration = Duration::from_millis(500);
-
-fn everything_entry() -> String {
-    format!(
-        "  everything: {{command: \"{}\", args: [stdio]}}\n",
-        deps().everything
-    )
-}
-
-/// Closes the client side, then checks the gateway exited cleanly, wrote only JSON-RPC to
-/// stdout and left no process of this test behind.
-async fn shut_down(gw: Gateway) {
-    gw.assert_clean_stdout();
-    let marker = gw.marker.clone();
-    let (status, gw) = gw.close(Duration::from_secs(20)).await;
-    assert!(status.success(), "gateway exit: {status}");
-    gw.assert_clean_stdout();
-    procs::assert_none_left(&marker, Duration::from_secs(5)).await;
-}
 
 /// Lines of a fault child's FAULT_LOG (empty if it does not exist yet).
 fn log_lines(path: &Path) -> Vec<String> {
@@ -174,7 +156,7 @@ async fn hundred_interleaved_calls_each_get_their_own_answer_once() {
         assert_eq!(s["in_flight"], 0, "{server} still has calls pending: {s}");
         assert_eq!(s["state"], "ready", "{s}");
     }
-    shut_down(gw).await;
+    finish(gw).await;
 }
 
 /// No head-of-line blocking: while a 3 s `sleep` is in flight on one child, fast calls to that
@@ -238,7 +220,7 @@ async fn slow_call_does_not_delay_fast_calls() {
         "the sleep returned early: {:?}",
         started.elapsed()
     );
-    shut_down(gw).await;
+    finish(gw).await;
 }
 
 /// A client's `notifications/cancelled` reaches only the child that owns the call, re-addressed
@@ -312,7 +294,7 @@ async fn client_cancellation_reaches_only_the_owning_child() {
         .unwrap();
     assert_eq!(text_of(&r), "still here");
     assert_pending(&mut rx, "the cancelled call");
-    shut_down(gw).await;
+    finish(gw).await;
 }
 
 /// Progress notifications carrying the client's `_meta.progressToken` are forwarded to the
@@ -391,7 +373,7 @@ async fn progress_is_forwarded_before_the_response() {
         stray.is_none(),
         "progress without a progressToken: {stray:?}"
     );
-    shut_down(gw).await;
+    finish(gw).await;
 }
 
 type RawLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
@@ -600,7 +582,7 @@ async fn per_server_call_timeout_overrides_the_default() {
         .await
         .unwrap();
     assert_eq!(text_of(&r), "after");
-    shut_down(gw).await;
+    finish(gw).await;
 }
 
 /// A call to a server that is still starting waits for it; if the client cancels it meanwhile,
@@ -653,5 +635,5 @@ async fn cancelling_a_call_parked_on_a_starting_child() {
         "only the kept call reaches the child: {:?}",
         log_lines(&log)
     );
-    shut_down(gw).await;
+    finish(gw).await;
 }

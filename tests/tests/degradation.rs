@@ -7,28 +7,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use orchestra_tests::{
-    deps, fault_server, gateway_bin, new_marker, procs, text_of, within, Gateway, TempDir,
-    MARKER_VAR,
+    deps, fault_server, fault_with, finish, gateway_bin, new_marker, procs, text_of,
+    unavailable_detail, wait_ready, within, Gateway, TempDir, MARKER_VAR,
 };
 use serde_json::{json, Value};
 
 /// Key of the failover note in a served result's `_meta`.
 const FAILOVER: &str = "mcp-orchestra/failover";
-/// Key of the detail in an "unavailable" result's `_meta`.
-const UNAVAILABLE: &str = "mcp-orchestra/unavailable";
-
-/// A fault-child server entry with extra per-server settings (e.g. `restart: {...}`).
-fn fault_with(name: &str, mode: &str, env: &[(&str, &str)], extra: &str) -> String {
-    let entry = fault_server(name, mode, env);
-    let body = entry
-        .strip_suffix("}\n")
-        .expect("fault_server entries end with a closing brace");
-    if extra.is_empty() {
-        entry
-    } else {
-        format!("{body}, {extra}}}\n")
-    }
-}
 
 /// A config with the given server entries and top-level sections (`domain_boundaries`, ...).
 fn config(gateway: &str, servers: &[String], sections: &str) -> String {
@@ -43,22 +28,6 @@ fn config(gateway: &str, servers: &[String], sections: &str) -> String {
 /// A restart policy that keeps a crashed server down for `backoff`.
 fn down_for(backoff: &str) -> String {
     format!("restart: {{initial_backoff: {backoff}, max_backoff: {backoff}, jitter: 0.0}}")
-}
-
-/// Stdout carried only JSON-RPC, the gateway exits 0 on stdin EOF and leaves nothing behind.
-async fn finish(gw: Gateway) {
-    gw.assert_clean_stdout();
-    let marker = gw.marker.clone();
-    let (status, gw) = gw.close(Duration::from_secs(10)).await;
-    assert!(status.success(), "gateway exit: {status}\n{}", gw.logs());
-    procs::assert_none_left(&marker, Duration::from_secs(3)).await;
-}
-
-/// Waits until every named server is ready.
-async fn wait_ready(gw: &Gateway, names: &[&str], limit: Duration) {
-    for name in names {
-        gw.wait_server(name, limit, |s| s["state"] == "ready").await;
-    }
 }
 
 /// The pid of a ready server.
@@ -88,18 +57,6 @@ fn domain<'a>(health: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|d| d["name"] == name)
         .unwrap_or_else(|| panic!("no domain {name} in health: {health}"))
-}
-
-/// The `_meta` detail of an "unavailable" answer, after checking it is an isError result
-/// naming the server.
-fn unavailable_detail(result: &Value, server: &str) -> Value {
-    assert_eq!(result["isError"], true, "{result}");
-    let text = text_of(result);
-    assert!(
-        text.contains(&format!("server \"{server}\"")),
-        "the answer names the server: {text}"
-    );
-    result["_meta"][UNAVAILABLE].clone()
 }
 
 /// When `db` is down, `db__echo` is served by its fallback `backup` (which has an `echo` too):

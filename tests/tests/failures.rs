@@ -4,33 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use orchestra_tests::{deps, fault_server, procs, text_of, within, Gateway, TempDir};
+use orchestra_tests::{
+    everything_entry, fault_with, finish, procs, str_of, text_of, unavailable_detail, within,
+    Gateway, TempDir,
+};
 use serde_json::{json, Value};
-
-/// The healthy neighbour: the real `server-everything`.
-fn everything() -> String {
-    format!(
-        "  everything: {{command: \"{}\", args: [stdio]}}\n",
-        deps().everything
-    )
-}
-
-/// A fault-child server entry with extra per-server settings (e.g. `startup_timeout: 2s`).
-fn fault_with(name: &str, mode: &str, env: &[(&str, &str)], extra: &str) -> String {
-    let entry = fault_server(name, mode, env);
-    let body = entry
-        .strip_suffix("}\n")
-        .expect("fault_server entries end with a closing brace");
-    if extra.is_empty() {
-        entry
-    } else {
-        format!("{body}, {extra}}}\n")
-    }
-}
 
 /// A config with the healthy `everything` and the given extra server entries.
 fn config(gateway: &str, servers: &[String]) -> String {
-    let mut yaml = format!("gateway: {{{gateway}}}\nservers:\n{}", everything());
+    let mut yaml = format!("gateway: {{{gateway}}}\nservers:\n{}", everything_entry());
     for s in servers {
         yaml.push_str(s);
     }
@@ -56,33 +38,6 @@ fn fault_children(marker: &str) -> Vec<procs::Proc> {
         .into_iter()
         .filter(|p| p.cmdline.contains("orchestra-fault-child"))
         .collect()
-}
-
-/// Stdout carried only JSON-RPC, the gateway exits 0 on stdin EOF and leaves nothing behind.
-async fn finish(gw: Gateway) {
-    gw.assert_clean_stdout();
-    let marker = gw.marker.clone();
-    let (status, gw) = gw.close(Duration::from_secs(10)).await;
-    assert!(status.success(), "gateway exit: {status}\n{}", gw.logs());
-    procs::assert_none_left(&marker, Duration::from_secs(3)).await;
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
-}
-
-/// The `_meta` detail of an "unavailable" tool result, after checking it is an isError
-/// answer the model can read.
-fn unavailable_detail(result: &Value, server: &str) -> Value {
-    assert_eq!(result["isError"], true, "{result}");
-    let text = text_of(result);
-    assert!(
-        text.contains(&format!("server \"{server}\"")),
-        "the answer names the server: {text}"
-    );
-    result["_meta"]["mcp-orchestra/unavailable"].clone()
 }
 
 /// A server whose command does not exist is `misconfigured` — reported once, never retried —

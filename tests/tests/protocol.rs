@@ -3,16 +3,8 @@
 
 use std::time::Duration;
 
-use orchestra_tests::{fault_server, procs, text_of, within, Gateway, TempDir, STEP};
+use orchestra_tests::{fault_server, finish, text_of, within, Gateway, TempDir, STEP};
 use serde_json::{json, Value};
-
-async fn finish(gw: Gateway) {
-    gw.assert_clean_stdout();
-    let marker = gw.marker.clone();
-    let (status, _gw) = gw.close(Duration::from_secs(10)).await;
-    assert!(status.success());
-    procs::assert_none_left(&marker, Duration::from_secs(3)).await;
-}
 
 /// Fault matrix B8: a child's server→client request (`roots/list`) is refused with -32601
 /// (the gateway declares no client capabilities to children) and never reaches the client;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use orchestra_tests::{
-    deps, fault_server, gateway_bin, new_marker, procs, within, Gateway, TempDir, MARKER_VAR,
+    deps, fault_server, gateway_bin, new_marker, procs, wait_ready, within, Gateway, TempDir,
+    MARKER_VAR,
 };
 use serde_json::{json, Value};
 
@@ -27,13 +28,8 @@ fn real_servers(data: &TempDir) -> String {
 
 const REAL: [&str; 3] = ["everything", "memory", "wrapped"];
 
-/// Waits until each named server is ready.
-async fn wait_ready(gw: &Gateway, names: &[&str]) {
-    for name in names {
-        gw.wait_server(name, Duration::from_secs(15), |s| s["state"] == "ready")
-            .await;
-    }
-}
+/// How long each server may take to become ready.
+const READY: Duration = Duration::from_secs(15);
 
 /// The gateway's live processes whose command line contains `needle`.
 fn running(marker: &str, needle: &str) -> Vec<procs::Proc> {
@@ -73,7 +69,7 @@ async fn stdin_eof_stops_every_child_and_exits_zero() {
         real_servers(&data)
     ))
     .await;
-    wait_ready(&gw, &REAL).await;
+    wait_ready(&gw, &REAL, READY).await;
     assert_tree_running(&gw.marker, &["mcp-server-everything", "sh -c"]);
     gw.assert_clean_stdout();
 
@@ -101,7 +97,7 @@ async fn sigterm_answers_the_call_in_flight_and_exits_zero() {
         fault_server("fault", "", &[])
     ))
     .await;
-    wait_ready(&gw, &["fault"]).await;
+    wait_ready(&gw, &["fault"], READY).await;
 
     let pending = gw
         .send_request(
@@ -156,7 +152,7 @@ async fn sigint_stops_every_child_and_exits_zero() {
         fault_server("fault", "", &[])
     ))
     .await;
-    wait_ready(&gw, &["everything", "memory", "wrapped", "fault"]).await;
+    wait_ready(&gw, &["everything", "memory", "wrapped", "fault"], READY).await;
     assert_tree_running(&gw.marker, &["orchestra-fault-child"]);
 
     let started = Instant::now();
@@ -188,7 +184,7 @@ async fn sigkill_leaves_the_watchdog_to_kill_every_group() {
         fault_server("forker", "spawn_grandchild", &[("FAULT_LOG", &log_path)])
     ))
     .await;
-    wait_ready(&gw, &["everything", "memory", "wrapped", "forker"]).await;
+    wait_ready(&gw, &["everything", "memory", "wrapped", "forker"], READY).await;
 
     let grandchild: u32 = std::fs::read_to_string(&log)
         .expect("fault log")
@@ -226,7 +222,7 @@ async fn stubborn_child_is_killed_after_the_grace_period() {
         fault_server("stubborn", "ignore_eof,ignore_sigterm", &[])
     ))
     .await;
-    wait_ready(&gw, &["stubborn"]).await;
+    wait_ready(&gw, &["stubborn"], READY).await;
     assert_eq!(running(&gw.marker, "orchestra-fault-child").len(), 1);
 
     let marker = gw.marker.clone();
@@ -267,7 +263,7 @@ async fn failing_children_at_startup_keep_stdout_clean() {
             .await;
         assert!(s["reason"].is_string(), "{s}");
     }
-    wait_ready(&gw, &["noisy"]).await;
+    wait_ready(&gw, &["noisy"], READY).await;
     let echo = gw
         .call("noisy__echo", json!({"text": "clean"}))
         .await

@@ -6,21 +6,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use orchestra_tests::{deps, fault_server, procs, text_of, within, Gateway};
+use orchestra_tests::{deps, fault_with, finish, str_of, text_of, within, Gateway};
 use serde_json::{json, Value};
-
-/// A fault-child server entry with extra per-server settings (e.g. `probe: {...}`).
-fn fault_with(name: &str, mode: &str, env: &[(&str, &str)], extra: &str) -> String {
-    let entry = fault_server(name, mode, env);
-    let body = entry
-        .strip_suffix("}\n")
-        .expect("fault_server entries end with a closing brace");
-    if extra.is_empty() {
-        entry
-    } else {
-        format!("{body}, {extra}}}\n")
-    }
-}
 
 /// A config with the given server entries only.
 fn config(gateway: &str, servers: &[String]) -> String {
@@ -29,21 +16,6 @@ fn config(gateway: &str, servers: &[String]) -> String {
         yaml.push_str(s);
     }
     yaml
-}
-
-/// Stdout carried only JSON-RPC, the gateway exits 0 on stdin EOF and leaves nothing behind.
-async fn finish(gw: Gateway) {
-    gw.assert_clean_stdout();
-    let marker = gw.marker.clone();
-    let (status, gw) = gw.close(Duration::from_secs(10)).await;
-    assert!(status.success(), "gateway exit: {status}\n{}", gw.logs());
-    procs::assert_none_left(&marker, Duration::from_secs(3)).await;
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
 }
 
 /// The pid of a server's live process, from health.

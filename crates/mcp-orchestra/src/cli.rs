@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use orchestra_config::{Config, Format, LoadError};
 use orchestra_gateway::child::State;
-use orchestra_gateway::front::stdio;
+use orchestra_gateway::front::{stdio, FrontSink};
 use orchestra_gateway::{health, watchdog, Gateway, StartOptions};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -112,7 +112,7 @@ fn init_tracing() {
 fn run(
     main: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
 ) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -138,11 +138,12 @@ fn with_config(
     }
 }
 
-fn start(config: Config) -> anyhow::Result<(Gateway, orchestra_gateway::front::FrontQueue)> {
+fn start(config: Config, front: FrontSink) -> anyhow::Result<Gateway> {
     let exe =
         std::env::current_exe().context("locating the gateway executable for the watchdog")?;
     Gateway::start(
         config,
+        front,
         StartOptions {
             watchdog_exe: Some(exe),
         },
@@ -152,7 +153,8 @@ fn start(config: Config) -> anyhow::Result<(Gateway, orchestra_gateway::front::F
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     tracing::info!(config = %config.source.display(), servers = config.servers.len(), "mcp-orchestra serving on stdio");
-    let (gw, queue) = start(config)?;
+    let front = FrontSink::stdout().context("setting up stdout")?;
+    let gw = start(config, front)?;
     let token = gw.shutdown_token();
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -163,16 +165,16 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         }
         token.cancel();
     });
-    let (ended, writer) = stdio::serve(&gw, queue).await;
+    let ended = stdio::serve(&gw).await;
     tracing::info!(?ended, "front closed; stopping children");
     gw.shutdown().await;
-    writer.finish().await;
+    stdio::finish(&gw).await;
     tracing::info!("mcp-orchestra stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 async fn tools(config: Config) -> anyhow::Result<ExitCode> {
-    let (gw, _queue) = start(config)?;
+    let gw = start(config, FrontSink::discard())?;
     gw.wait_settled().await;
     let catalog = gw.catalog();
     let report = health::report(&gw);
@@ -216,7 +218,7 @@ async fn tools(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 async fn health_cmd(config: Config, json: bool) -> anyhow::Result<ExitCode> {
-    let (gw, _queue) = start(config)?;
+    let gw = start(config, FrontSink::discard())?;
     gw.wait_settled().await;
     let report = health::report(&gw);
     let mut out = std::io::stdout().lock();

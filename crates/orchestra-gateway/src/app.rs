@@ -15,7 +15,7 @@ use crate::child::task::{self, ChildEvent, TaskContext};
 use crate::child::{ChildHandle, State};
 use crate::domains;
 use crate::events::EventLog;
-use crate::front::{FrontQueue, FrontSink};
+use crate::front::FrontSink;
 use crate::watchdog::Watchdog;
 use crate::{health, jsonrpc};
 
@@ -62,14 +62,13 @@ struct BuiltCatalog {
 }
 
 impl Gateway {
-    /// Starts every child in parallel and returns at once; the queue carries lines for the
-    /// client and is drained by a front (see [`crate::front::stdio`]).
-    pub fn start(config: Config, options: StartOptions) -> std::io::Result<(Self, FrontQueue)> {
+    /// Starts every child in parallel and returns at once. Lines for the client go to
+    /// `front` (the process's stdout when serving, nowhere for one-shot commands).
+    pub fn start(config: Config, front: FrontSink, options: StartOptions) -> std::io::Result<Self> {
         let watchdog = match &options.watchdog_exe {
             Some(exe) => Some(Arc::new(Watchdog::spawn(exe)?)),
             None => None,
         };
-        let (front, queue) = FrontSink::channel();
         let children: Vec<ChildHandle> = config
             .servers
             .iter()
@@ -123,7 +122,7 @@ impl Gateway {
         gw.inner
             .tracker
             .spawn(announce_changes(gw.clone(), events_rx));
-        Ok((gw, queue))
+        Ok(gw)
     }
 
     pub fn config(&self) -> &Config {

@@ -16,6 +16,7 @@ pub mod guidance;
 pub mod health;
 pub mod jsonrpc;
 pub mod names;
+pub mod outbox;
 pub mod watchdog;
 
 pub use app::{Gateway, StartOptions};

@@ -1,9 +1,10 @@
 //! One JSON-RPC session with one child over its stdio: the gateway's hot path.
 //!
 //! A forwarded call never gets a task of its own. The front's reader registers the call in
-//! `pending` and queues the re-addressed line for the child's writer task; the child's reader
-//! task matches the answer by id, splices the client's id back in and queues it for the front.
-//! Timeouts are swept by one task per connection that sleeps until the earliest deadline.
+//! `pending` and pushes the re-addressed line into the child's [`Outbox`], written when the
+//! reader's burst ends; the child's reader task matches the answer by id, splices the client's
+//! id back in and pushes it into the front's outbox, written when its own burst ends. Timeouts
+//! are swept by one task per connection that sleeps until the earliest deadline.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,28 +13,21 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::unix::pipe;
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, oneshot, Notify};
-use tokio_util::sync::CancellationToken;
 
 use super::stats::Stats;
 use crate::error::GatewayError;
 use crate::front::FrontSink;
 use crate::jsonrpc::framing::{Frame, LineReader};
 use crate::jsonrpc::{self, Envelope, Kind};
+use crate::outbox::{Outbox, PushError};
 
 /// Longest line accepted from a child; longer ones are skipped to their newline.
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
-/// Lines queued toward a child before calls are refused as "overloaded".
-const WRITE_QUEUE: usize = 1024;
-
-/// A line for the child, with the id of the request it carries (0 for anything else), so the
-/// writer can tell which requests have really been handed to the child.
-struct Outbound {
-    id: u64,
-    line: Vec<u8>,
-}
+/// Bytes queued toward a child before calls are refused as "overloaded".
+const INPUT_LIMIT: usize = 16 * 1024 * 1024;
 
 /// How the child's stdout ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,9 +83,8 @@ enum Pending {
 /// The live session with a child. Shared by the front (to send) and the child's tasks.
 pub struct Connection {
     server: Arc<str>,
-    writer: mpsc::Sender<Outbound>,
-    /// Highest request id flushed to the child's stdin: requests above it never reached it.
-    written: Arc<AtomicU64>,
+    /// The child's stdin. Its written-id watermark tells which requests reached the child.
+    input: Arc<Outbox>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -109,7 +102,7 @@ pub struct ConnectionTasks {
 }
 
 impl Connection {
-    /// Starts the reader, writer and sweeper tasks for a freshly spawned child.
+    /// Starts the reader and sweeper tasks for a freshly spawned child.
     pub fn start(
         server: Arc<str>,
         stdin: ChildStdin,
@@ -117,14 +110,14 @@ impl Connection {
         stats: Arc<Stats>,
         front: FrontSink,
         signals: mpsc::UnboundedSender<ChildSignal>,
-        stop_writing: CancellationToken,
-    ) -> (Arc<Self>, ConnectionTasks) {
-        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let written = Arc::new(AtomicU64::new(0));
+    ) -> std::io::Result<(Arc<Self>, ConnectionTasks)> {
+        let input = Outbox::new(
+            pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
+            INPUT_LIMIT,
+        );
         let conn = Arc::new(Self {
             server,
-            writer: tx,
-            written: written.clone(),
+            input,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
@@ -133,10 +126,9 @@ impl Connection {
             epoch: Instant::now(),
             stats,
         });
-        tokio::spawn(write_loop(rx, stdin, stop_writing, written));
         tokio::spawn(sweep_loop(Arc::downgrade(&conn)));
         let reader = tokio::spawn(read_loop(conn.clone(), stdout, front, signals));
-        (conn, ConnectionTasks { reader })
+        Ok((conn, ConnectionTasks { reader }))
     }
 
     /// Forwards a client's `tools/call` (params already addressed to the child's tool name).
@@ -171,13 +163,13 @@ impl Connection {
             },
         );
         let line = jsonrpc::request_line(id, "tools/call", Some(params));
-        if let Err(e) = self.writer.try_send(Outbound { id, line }) {
+        if let Err(e) = self.input.push_request(id, &line) {
             self.lock().remove(&id);
             return Err(match e {
-                mpsc::error::TrySendError::Full(_) => GatewayError::Overloaded {
+                PushError::Full => GatewayError::Overloaded {
                     server: self.server.to_string(),
                 },
-                mpsc::error::TrySendError::Closed(_) => self.unavailable(),
+                PushError::Closed => self.unavailable(),
             });
         }
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -199,10 +191,11 @@ impl Connection {
         let (tx, rx) = oneshot::channel();
         self.lock().insert(id, Pending::Internal(tx));
         let line = jsonrpc::request_line(id, method, params);
-        if self.writer.send(Outbound { id, line }).await.is_err() {
+        if self.input.push_request(id, &line).is_err() {
             self.lock().remove(&id);
             return Err(RequestError::Closed);
         }
+        self.input.flush();
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(RequestError::Closed),
@@ -216,7 +209,20 @@ impl Connection {
     /// Sends a notification to the child (best effort).
     pub fn notify(&self, method: &str, params: Option<&str>) {
         let line = jsonrpc::notification_line(method, params);
-        let _ = self.writer.try_send(Outbound { id: 0, line });
+        if self.input.push(&line).is_ok() {
+            self.input.flush();
+        }
+    }
+
+    /// Writes the calls queued by [`Connection::forward_call`] (the front does this once per
+    /// burst of input).
+    pub fn flush(&self) {
+        self.input.flush();
+    }
+
+    /// Closes the child's stdin: what a well-behaved MCP server takes as "exit now".
+    pub fn close_input(&self) {
+        self.input.close();
     }
 
     /// Forwards a client's cancellation of `front_id` to this child, if the call is here.
@@ -246,7 +252,7 @@ impl Connection {
     pub async fn close(&self, why: impl Fn(bool) -> GatewayError) {
         self.closed.store(true, Ordering::Release);
         let drained: Vec<(u64, Pending)> = self.lock().drain().collect();
-        let written = self.written.load(Ordering::Acquire);
+        let written = self.input.written_id();
         for (id, p) in drained {
             match p {
                 Pending::Call {
@@ -350,31 +356,58 @@ async fn read_loop(
         MAX_LINE,
     );
     let mut buf = Vec::with_capacity(4096);
+    // Sinks that got lines during this burst; written when the burst ends.
+    let mut touched: Vec<FrontSink> = Vec::new();
     loop {
         match reader.next(&mut buf).await {
-            Ok(Frame::Line) => handle_line(&conn, &buf, &front, &signals).await,
+            Ok(Frame::Line) => handle_line(&conn, &buf, &front, &signals, &mut touched),
             Ok(Frame::Oversized(n)) => {
                 conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(server = %conn.server, bytes = n, limit = MAX_LINE, "dropped an oversized line from the child's stdout");
             }
             Ok(Frame::Flood(n)) => {
                 conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
+                flush(&mut touched);
                 return ReaderEnd::Framing(format!("wrote {n} bytes to stdout without a newline"));
             }
-            Ok(Frame::Eof) => return ReaderEnd::Eof,
+            Ok(Frame::Eof) => {
+                flush(&mut touched);
+                return ReaderEnd::Eof;
+            }
             Err(e) => {
+                flush(&mut touched);
                 tracing::debug!(server = %conn.server, error = %e, "child stdout read failed");
                 return ReaderEnd::Eof;
             }
         }
+        if !reader.has_buffered() && !touched.is_empty() {
+            for sink in &touched {
+                // A client that stopped reading slows this child down, not the gateway.
+                sink.ready().await;
+            }
+            flush(&mut touched);
+        }
     }
 }
 
-async fn handle_line(
+fn flush(touched: &mut Vec<FrontSink>) {
+    for sink in touched.drain(..) {
+        sink.flush();
+    }
+}
+
+fn touch(touched: &mut Vec<FrontSink>, sink: &FrontSink) {
+    if !touched.iter().any(|t| t.same(sink)) {
+        touched.push(sink.clone());
+    }
+}
+
+fn handle_line(
     conn: &Connection,
     line: &[u8],
     front: &FrontSink,
     signals: &mpsc::UnboundedSender<ChildSignal>,
+    touched: &mut Vec<FrontSink>,
 ) {
     if line.iter().all(u8::is_ascii_whitespace) {
         return;
@@ -389,8 +422,8 @@ async fn handle_line(
         }
     };
     match env.kind() {
-        Kind::Response => on_response(conn, &env).await,
-        Kind::Notification => on_notification(conn, &env, line, front, signals).await,
+        Kind::Response => on_response(conn, &env, touched),
+        Kind::Notification => on_notification(conn, &env, line, front, signals, touched),
         Kind::Request => on_request(conn, &env),
         Kind::Invalid => {
             conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
@@ -398,7 +431,7 @@ async fn handle_line(
     }
 }
 
-async fn on_response(conn: &Connection, env: &Envelope<'_>) {
+fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSink>) {
     let id = env.id.and_then(|raw| raw.get().parse::<u64>().ok());
     let entry = id.and_then(|id| conn.lock().remove(&id));
     let Some(entry) = entry else {
@@ -439,7 +472,8 @@ async fn on_response(conn: &Connection, env: &Envelope<'_>) {
                 }
                 (None, None) => unreachable!("Kind::Response has a result or an error"),
             };
-            reply.send(line).await;
+            reply.push(&line);
+            touch(touched, &reply);
         }
         Pending::Internal(tx) => {
             let answer = match (env.result, env.error) {
@@ -452,12 +486,13 @@ async fn on_response(conn: &Connection, env: &Envelope<'_>) {
     }
 }
 
-async fn on_notification(
+fn on_notification(
     conn: &Connection,
     env: &Envelope<'_>,
     line: &[u8],
     front: &FrontSink,
     signals: &mpsc::UnboundedSender<ChildSignal>,
+    touched: &mut Vec<FrontSink>,
 ) {
     match env.method.as_deref() {
         // Progress carries the client's own token (forwarded unchanged in the call's _meta), so
@@ -467,7 +502,8 @@ async fn on_notification(
             let mut out = Vec::with_capacity(line.len() + 1);
             out.extend_from_slice(line);
             out.push(b'\n');
-            front.send(out).await;
+            front.push(&out);
+            touch(touched, front);
         }
         Some("notifications/tools/list_changed") => {
             let _ = signals.send(ChildSignal::ToolsChanged);
@@ -495,40 +531,9 @@ fn on_request(conn: &Connection, env: &Envelope<'_>) {
         }
         None => return,
     };
-    let _ = conn.writer.try_send(Outbound { id: 0, line });
-}
-
-/// Writes queued lines to the child's stdin, flushing when the queue runs dry (one syscall for
-/// a burst). Ends — closing stdin, which asks the child to exit — when told to stop.
-async fn write_loop(
-    mut rx: mpsc::Receiver<Outbound>,
-    stdin: ChildStdin,
-    stop: CancellationToken,
-    written: Arc<AtomicU64>,
-) {
-    let mut out = BufWriter::with_capacity(64 * 1024, stdin);
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            next = rx.recv() => match next { Some(o) => o, None => break },
-        };
-        let mut last_id = first.id;
-        if out.write_all(&first.line).await.is_err() {
-            break;
-        }
-        while let Ok(more) = rx.try_recv() {
-            last_id = last_id.max(more.id);
-            if out.write_all(&more.line).await.is_err() {
-                return;
-            }
-        }
-        if out.flush().await.is_err() {
-            break;
-        }
-        written.fetch_max(last_id, Ordering::Release);
+    if conn.input.push(&line).is_ok() {
+        conn.input.flush();
     }
-    let _ = out.shutdown().await;
 }
 
 /// Sleeps until the earliest call deadline, answers expired calls, repeats. Ends with the

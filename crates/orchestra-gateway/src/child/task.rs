@@ -220,17 +220,29 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         super::stderr::drain(&drain_shared.name, stderr, &drain_shared.stderr).await
     });
 
-    let stop_writing = CancellationToken::new();
     let (signals_tx, mut signals) = mpsc::unbounded_channel();
-    let (conn, tasks) = Connection::start(
+    let started = Connection::start(
         name.clone(),
         spawned.stdin,
         spawned.stdout,
         shared.stats.clone(),
         cx.front.clone(),
         signals_tx,
-        stop_writing.clone(),
     );
+    let (conn, tasks) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            signal_group(pid, Signal::SIGKILL);
+            let _ = spawned.child.wait().await;
+            if let Some(w) = &cx.watchdog {
+                w.release(pid);
+            }
+            return Outcome::Ended {
+                reason: format!("cannot set up its stdio: {e}"),
+                ready_for: None,
+            };
+        }
+    };
     *shared.conn.write().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
     let mut reader = tasks.reader;
     let child = &mut spawned.child;
@@ -238,7 +250,6 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         shared,
         cx,
         conn: &conn,
-        stop_writing: &stop_writing,
         pgid: pid,
     };
 
@@ -507,7 +518,6 @@ struct Life<'a> {
     shared: &'a ChildShared,
     cx: &'a TaskContext,
     conn: &'a Connection,
-    stop_writing: &'a CancellationToken,
     pgid: u32,
 }
 
@@ -519,7 +529,7 @@ impl Life<'_> {
     async fn stop(&self, child: &mut Child, graceful: bool, why: impl Fn(bool) -> GatewayError) {
         self.conn.close(why).await;
         *self.shared.conn.write().unwrap_or_else(|p| p.into_inner()) = None;
-        self.stop_writing.cancel();
+        self.conn.close_input();
         let (name, pgid) = (&self.shared.name, self.pgid);
         if !graceful && !wait_for(child, Duration::ZERO).await {
             signal_group(pgid, Signal::SIGKILL);

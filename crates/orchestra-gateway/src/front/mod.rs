@@ -1,64 +1,99 @@
-//! The MCP server the client sees: its output queue ([`FrontSink`]), the stdio session
-//! ([`stdio`]) and the method dispatch ([`session`]).
+//! The MCP server the client sees: its output ([`FrontSink`]), the stdio session ([`stdio`])
+//! and the method dispatch ([`session`]).
 
 pub mod session;
 pub mod stdio;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
-/// Lines queued toward the client before producers wait (backpressure on children's readers).
-const FRONT_QUEUE: usize = 4096;
+use tokio::net::unix::pipe;
+
+use crate::outbox::Outbox;
+
+/// Bytes queued toward the client before producers wait (backpressure on children's readers).
+const FRONT_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Where lines for the client go. Every writer — responses, progress, list_changed — shares
-/// this one ordered queue, so frames never interleave.
-#[derive(Clone, Debug)]
-pub struct FrontSink(mpsc::Sender<Vec<u8>>);
-
-/// The receiving end, drained by the front's writer.
-pub type FrontQueue = mpsc::Receiver<Vec<u8>>;
+/// this one ordered outbox, so frames never interleave. A sink without a client (the `tools`
+/// and `health` commands) drops what it is given.
+#[derive(Clone)]
+pub struct FrontSink(Option<Arc<Outbox>>);
 
 impl FrontSink {
-    pub fn channel() -> (Self, FrontQueue) {
-        let (tx, rx) = mpsc::channel(FRONT_QUEUE);
-        (Self(tx), rx)
-    }
-
-    /// Queues one complete line (with its `\n`). A closed front drops it: the client is gone.
-    pub async fn send(&self, line: Vec<u8>) {
-        let _ = self.0.send(line).await;
-    }
-}
-
-/// Writes queued lines to `out`, flushing when the queue runs dry. After `stop`, writes what
-/// is already queued and ends.
-pub async fn write_loop(mut rx: FrontQueue, out: impl AsyncWrite + Unpin, stop: CancellationToken) {
-    let mut out = BufWriter::with_capacity(64 * 1024, out);
-    loop {
-        let line = tokio::select! {
-            line = rx.recv() => match line { Some(l) => l, None => break },
-            _ = stop.cancelled() => {
-                rx.close();
-                while let Some(l) = rx.recv().await {
-                    if out.write_all(&l).await.is_err() {
-                        return;
-                    }
-                }
-                break;
+    /// The gateway's stdout. A pipe (what MCP clients give us) is written directly; anything
+    /// else (a terminal, a file) goes through a pipe to a thread that copies it out.
+    pub fn stdout() -> std::io::Result<Self> {
+        let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+        let pipe = match pipe::Sender::from_owned_fd(fd) {
+            Ok(pipe) => pipe,
+            Err(_) => {
+                let (mut reader, writer) = std::io::pipe()?;
+                std::thread::Builder::new()
+                    .name("stdout-copy".into())
+                    .spawn(move || {
+                        let _ = std::io::copy(&mut reader, &mut std::io::stdout().lock());
+                    })?;
+                pipe::Sender::from_owned_fd(OwnedFd::from(writer))?
             }
         };
-        if out.write_all(&line).await.is_err() {
-            return;
-        }
-        while let Ok(more) = rx.try_recv() {
-            if out.write_all(&more).await.is_err() {
-                return;
-            }
-        }
-        if out.flush().await.is_err() {
-            return;
+        Ok(Self(Some(Outbox::new(pipe, FRONT_LIMIT))))
+    }
+
+    /// A sink for runs without a client.
+    pub fn discard() -> Self {
+        Self(None)
+    }
+
+    /// Queues one complete line (with its `\n`) and writes it; waits while the client is far
+    /// behind. A closed front drops it: the client is gone.
+    pub async fn send(&self, line: Vec<u8>) {
+        if let Some(out) = &self.0 {
+            let _ = out.send(&line).await;
         }
     }
-    let _ = out.flush().await;
+
+    /// Queues one complete line without writing it yet (see [`FrontSink::flush`]).
+    pub fn push(&self, line: &[u8]) {
+        if let Some(out) = &self.0 {
+            // Over the limit the producer is expected to wait in `ready` first; a line that
+            // still does not fit is dropped rather than growing memory without bound.
+            if out.push(line).is_err() {
+                tracing::warn!(
+                    bytes = line.len(),
+                    "client is not reading; dropped a message"
+                );
+            }
+        }
+    }
+
+    /// Writes what is queued.
+    pub fn flush(&self) {
+        if let Some(out) = &self.0 {
+            out.flush();
+        }
+    }
+
+    /// Waits until the client has room (backpressure).
+    pub async fn ready(&self) {
+        if let Some(out) = &self.0 {
+            out.ready().await;
+        }
+    }
+
+    /// Whether two sinks are the same client.
+    pub fn same(&self, other: &FrontSink) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Writes what is left (bounded by the caller), then closes the client's stdout.
+    pub async fn close_after_drain(&self) {
+        if let Some(out) = &self.0 {
+            out.close_after_drain().await;
+        }
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::FrontSink;
 use crate::app::Gateway;
-use crate::child::{ChildHandle, State};
+use crate::child::{ChildHandle, Connection, State};
 use crate::error::GatewayError;
 use crate::events::EventKind;
 use crate::jsonrpc::{self, CallParams, Envelope, Kind};
@@ -35,6 +35,8 @@ pub struct Session {
     /// Calls waiting for their server to finish starting, by client id: a cancellation must
     /// reach them too, not only calls already sent to a child.
     parked: Arc<DashMap<Box<str>, CancellationToken>>,
+    /// Children that got calls during the current burst of input (written by `flush`).
+    dirty: std::sync::Mutex<Vec<Arc<Connection>>>,
 }
 
 impl Session {
@@ -44,6 +46,15 @@ impl Session {
             out,
             initialized: AtomicBool::new(false),
             parked: Arc::default(),
+            dirty: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Writes the calls queued during this burst of input: one write per child touched.
+    pub fn flush(&self) {
+        let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        for conn in dirty {
+            conn.flush();
         }
     }
 
@@ -163,7 +174,13 @@ impl Session {
             return Ok(());
         }
         match forward(&self.gw, &self.out, id, &call) {
-            Ok(()) => Ok(()),
+            Ok(conn) => {
+                let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+                if !dirty.iter().any(|c| Arc::ptr_eq(c, &conn)) {
+                    dirty.push(conn);
+                }
+                Ok(())
+            }
             Err(Unrouted::Starting(child)) => {
                 self.park(id, params, child);
                 Ok(())
@@ -213,7 +230,7 @@ impl Session {
             };
             // Still starting after the budget: say so rather than wait again.
             let unrouted = match forward(&gw, &out, &id, &call) {
-                Ok(()) => return,
+                Ok(conn) => return conn.flush(),
                 Err(Unrouted::Starting(child)) => Unrouted::Down(child),
                 Err(other) => other,
             };
@@ -288,7 +305,13 @@ enum Unrouted {
 
 /// Routes `call` by its exposed name and queues it for the owning child — or, when the owner
 /// is down, for the first live server of its fallback chain that has a tool of the same name.
-fn forward(gw: &Gateway, out: &FrontSink, id: &str, call: &CallParams<'_>) -> Result<(), Unrouted> {
+/// Returns the connection the call was queued on; the caller flushes it.
+fn forward(
+    gw: &Gateway,
+    out: &FrontSink,
+    id: &str,
+    call: &CallParams<'_>,
+) -> Result<Arc<Connection>, Unrouted> {
     let catalog = gw.catalog();
     let Some(route) = catalog.route(&call.name) else {
         // Not in the catalog: is it a tool of a server that never got ready?
@@ -313,6 +336,7 @@ fn forward(gw: &Gateway, out: &FrontSink, id: &str, call: &CallParams<'_>) -> Re
                     out,
                     None,
                 )
+                .map(|()| conn)
                 .map_err(Unrouted::Failed);
         }
     }
@@ -353,6 +377,7 @@ fn forward(gw: &Gateway, out: &FrontSink, id: &str, call: &CallParams<'_>) -> Re
         out,
         Some(&note),
     )
+    .map(|()| conn)
     .map_err(Unrouted::Failed)
 }
 

@@ -25,6 +25,15 @@ pub struct LineReader<R> {
     max_len: usize,
 }
 
+impl<R: tokio::io::AsyncRead> LineReader<tokio::io::BufReader<R>> {
+    /// Whether input is already buffered: when it is not, the next `next()` reads from the
+    /// source, so this is the moment to flush what the lines so far produced (one write per
+    /// burst instead of one per message).
+    pub fn has_buffered(&self) -> bool {
+        !self.inner.buffer().is_empty()
+    }
+}
+
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     pub fn new(inner: R, max_len: usize) -> Self {
         Self { inner, max_len }
