@@ -224,6 +224,8 @@ impl Gateway {
             .arg("-c")
             .arg(&config)
             .env(MARKER_VAR, &marker)
+            // A fresh catalog cache per gateway: every test starts cold unless it says otherwise.
+            .env("ORCHESTRA_CACHE_DIR", dir.join("cache"))
             .env("RUST_LOG", "info,orchestra_gateway=debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

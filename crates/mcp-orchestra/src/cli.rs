@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use orchestra_config::{Config, Format, LoadError};
+use orchestra_gateway::catalog_cache::CatalogCache;
 use orchestra_gateway::child::State;
 use orchestra_gateway::front::{stdio, FrontSink};
 use orchestra_gateway::{health, watchdog, Gateway, StartOptions};
@@ -146,6 +147,7 @@ fn start(config: Config, front: FrontSink) -> anyhow::Result<Gateway> {
         front,
         StartOptions {
             watchdog_exe: Some(exe),
+            catalog_cache: CatalogCache::from_env(),
         },
     )
     .context("starting the watchdog")

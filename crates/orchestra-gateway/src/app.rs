@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::catalog::{Catalog, ServerTools};
+use crate::catalog_cache::CatalogCache;
 use crate::child::task::{self, ChildEvent, TaskContext};
 use crate::child::{ChildHandle, State};
 use crate::domains;
@@ -30,6 +31,8 @@ const LIST_CHANGED_MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub struct StartOptions {
     /// The gateway's own executable, re-run as the watchdog. None: no watchdog (library use).
     pub watchdog_exe: Option<PathBuf>,
+    /// Where last known catalogs are kept for instant start.
+    pub catalog_cache: CatalogCache,
 }
 
 /// The running gateway. Cheap to clone.
@@ -53,6 +56,8 @@ struct Inner {
     watchdog: Option<Arc<Watchdog>>,
     /// The client has listed tools, so changes must be announced.
     listed: AtomicBool,
+    /// The tool list the client last saw (served or announced).
+    announced: Mutex<Option<Arc<str>>>,
     log: Arc<EventLog>,
 }
 
@@ -76,6 +81,16 @@ impl Gateway {
             .enumerate()
             .map(|(i, s)| ChildHandle::new(i, s))
             .collect();
+        for child in &children {
+            if let Some(tools) = options.catalog_cache.load(child.spec()) {
+                tracing::debug!(
+                    server = child.name(),
+                    tools = tools.len(),
+                    "using the cached catalog until the child is ready"
+                );
+                child.seed_tools(tools);
+            }
+        }
         let generation = Arc::new(AtomicU64::new(1));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let gw = Gateway {
@@ -93,6 +108,7 @@ impl Gateway {
                 tracker: TaskTracker::new(),
                 watchdog,
                 listed: AtomicBool::new(false),
+                announced: Mutex::new(None),
                 log: Arc::default(),
                 children,
                 config,
@@ -113,6 +129,7 @@ impl Gateway {
             grace: gw.inner.config.gateway.shutdown_grace,
             log: gw.inner.log.clone(),
             fallback_of,
+            cache: options.catalog_cache.clone(),
         };
         for child in &gw.inner.children {
             gw.inner
@@ -173,7 +190,7 @@ impl Gateway {
                     index: c.shared.index,
                     name: c.name(),
                     tools: t,
-                    listed: c.state().is_up(),
+                    listed: c.is_listed(),
                 }),
         ));
         *self
@@ -237,8 +254,22 @@ impl Gateway {
     }
 
     /// Records that the client has seen the tool list (from now on changes are announced).
-    pub fn mark_listed(&self) {
+    pub fn mark_listed(&self, served: &Arc<str>) {
         self.inner.listed.store(true, Ordering::Release);
+        *self
+            .inner
+            .announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(served.clone());
+    }
+
+    /// Whether a `tools/list` can be answered now with the whole catalog: every server has
+    /// finished starting, or its tools are known from the last run.
+    pub fn can_list_now(&self) -> bool {
+        self.inner
+            .children
+            .iter()
+            .all(|c| c.state().is_settled() || c.is_listed())
     }
 
     /// Runs a task the gateway owns (waited for at shutdown).
@@ -294,7 +325,6 @@ impl Gateway {
 /// restart storm cannot flood the client. A change that is undone before it is announced
 /// (down and back up) is not announced at all.
 async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<ChildEvent>) {
-    let mut announced: Option<Arc<str>> = None;
     let mut last_sent: Option<tokio::time::Instant> = None;
     let shutdown = gw.shutdown_token();
     loop {
@@ -311,9 +341,17 @@ async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<Child
             _ = tokio::time::sleep_until(until) => {}
         }
         while events.try_recv().is_ok() {}
+        if !gw.inner.listed.load(Ordering::Acquire) {
+            continue;
+        }
         let list = gw.catalog().list_result().clone();
-        let changed = announced.as_ref().is_none_or(|a| **a != *list);
-        if changed && gw.inner.listed.load(Ordering::Acquire) {
+        let changed = {
+            let mut announced = gw.inner.announced.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = announced.as_ref().is_none_or(|a| **a != *list);
+            *announced = Some(list);
+            changed
+        };
+        if changed {
             tracing::info!(
                 tools = gw.catalog().len(),
                 "tool list changed; notifying the client"
@@ -327,6 +365,5 @@ async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<Child
                 .await;
             last_sent = Some(tokio::time::Instant::now());
         }
-        announced = Some(list);
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod catalog;
+pub mod catalog_cache;
 pub mod child;
 pub mod domains;
 pub mod error;

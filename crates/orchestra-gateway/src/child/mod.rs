@@ -37,6 +37,8 @@ pub(crate) struct ChildShared {
     pub tools: Mutex<Arc<Vec<Value>>>,
     /// How many of the child's tools the config's filters hide.
     pub hidden_tools: std::sync::atomic::AtomicUsize,
+    /// `tools` came from the catalog cache and the child has not listed them itself yet.
+    pub provisional: std::sync::atomic::AtomicBool,
     pub stats: Arc<Stats>,
     pub stderr: StderrTail,
 }
@@ -53,6 +55,7 @@ impl ChildHandle {
                 conn: RwLock::new(None),
                 tools: Mutex::new(Arc::new(Vec::new())),
                 hidden_tools: Default::default(),
+                provisional: Default::default(),
                 stats: Arc::new(Stats::default()),
                 stderr: StderrTail::default(),
             }),
@@ -95,6 +98,27 @@ impl ChildHandle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Whether the client sees this server's tools: it is ready, or it is still starting and
+    /// its tools are known from the last run (instant start).
+    pub fn is_listed(&self) -> bool {
+        match self.state() {
+            State::Ready => true,
+            State::Starting => self
+                .shared
+                .provisional
+                .load(std::sync::atomic::Ordering::Acquire),
+            _ => false,
+        }
+    }
+
+    /// Seeds the tools from the catalog cache before the first start.
+    pub(crate) fn seed_tools(&self, tools: Vec<Value>) {
+        *self.shared.tools.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tools);
+        self.shared
+            .provisional
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     pub fn hidden_tools(&self) -> usize {

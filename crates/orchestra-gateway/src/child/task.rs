@@ -30,6 +30,7 @@ use super::connection::{ChildSignal, Connection, ReaderEnd, RequestError};
 use super::process::{self, describe, group_exists, signal_group, SpawnError};
 use super::state::State;
 use super::ChildShared;
+use crate::catalog_cache::CatalogCache;
 use crate::error::GatewayError;
 use crate::events::{EventKind, EventLog};
 use crate::front::FrontSink;
@@ -58,6 +59,7 @@ pub(crate) struct TaskContext {
     pub grace: Duration,
     pub log: Arc<EventLog>,
     pub fallback_of: FallbackOf,
+    pub cache: CatalogCache,
 }
 
 /// What the gateway hears from child tasks.
@@ -256,7 +258,7 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     // Handshake, racing the child's exit and the gateway's shutdown.
     let timeout = shared.spec.startup_timeout;
     let handshake = tokio::select! {
-        r = tokio::time::timeout(timeout, handshake(shared, &conn)) => match r {
+        r = tokio::time::timeout(timeout, handshake(shared, &conn, &cx.cache)) => match r {
             Ok(r) => r,
             Err(_) => Err(format!("no answer to the handshake within {}", orchestra_config::duration::format(timeout))),
         },
@@ -310,7 +312,7 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
                 return Outcome::Shutdown;
             }
             Some(ChildSignal::ToolsChanged) = signals.recv() => {
-                match list_tools(shared, &conn, shared.spec.call_timeout).await {
+                match list_tools(shared, &conn, &cx.cache, shared.spec.call_timeout).await {
                     Ok(()) => {
                         cx.log.record(&name, EventKind::ToolsChanged, format!("{} tools", shared.tools.lock().map(|t| t.len()).unwrap_or(0)));
                         cx.events.tools_changed();
@@ -430,7 +432,11 @@ fn shutting_down(name: &str) -> GatewayError {
 }
 
 /// `initialize`, `notifications/initialized`, then a complete `tools/list`.
-async fn handshake(shared: &ChildShared, conn: &Connection) -> Result<(), String> {
+async fn handshake(
+    shared: &ChildShared,
+    conn: &Connection,
+    cache: &CatalogCache,
+) -> Result<(), String> {
     let params = serde_json::json!({
         "protocolVersion": CHILD_PROTOCOL_VERSION,
         "capabilities": {},
@@ -459,13 +465,14 @@ async fn handshake(shared: &ChildShared, conn: &Connection) -> Result<(), String
         s.server_info = result.get("serverInfo").cloned();
     });
     conn.notify("notifications/initialized", None);
-    list_tools(shared, conn, deadline).await
+    list_tools(shared, conn, cache, deadline).await
 }
 
 /// Lists every page of the child's tools, applies the config's filters and publishes them.
 async fn list_tools(
     shared: &ChildShared,
     conn: &Connection,
+    cache: &CatalogCache,
     timeout: Duration,
 ) -> Result<(), String> {
     let mut all = Vec::new();
@@ -502,7 +509,9 @@ async fn list_tools(
     shared
         .hidden_tools
         .store(total - all.len(), Ordering::Relaxed);
+    cache.store(&shared.spec, &all);
     *shared.tools.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(all);
+    shared.provisional.store(false, Ordering::Release);
     Ok(())
 }
 

@@ -239,23 +239,24 @@ impl Session {
     }
 
     async fn list_tools(&self, id: &str) {
-        if !self.gw.is_settled() {
+        if !self.gw.can_list_now() {
             // Hold the first listing until every child has finished starting (bounded), so the
-            // client sees the whole catalog instead of whichever children were fastest.
+            // client sees the whole catalog instead of whichever children were fastest. With a
+            // cached catalog from the last run there is nothing to wait for.
             let gw = self.gw.clone();
             let out = self.out.clone();
             let id = id.to_owned();
             self.gw.spawn(async move {
                 let _ = tokio::time::timeout(FIRST_LIST_HOLD, gw.wait_settled()).await;
-                gw.mark_listed();
-                out.send(jsonrpc::response_line(&id, gw.catalog().list_result()))
-                    .await;
+                let list = gw.catalog().list_result().clone();
+                gw.mark_listed(&list);
+                out.send(jsonrpc::response_line(&id, &list)).await;
             });
             return;
         }
-        self.gw.mark_listed();
-        let catalog = self.gw.catalog();
-        self.reply(id, catalog.list_result()).await;
+        let list = self.gw.catalog().list_result().clone();
+        self.gw.mark_listed(&list);
+        self.reply(id, &list).await;
     }
 
     fn initialize(&self, params: Option<&serde_json::value::RawValue>) -> Value {
