@@ -80,6 +80,26 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues one frame written in place by `write` (no intermediate buffer); `request`
+    /// marks it as the frame of that request id (see [`Outbox::written_id`]).
+    pub fn push_with(
+        &self,
+        request: Option<u64>,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), PushError> {
+        let mut st = self.lock();
+        self.admit(&st, 0)?;
+        let before = st.buf.len();
+        write(&mut st.buf);
+        let added = (st.buf.len() - before) as u64;
+        st.total_pushed += added;
+        if let Some(id) = request {
+            let end = st.total_pushed;
+            st.requests.push_back((id, end));
+        }
+        Ok(())
+    }
+
     /// Queues the frame of request `id`, so that [`Outbox::written_id`] can later tell
     /// whether it reached the pipe.
     pub fn push_request(&self, id: u64, frame: &[u8]) -> Result<(), PushError> {

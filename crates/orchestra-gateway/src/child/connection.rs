@@ -21,13 +21,28 @@ use super::stats::Stats;
 use crate::error::GatewayError;
 use crate::front::FrontSink;
 use crate::jsonrpc::framing::{Frame, LineReader};
-use crate::jsonrpc::{self, Envelope, Kind};
+use crate::jsonrpc::{self, CallParams, Envelope, Kind};
 use crate::outbox::{Outbox, PushError};
 
 /// Longest line accepted from a child; longer ones are skipped to their newline.
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
 /// Bytes queued toward a child before calls are refused as "overloaded".
 const INPUT_LIMIT: usize = 16 * 1024 * 1024;
+
+/// One client call to forward.
+pub struct Forward<'a> {
+    /// The client's request id (raw JSON), used for the answer.
+    pub front_id: &'a str,
+    /// The name the client called.
+    pub exposed: &'a Arc<str>,
+    pub call: &'a CallParams<'a>,
+    /// The tool's name at this child.
+    pub tool: &'a str,
+    pub timeout: Duration,
+    pub reply: &'a FrontSink,
+    /// When set, a JSON object added to the result's `_meta` to say a stand-in served it.
+    pub failover: Option<&'a str>,
+}
 
 /// How the child's stdout ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,18 +146,17 @@ impl Connection {
         Ok((conn, ConnectionTasks { reader }))
     }
 
-    /// Forwards a client's `tools/call` (params already addressed to the child's tool name).
-    /// `failover`, when set, is a JSON object added to the result's `_meta` to say the call
-    /// was served by a stand-in.
-    pub fn forward_call(
-        &self,
-        front_id: &str,
-        exposed: &Arc<str>,
-        params: &str,
-        timeout: Duration,
-        reply: &FrontSink,
-        failover: Option<&str>,
-    ) -> Result<(), GatewayError> {
+    /// Queues a client's `tools/call` for this child (written by [`Connection::flush`]).
+    pub fn forward_call(&self, call: Forward<'_>) -> Result<(), GatewayError> {
+        let Forward {
+            front_id,
+            exposed,
+            call,
+            tool,
+            timeout,
+            reply,
+            failover,
+        } = call;
         if self.closed.load(Ordering::Acquire) {
             return Err(self.unavailable());
         }
@@ -162,8 +176,10 @@ impl Connection {
                 failover: failover.map(Into::into),
             },
         );
-        let line = jsonrpc::request_line(id, "tools/call", Some(params));
-        if let Err(e) = self.input.push_request(id, &line) {
+        if let Err(e) = self
+            .input
+            .push_with(Some(id), |buf| call.write_request(buf, id, tool))
+        {
             self.lock().remove(&id);
             return Err(match e {
                 PushError::Full => GatewayError::Overloaded {
@@ -451,28 +467,38 @@ fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSin
             ..
         } => {
             conn.stats.record_latency(started.elapsed());
-            let line = match (env.result, env.error) {
+            match (env.result, env.error) {
                 (Some(result), _) => {
-                    if serde_json::from_str::<Outcome>(result.get()).is_ok_and(|o| o.is_error) {
+                    // Decode only results that can be errors: most never mention isError.
+                    let is_error = result.get().contains("\"isError\"")
+                        && serde_json::from_str::<Outcome>(result.get()).is_ok_and(|o| o.is_error);
+                    if is_error {
                         conn.stats.errors.fetch_add(1, Ordering::Relaxed);
                     }
                     match failover {
-                        Some(note) => jsonrpc::response_line(
-                            &front_id,
-                            &with_failover_meta(result.get(), &note),
-                        ),
-                        None => jsonrpc::response_line(&front_id, result.get()),
+                        Some(note) => {
+                            let result = with_failover_meta(result.get(), &note);
+                            reply.push_with(|buf| {
+                                jsonrpc::write_answer(buf, &front_id, b"result", &result)
+                            });
+                        }
+                        // The common case: the child's result goes out as it came, written
+                        // straight into the client's outbox.
+                        None => reply.push_with(|buf| {
+                            jsonrpc::write_answer(buf, &front_id, b"result", result.get())
+                        }),
                     }
                 }
                 (None, Some(error)) => {
                     conn.stats.errors.fetch_add(1, Ordering::Relaxed);
                     conn.stats
                         .note_error(format!("{tool}: error response {}", error.get()));
-                    jsonrpc::error_line(&front_id, error.get())
+                    reply.push_with(|buf| {
+                        jsonrpc::write_answer(buf, &front_id, b"error", error.get())
+                    });
                 }
                 (None, None) => unreachable!("Kind::Response has a result or an error"),
-            };
-            reply.push(&line);
+            }
             touch(touched, &reply);
         }
         Pending::Internal(tx) => {

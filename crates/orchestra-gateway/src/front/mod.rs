@@ -67,6 +67,15 @@ impl FrontSink {
         }
     }
 
+    /// Queues one line written in place by `write` (no intermediate buffer).
+    pub fn push_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(out) = &self.0 {
+            if out.push_with(None, write).is_err() {
+                tracing::warn!("client is not reading; dropped a message");
+            }
+        }
+    }
+
     /// Writes what is queued.
     pub fn flush(&self) {
         if let Some(out) = &self.0 {

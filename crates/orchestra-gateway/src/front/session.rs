@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::FrontSink;
 use crate::app::Gateway;
+use crate::child::connection::Forward;
 use crate::child::{ChildHandle, Connection, State};
 use crate::error::GatewayError;
 use crate::events::EventKind;
@@ -327,16 +328,16 @@ fn forward(
     let child = &gw.children()[route.server];
     if child.state().is_up() {
         if let Some(conn) = child.connection() {
-            let params = call.with_name(&route.tool);
             return conn
-                .forward_call(
-                    id,
-                    &route.exposed,
-                    &params,
-                    child.spec().call_timeout,
-                    out,
-                    None,
-                )
+                .forward_call(Forward {
+                    front_id: id,
+                    exposed: &route.exposed,
+                    call,
+                    tool: &route.tool,
+                    timeout: child.spec().call_timeout,
+                    reply: out,
+                    failover: None,
+                })
                 .map(|()| conn)
                 .map_err(Unrouted::Failed);
         }
@@ -369,15 +370,15 @@ fn forward(
         EventKind::FailedOver,
         format!("{} served by {}", call.name, fallback.name()),
     );
-    let params = call.with_name(&route.tool);
-    conn.forward_call(
-        id,
-        &route.exposed,
-        &params,
-        fallback.spec().call_timeout,
-        out,
-        Some(&note),
-    )
+    conn.forward_call(Forward {
+        front_id: id,
+        exposed: &route.exposed,
+        call,
+        tool: &route.tool,
+        timeout: fallback.spec().call_timeout,
+        reply: out,
+        failover: Some(&note),
+    })
     .map(|()| conn)
     .map_err(Unrouted::Failed)
 }

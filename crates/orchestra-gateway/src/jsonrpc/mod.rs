@@ -71,6 +71,12 @@ pub fn error_line(id: &str, error: &str) -> Vec<u8> {
 
 fn answer_line(id: &str, member: &[u8], payload: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(36 + id.len() + payload.len());
+    write_answer(&mut out, id, member, payload);
+    out
+}
+
+/// Appends `{"jsonrpc":"2.0","id":<id>,"<member>":<payload>}\n` to `out`.
+pub fn write_answer(out: &mut Vec<u8>, id: &str, member: &[u8], payload: &str) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(b",\"");
@@ -78,7 +84,6 @@ fn answer_line(id: &str, member: &[u8], payload: &str) -> Vec<u8> {
     out.extend_from_slice(b"\":");
     out.extend_from_slice(payload.as_bytes());
     out.extend_from_slice(b"}\n");
-    out
 }
 
 /// `{"jsonrpc":"2.0","id":<n>,"method":"<method>","params":<params>}\n`
@@ -105,6 +110,18 @@ pub fn notification_line(method: &str, params: Option<&str>) -> Vec<u8> {
     }
     out.push_str("}\n");
     out.into_bytes()
+}
+
+/// Appends `s` as a JSON string literal (no allocation when nothing needs escaping, which is
+/// every tool name and almost every key).
+fn push_json_bytes(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(serde_json::Value::from(s).to_string().as_bytes());
+    }
 }
 
 /// Appends `s` as a JSON string literal.
@@ -141,26 +158,29 @@ impl<'a> CallParams<'a> {
         Ok(Self { name, rest })
     }
 
-    /// The same params addressed to `tool`.
-    pub fn with_name(&self, tool: &str) -> String {
-        let mut out = String::with_capacity(
-            16 + tool.len()
-                + self
-                    .rest
-                    .iter()
-                    .map(|(k, v)| k.len() + v.get().len() + 4)
-                    .sum::<usize>(),
-        );
-        out.push_str("{\"name\":");
-        push_json_str(&mut out, tool);
-        for (k, v) in &self.rest {
-            out.push(',');
-            push_json_str(&mut out, k);
-            out.push(':');
-            out.push_str(v.get());
-        }
-        out.push('}');
+    /// The whole `tools/call` request line for the child, addressed to `tool` under the
+    /// child-side `id`.
+    pub fn request_line(&self, id: u64, tool: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_request(&mut out, id, tool);
         out
+    }
+
+    /// Appends the request line to `out` in one pass: the hot path writes it straight into
+    /// the child's outbox, the only copy of the arguments.
+    pub fn write_request(&self, out: &mut Vec<u8>, id: u64, tool: &str) {
+        use std::io::Write as _;
+        out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+        let _ = write!(out, "{id}");
+        out.extend_from_slice(b",\"method\":\"tools/call\",\"params\":{\"name\":");
+        push_json_bytes(out, tool);
+        for (k, v) in &self.rest {
+            out.push(b',');
+            push_json_bytes(out, k);
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+        }
+        out.extend_from_slice(b"}}\n");
     }
 }
 
@@ -218,17 +238,22 @@ mod tests {
     }
 
     #[test]
-    fn call_params_are_readdressed_without_touching_arguments() {
+    fn request_lines_are_written_in_one_pass() {
         let raw: &RawValue = serde_json::from_str(
-            r#"{"name":"files__read","arguments":{"path":"a b","n":[1, 2]},"_meta":{"progressToken":7}}"#,
+            r#"{"name":"files__read","arguments":{"path":"a \"b\""},"_meta":{"progressToken":"t"}}"#,
         )
         .unwrap();
-        let p = CallParams::parse(raw).unwrap();
-        assert_eq!(p.name, "files__read");
-        assert_eq!(
-            p.with_name("read"),
-            r#"{"name":"read","arguments":{"path":"a b","n":[1, 2]},"_meta":{"progressToken":7}}"#
-        );
+        let line = CallParams::parse(raw).unwrap().request_line(42, "read");
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["id"], 42);
+        assert_eq!(v["method"], "tools/call");
+        assert_eq!(v["params"]["name"], "read");
+        assert_eq!(v["params"]["arguments"]["path"], "a \"b\"");
+        assert_eq!(v["params"]["_meta"]["progressToken"], "t");
+        assert_eq!(line.last(), Some(&b'\n'));
+        let odd = CallParams::parse(raw).unwrap().request_line(1, "we\"ird");
+        let v: serde_json::Value = serde_json::from_slice(&odd).unwrap();
+        assert_eq!(v["params"]["name"], "we\"ird");
     }
 
     #[test]
