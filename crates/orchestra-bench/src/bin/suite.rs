@@ -1,0 +1,1270 @@
+//! `bench-suite`: runs the whole benchmark in one go, prints a table and (with `--json PATH`)
+//! writes every figure as JSON. See docs/benchmarks.md for what each row measures.
+//!
+//! It finds its sibling binaries (`bench-echo`, `bench-relay`, `bench-driver`, `mcp-orchestra`)
+//! next to its own executable, and the real reference servers for the cold-start rows through
+//! `ORCHESTRA_TEST_SERVER_*` (from the environment, else `.test-deps/env.sh`, written by
+//! `scripts/test-deps.sh`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use orchestra_bench::{median, peak_rss_kib, Envelope, Peer, ScratchDir};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(about = "Runs the mcp-orchestra benchmark suite and prints a table")]
+struct Args {
+    /// A short run (fewer calls, one repetition): a smoke test, not a measurement.
+    #[arg(long)]
+    quick: bool,
+    /// Also write every figure to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Repetitions of each latency/throughput measurement (interleaved; the median is shown).
+    #[arg(long)]
+    reps: Option<usize>,
+    /// Sequential calls measured per run.
+    #[arg(long)]
+    seq_calls: Option<u64>,
+    /// Pipelined calls measured per run.
+    #[arg(long)]
+    pipe_calls: Option<u64>,
+    /// Calls in flight in the pipelined runs.
+    #[arg(long, default_value_t = 16)]
+    in_flight: u64,
+    /// Skip the rows that need the real reference servers (cold start, RSS with 5 children).
+    #[arg(long)]
+    no_real_children: bool,
+    /// Skip the pinned (`taskset -c CPU`) runs.
+    #[arg(long)]
+    no_pin: bool,
+    /// The CPU the pinned runs use.
+    #[arg(long, default_value_t = 0)]
+    pin_cpu: u32,
+    /// Where the binaries are (default: the directory of this executable).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Workspace root: where `.test-deps/env.sh` is, and the git repository handed to the git
+    /// server (default: found upwards from the binaries, else the current directory).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Exit with status 2 when a target is missed.
+    #[arg(long)]
+    strict: bool,
+}
+
+struct Plan {
+    reps: usize,
+    seq_calls: u64,
+    seq_warmup: u64,
+    pipe_calls: u64,
+    pipe_warmup: u64,
+    in_flight: u64,
+    cold_reps: usize,
+    catalog_servers: usize,
+    catalog_tools: usize,
+    catalog_requests: usize,
+}
+
+impl Plan {
+    fn new(args: &Args) -> Self {
+        let (reps, seq, pipe, cold, lists) = if args.quick {
+            (1, 2_000, 20_000, 1, 5)
+        } else {
+            (3, 20_000, 200_000, 3, 20)
+        };
+        let seq_calls = args.seq_calls.unwrap_or(seq);
+        let pipe_calls = args.pipe_calls.unwrap_or(pipe);
+        Plan {
+            reps: args.reps.unwrap_or(reps).max(1),
+            seq_calls,
+            seq_warmup: (seq_calls / 10).max(100),
+            pipe_calls,
+            pipe_warmup: (pipe_calls / 20).max(1_000),
+            in_flight: args.in_flight.max(2),
+            cold_reps: cold,
+            catalog_servers: 50,
+            catalog_tools: 200,
+            catalog_requests: lists,
+        }
+    }
+}
+
+struct Bins {
+    echo: PathBuf,
+    relay: PathBuf,
+    driver: PathBuf,
+    gateway: PathBuf,
+}
+
+impl Bins {
+    fn find(dir: &Path) -> Result<Self> {
+        let bin = |name: &str| -> Result<PathBuf> {
+            let p = dir.join(name);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                bail!(
+                    "{} not found: build with `cargo build --release -p orchestra-bench -p mcp-orchestra` \
+                     (or run scripts/bench)",
+                    p.display()
+                )
+            }
+        };
+        Ok(Bins {
+            echo: bin("bench-echo")?,
+            relay: bin("bench-relay")?,
+            driver: bin("bench-driver")?,
+            gateway: bin("mcp-orchestra")?,
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Pin {
+    Pinned,
+    Unpinned,
+}
+
+impl Pin {
+    fn key(self) -> &'static str {
+        match self {
+            Pin::Pinned => "pinned",
+            Pin::Unpinned => "unpinned",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Mode {
+    Direct,
+    Relay,
+    Gateway,
+}
+
+const MODES: [Mode; 3] = [Mode::Direct, Mode::Relay, Mode::Gateway];
+
+impl Mode {
+    fn key(self) -> &'static str {
+        match self {
+            Mode::Direct => "direct",
+            Mode::Relay => "relay",
+            Mode::Gateway => "gateway",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Direct => "direct",
+            Mode::Relay => "null relay",
+            Mode::Gateway => "mcp-orchestra",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Sequential,
+    Pipelined,
+}
+
+/// Median over the repetitions of one numeric field.
+fn med(runs: &[Value], field: &str) -> f64 {
+    median(
+        &runs
+            .iter()
+            .map(|r| r[field].as_f64().unwrap_or(f64::NAN))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Median CPU µs per call of the driver, the middle process (relay or gateway) and the echo
+/// child over the repetitions, formatted as table cells, plus the raw medians.
+fn cpu_cells(runs: &[Value], mode: Mode) -> (String, Value) {
+    let middle = match mode {
+        Mode::Direct => None,
+        Mode::Relay => Some("bench-relay"),
+        Mode::Gateway => Some("mcp-orchestra"),
+    };
+    let one = |name: &str| {
+        median(
+            &runs
+                .iter()
+                .map(|r| r["cpu_us_per_call"][name].as_f64().unwrap_or(f64::NAN))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let driver = one("bench-driver");
+    let echo = one("bench-echo");
+    let mid = middle.map(one);
+    let cells = format!(
+        "{:>8}{:>8}{:>8}",
+        fmt_num(driver, 2),
+        mid.map(|m| fmt_num(m, 2)).unwrap_or_else(|| "-".into()),
+        fmt_num(echo, 2)
+    );
+    let json = json!({"driver": driver, "middle": mid, "echo": echo});
+    (cells, json)
+}
+
+struct Suite {
+    bins: Bins,
+    plan: Plan,
+    scratch: ScratchDir,
+    echo_config: PathBuf,
+    pin_cpu: u32,
+    call_errors: u64,
+}
+
+impl Suite {
+    fn driver(&self, pin: Pin, mode: Mode, kind: Kind) -> Result<Value> {
+        let mut cmd = match pin {
+            Pin::Pinned => {
+                let mut c = Command::new("taskset");
+                c.arg("-c")
+                    .arg(self.pin_cpu.to_string())
+                    .arg(&self.bins.driver);
+                c
+            }
+            Pin::Unpinned => Command::new(&self.bins.driver),
+        };
+        let (calls, warmup, pipeline) = match kind {
+            Kind::Sequential => (self.plan.seq_calls, self.plan.seq_warmup, 1),
+            Kind::Pipelined => (
+                self.plan.pipe_calls,
+                self.plan.pipe_warmup,
+                self.plan.in_flight,
+            ),
+        };
+        cmd.arg(format!("--calls={calls}"))
+            .arg(format!("--warmup={warmup}"))
+            .arg(format!("--pipeline={pipeline}"))
+            .arg("--tool")
+            .arg(if mode == Mode::Gateway {
+                "e__echo"
+            } else {
+                "echo"
+            })
+            .arg("--");
+        match mode {
+            Mode::Direct => cmd.arg(&self.bins.echo),
+            Mode::Relay => cmd.arg(&self.bins.relay).arg("--").arg(&self.bins.echo),
+            Mode::Gateway => cmd
+                .arg(&self.bins.gateway)
+                .args(["serve", "-c"])
+                .arg(&self.echo_config),
+        };
+        cmd.env_remove("RUST_LOG").env(
+            "ORCHESTRA_CACHE_DIR",
+            self.scratch.path().join("echo-cache"),
+        );
+        run_json(&mut cmd)
+    }
+
+    /// Latency and throughput: every (pinning, kind) block runs `reps` rounds of
+    /// direct, relay, gateway, interleaved.
+    fn forwarding(&mut self, pins: &[Pin]) -> Result<BTreeMap<(Pin, Kind, Mode), Vec<Value>>> {
+        let mut out: BTreeMap<(Pin, Kind, Mode), Vec<Value>> = BTreeMap::new();
+        for &pin in pins {
+            for kind in [Kind::Sequential, Kind::Pipelined] {
+                for rep in 0..self.plan.reps {
+                    for mode in MODES {
+                        eprintln!(
+                            "bench: {} {} {} (run {}/{})",
+                            pin.key(),
+                            if kind == Kind::Sequential {
+                                "latency"
+                            } else {
+                                "throughput"
+                            },
+                            mode.label(),
+                            rep + 1,
+                            self.plan.reps
+                        );
+                        let r = self.driver(pin, mode, kind)?;
+                        let errors = r["errors"].as_u64().unwrap_or(0);
+                        if errors > 0 {
+                            eprintln!("bench: WARNING {errors} bad answers ({})", r["first_error"]);
+                            self.call_errors += errors;
+                        }
+                        out.entry((pin, kind, mode)).or_default().push(r);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Runs a command that prints one JSON object on stdout.
+fn run_json(cmd: &mut Command) -> Result<Value> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!("{:?} failed ({})", cmd, out.status);
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "{:?} printed no JSON: {}",
+            cmd.get_program(),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+// ----- real children (cold start, RSS) -----
+
+struct RealChild {
+    name: &'static str,
+    command: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+fn find_root(args: &Args, bin_dir: &Path) -> PathBuf {
+    if let Some(r) = &args.root {
+        return r.clone();
+    }
+    let mut dir = Some(bin_dir);
+    while let Some(d) = dir {
+        if d.join("scripts/test-deps.sh").is_file() && d.join("Cargo.toml").is_file() {
+            return d.to_path_buf();
+        }
+        dir = d.parent();
+    }
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// `ORCHESTRA_TEST_SERVER_*` from the environment, else from `.test-deps/env.sh`.
+fn test_dep(root: &Path, key: &str) -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os(key) {
+        return Some(PathBuf::from(v));
+    }
+    let text = std::fs::read_to_string(root.join(".test-deps/env.sh")).ok()?;
+    text.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("export ")?.strip_prefix(key)?;
+        let value = rest.strip_prefix('=')?.trim().trim_matches(['"', '\'']);
+        Some(PathBuf::from(value))
+    })
+}
+
+fn real_children(root: &Path, scratch: &Path) -> Result<Vec<RealChild>> {
+    let dep = |key: &str| {
+        test_dep(root, key)
+            .filter(|p| p.exists())
+            .ok_or_else(|| anyhow!("{key} not found (run scripts/test-deps.sh)"))
+    };
+    let files_dir = scratch.join("files");
+    std::fs::create_dir_all(&files_dir)?;
+    std::fs::write(files_dir.join("hello.txt"), "hello\n")?;
+    let repo = if root.join(".git").exists() {
+        root.to_path_buf()
+    } else {
+        let repo = scratch.join("repo");
+        std::fs::create_dir_all(&repo)?;
+        let ok = Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&repo)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            bail!("no git repository for the git server (and `git init` failed)");
+        }
+        repo
+    };
+    Ok(vec![
+        RealChild {
+            name: "everything",
+            command: dep("ORCHESTRA_TEST_SERVER_EVERYTHING")?,
+            args: vec!["stdio".into()],
+            env: vec![],
+        },
+        RealChild {
+            name: "files",
+            command: dep("ORCHESTRA_TEST_SERVER_FILESYSTEM")?,
+            args: vec![files_dir.display().to_string()],
+            env: vec![],
+        },
+        RealChild {
+            name: "memory",
+            command: dep("ORCHESTRA_TEST_SERVER_MEMORY")?,
+            args: vec![],
+            env: vec![(
+                "MEMORY_FILE_PATH".into(),
+                scratch.join("memory.json").display().to_string(),
+            )],
+        },
+        RealChild {
+            name: "time",
+            command: dep("ORCHESTRA_TEST_SERVER_TIME")?,
+            args: vec!["--local-timezone".into(), "UTC".into()],
+            env: vec![],
+        },
+        RealChild {
+            name: "git",
+            command: dep("ORCHESTRA_TEST_SERVER_GIT")?,
+            args: vec!["--repository".into(), repo.display().to_string()],
+            env: vec![],
+        },
+    ])
+}
+
+fn child_startup_cmd(bins: &Bins, c: &RealChild) -> Command {
+    let mut cmd = Command::new(&bins.driver);
+    cmd.arg("--startup-only")
+        .arg("--")
+        .arg(&c.command)
+        .args(&c.args)
+        .envs(c.env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// Each child alone, one after the other: spawn → initialize → tools/list answered, ms.
+fn children_alone(bins: &Bins, children: &[RealChild]) -> Result<Vec<f64>> {
+    children
+        .iter()
+        .map(|c| {
+            let r = run_json(&mut child_startup_cmd(bins, c))
+                .with_context(|| format!("starting {} alone", c.name))?;
+            Ok(r["startup_ms"].as_f64().unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+/// All children started at the same moment, directly (no gateway): each one's handshake, ms.
+fn children_together(bins: &Bins, children: &[RealChild]) -> Result<Vec<f64>> {
+    let running: Vec<_> = children
+        .iter()
+        .map(|c| {
+            child_startup_cmd(bins, c)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("starting {}", c.name))
+        })
+        .collect::<Result<_>>()?;
+    running
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output()?;
+            let v: Value = serde_json::from_slice(&out.stdout).context("driver output")?;
+            Ok(v["startup_ms"].as_f64().unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+fn write_config(path: &Path, servers: Value) -> Result<()> {
+    let cfg = json!({ "servers": servers });
+    std::fs::write(path, serde_json::to_vec_pretty(&cfg)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+struct GatewayStart {
+    peer: Peer,
+    /// Spawn → the first tools/list answer that passed `complete`.
+    ready: Duration,
+    /// How many tools/list requests that took.
+    lists: usize,
+    tools: Vec<String>,
+}
+
+/// Spawns `mcp-orchestra serve -c cfg`, initializes, and repeats tools/list until `complete`
+/// accepts the answer (the gateway holds the first list while children start).
+fn start_gateway(
+    gateway: &Path,
+    cfg: &Path,
+    cache: &Path,
+    complete: &dyn Fn(&[String]) -> bool,
+    timeout: Duration,
+) -> Result<GatewayStart> {
+    let start = Instant::now();
+    let mut peer = Peer::spawn(
+        Command::new(gateway)
+            .args(["serve", "-c"])
+            .arg(cfg)
+            .env_remove("RUST_LOG")
+            .env("ORCHESTRA_CACHE_DIR", cache)
+            .stderr(Stdio::null()),
+    )?;
+    peer.initialize().context("gateway initialize")?;
+    let mut lists = 0;
+    loop {
+        let tools = peer.list_tools(&format!("\"list-{lists}\""))?;
+        lists += 1;
+        if complete(&tools) {
+            return Ok(GatewayStart {
+                ready: start.elapsed(),
+                peer,
+                lists,
+                tools,
+            });
+        }
+        if start.elapsed() > timeout {
+            let _ = peer.close_within(Duration::from_secs(10));
+            bail!(
+                "the gateway's tool list was still incomplete after {timeout:?} ({} tools)",
+                tools.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn has_all_prefixes(names: &[String], prefixes: &[String]) -> bool {
+    prefixes
+        .iter()
+        .all(|p| names.iter().any(|n| n.starts_with(p.as_str())))
+}
+
+struct ColdStart {
+    alone: BTreeMap<&'static str, Vec<f64>>,
+    slowest_alone: Vec<f64>,
+    slowest_together: Vec<f64>,
+    cold: Vec<f64>,
+    warm: Vec<f64>,
+    rss_kib: Vec<u64>,
+    tools: usize,
+    warm_lists: Vec<usize>,
+}
+
+fn cold_start(suite: &Suite, root: &Path) -> Result<ColdStart> {
+    let work = suite.scratch.path().join("real");
+    std::fs::create_dir_all(&work)?;
+    let children = real_children(root, &work)?;
+    let mut servers = serde_json::Map::new();
+    for c in &children {
+        servers.insert(
+            c.name.into(),
+            json!({
+                "command": c.command,
+                "args": c.args,
+                "env": c.env.iter().cloned().collect::<BTreeMap<_, _>>(),
+            }),
+        );
+    }
+    let cfg = work.join("five.json");
+    write_config(&cfg, Value::Object(servers))?;
+    let prefixes: Vec<String> = children.iter().map(|c| format!("{}__", c.name)).collect();
+    let complete = |names: &[String]| has_all_prefixes(names, &prefixes);
+    let timeout = Duration::from_secs(60);
+
+    eprintln!("bench: cold start: warming the OS caches (one untimed round)");
+    children_alone(&suite.bins, &children)?;
+    {
+        let cache = ScratchDir::new("cache")?;
+        let g = start_gateway(&suite.bins.gateway, &cfg, cache.path(), &complete, timeout)?;
+        g.peer.close_within(Duration::from_secs(15))?;
+    }
+
+    let mut r = ColdStart {
+        alone: BTreeMap::new(),
+        slowest_alone: vec![],
+        slowest_together: vec![],
+        cold: vec![],
+        warm: vec![],
+        rss_kib: vec![],
+        tools: 0,
+        warm_lists: vec![],
+    };
+    for rep in 0..suite.plan.cold_reps {
+        eprintln!(
+            "bench: cold start round {}/{}",
+            rep + 1,
+            suite.plan.cold_reps
+        );
+        let alone = children_alone(&suite.bins, &children)?;
+        for (c, ms) in children.iter().zip(&alone) {
+            r.alone.entry(c.name).or_default().push(*ms);
+        }
+        r.slowest_alone
+            .push(alone.iter().copied().fold(f64::NAN, f64::max));
+        let together = children_together(&suite.bins, &children)?;
+        r.slowest_together
+            .push(together.iter().copied().fold(f64::NAN, f64::max));
+
+        let cache = ScratchDir::new("cache")?;
+        let g = start_gateway(&suite.bins.gateway, &cfg, cache.path(), &complete, timeout)?;
+        r.cold.push(g.ready.as_secs_f64() * 1e3);
+        r.tools = g.tools.len();
+        r.rss_kib.push(peak_rss_kib(g.peer.pid())?);
+        g.peer.close_within(Duration::from_secs(15))?;
+
+        let g = start_gateway(&suite.bins.gateway, &cfg, cache.path(), &complete, timeout)?;
+        r.warm.push(g.ready.as_secs_f64() * 1e3);
+        r.warm_lists.push(g.lists);
+        g.peer.close_within(Duration::from_secs(15))?;
+    }
+    Ok(r)
+}
+
+// ----- large catalog -----
+
+struct Catalog {
+    servers: usize,
+    tools_per_server: usize,
+    total_tools: usize,
+    gateway_ms: Vec<f64>,
+    direct_ms: Vec<f64>,
+    rss_kib: u64,
+    ready_ms: f64,
+}
+
+fn timed_lists(peer: &mut Peer, n: usize, expect: usize, tag: &str) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("\"{tag}-{i}\"");
+        let request = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\"}}\n");
+        let start = Instant::now();
+        peer.send(request.as_bytes())?;
+        peer.flush()?;
+        // The clock stops when the whole line has been read; it is parsed afterwards.
+        let line = loop {
+            let line = peer.read_line()?;
+            let elapsed = start.elapsed();
+            let line = line.to_vec();
+            let env = Envelope::parse(&line)?;
+            if env.is_response() && env.id.map(|r| r.get()) == Some(id.as_str()) {
+                out.push(elapsed.as_secs_f64() * 1e3);
+                break line;
+            }
+        };
+        if i == 0 || i + 1 == n {
+            let got = orchestra_bench::tool_names(&line)?.len();
+            if got < expect {
+                bail!("tools/list returned {got} tools, expected {expect}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn large_catalog(suite: &Suite) -> Result<Catalog> {
+    let (n, per) = (suite.plan.catalog_servers, suite.plan.catalog_tools);
+    let mut servers = serde_json::Map::new();
+    for i in 0..n {
+        servers.insert(
+            format!("s{i:02}"),
+            json!({"command": suite.bins.echo, "args": ["--tools", per.to_string()]}),
+        );
+    }
+    let cfg = suite.scratch.path().join("catalog.json");
+    write_config(&cfg, Value::Object(servers))?;
+    let cache = ScratchDir::new("catalog-cache")?;
+    let prefixes: Vec<String> = (0..n).map(|i| format!("s{i:02}__")).collect();
+    let complete = |names: &[String]| {
+        names
+            .iter()
+            .filter(|t| prefixes.iter().any(|p| t.starts_with(p.as_str())))
+            .count()
+            >= n * per
+    };
+    eprintln!("bench: large catalog: {n} children x {per} tools");
+    let mut g = start_gateway(
+        &suite.bins.gateway,
+        &cfg,
+        cache.path(),
+        &complete,
+        Duration::from_secs(60),
+    )?;
+    let total = g.tools.len();
+    let gateway_ms = timed_lists(&mut g.peer, suite.plan.catalog_requests, n * per, "big")?;
+    let rss_kib = peak_rss_kib(g.peer.pid())?;
+    g.peer.close_within(Duration::from_secs(15))?;
+
+    // Reference: the same number of tools from one bench-echo, directly.
+    let mut echo = Peer::spawn(
+        Command::new(&suite.bins.echo)
+            .arg("--tools")
+            .arg((n * per).to_string())
+            .stderr(Stdio::inherit()),
+    )?;
+    echo.initialize()?;
+    let direct_ms = timed_lists(&mut echo, suite.plan.catalog_requests, n * per, "direct")?;
+    echo.close()?;
+    Ok(Catalog {
+        servers: n,
+        tools_per_server: per,
+        total_tools: total,
+        gateway_ms,
+        direct_ms,
+        rss_kib,
+        ready_ms: g.ready.as_secs_f64() * 1e3,
+    })
+}
+
+// ----- machine -----
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    json!({
+        "cpus": cpus,
+        "available_parallelism": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": model,
+        "kernel": kernel,
+    })
+}
+
+/// CPU accounting for "was anything else running?": the machine's busy and total time
+/// (`/proc/stat`, steal counted as busy) and our own, children included (`/proc/self/stat`),
+/// all in clock ticks.
+#[derive(Clone, Copy)]
+struct CpuUse {
+    total: u64,
+    busy: u64,
+    ours: u64,
+}
+
+impl CpuUse {
+    fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let total: u64 = v.iter().sum();
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the `(comm)`: state is field 3, utime..cstime are fields 14..17.
+        let after = &me[me.rfind(')')? + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ours = f
+            .get(11..15)?
+            .iter()
+            .filter_map(|x| x.parse::<u64>().ok())
+            .sum();
+        Some(CpuUse {
+            total,
+            busy: total - idle.min(total),
+            ours,
+        })
+    }
+
+    /// Percent of the whole machine used by something other than this suite between two
+    /// snapshots (never below 0: our children's time is counted when they are reaped).
+    fn others_percent(a: Option<Self>, b: Option<Self>) -> f64 {
+        let (Some(a), Some(b)) = (a, b) else {
+            return f64::NAN;
+        };
+        let total = b.total.saturating_sub(a.total);
+        if total == 0 {
+            return f64::NAN;
+        }
+        let others = b
+            .busy
+            .saturating_sub(a.busy)
+            .saturating_sub(b.ours.saturating_sub(a.ours));
+        100.0 * others as f64 / total as f64
+    }
+}
+
+fn git_describe(root: &Path) -> Option<String> {
+    let out = Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(root)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+// ----- report -----
+
+struct Target {
+    name: String,
+    value: String,
+    limit: String,
+    pass: Option<bool>,
+}
+
+fn mb(kib: u64) -> f64 {
+    kib as f64 * 1024.0 / 1e6
+}
+
+fn ratio_or_nan(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        f64::NAN
+    }
+}
+
+fn fmt_num(x: f64, decimals: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.decimals$}")
+    } else {
+        "n/a".into()
+    }
+}
+
+fn thousands(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".into();
+    }
+    let s = format!("{:.0}", x);
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let plan = Plan::new(&args);
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or_else(|| anyhow!("executable has no directory"))?
+            .to_path_buf(),
+    };
+    let bins = Bins::find(&bin_dir)?;
+    let root = find_root(&args, &bin_dir);
+    let scratch = ScratchDir::new("suite")?;
+    let echo_config = scratch.path().join("echo.json");
+    write_config(&echo_config, json!({"e": {"command": bins.echo}}))?;
+
+    let taskset_ok = !args.no_pin
+        && Command::new("taskset")
+            .arg("-c")
+            .arg(args.pin_cpu.to_string())
+            .arg("true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if !args.no_pin && !taskset_ok {
+        eprintln!("bench: taskset not usable: pinned runs skipped");
+    }
+    let pins: Vec<Pin> = if taskset_ok {
+        vec![Pin::Pinned, Pin::Unpinned]
+    } else {
+        vec![Pin::Unpinned]
+    };
+
+    let mut suite = Suite {
+        bins,
+        plan,
+        scratch,
+        echo_config,
+        pin_cpu: args.pin_cpu,
+        call_errors: 0,
+    };
+    let machine = machine();
+    let started = Instant::now();
+    let cpu_start = CpuUse::now();
+
+    let fwd = suite.forwarding(&pins)?;
+    let cold = if args.no_real_children {
+        None
+    } else {
+        Some(cold_start(&suite, &root)?)
+    };
+    let catalog = large_catalog(&suite)?;
+
+    // ---- assemble ----
+    let plan = &suite.plan;
+    let mut t = String::new();
+    let mut js = json!({
+        "machine": machine,
+        "others_cpu_percent": CpuUse::others_percent(cpu_start, CpuUse::now()),
+        "revision": git_describe(&root),
+        "quick": args.quick,
+        "settings": {
+            "reps": plan.reps,
+            "seq_calls": plan.seq_calls, "seq_warmup": plan.seq_warmup,
+            "pipe_calls": plan.pipe_calls, "pipe_warmup": plan.pipe_warmup,
+            "in_flight": plan.in_flight, "cold_reps": plan.cold_reps,
+            "catalog_requests": plan.catalog_requests,
+        },
+    });
+    let m = &js["machine"];
+    writeln!(
+        t,
+        "mcp-orchestra benchmarks: {} CPUs ({}), {}, median of {} interleaved run(s)",
+        m["cpus"],
+        m["cpu_model"].as_str().unwrap_or("?"),
+        js["revision"].as_str().unwrap_or("no git revision"),
+        plan.reps
+    )?;
+    writeln!(
+        t,
+        "pinned = driver, relay/gateway and echo all on CPU {} (taskset); CPU used by other work during the run: {:.0} % of the machine{}",
+        args.pin_cpu,
+        js["others_cpu_percent"].as_f64().unwrap_or(f64::NAN),
+        if js["others_cpu_percent"].as_f64().unwrap_or(0.0) > 5.0 {
+            " (other work was running: expect noise)"
+        } else {
+            ""
+        }
+    )?;
+
+    writeln!(
+        t,
+        "\nSequential tools/call latency, {} calls after {} warm-up (µs; right: CPU µs per call by process)",
+        plan.seq_calls, plan.seq_warmup
+    )?;
+    writeln!(
+        t,
+        "  {:<9}{:<15}{:>9}{:>9}{:>9}{:>12}   {:>8}{:>8}{:>8}",
+        "", "", "p50", "p90", "p99", "added p50", "driver", "middle", "echo"
+    )?;
+    let mut lat = serde_json::Map::new();
+    let mut tput = serde_json::Map::new();
+    let mut ratios = serde_json::Map::new();
+    let mut added_by_pin = BTreeMap::new();
+    let mut tput_by_pin = BTreeMap::new();
+    for &pin in &pins {
+        let direct_p50 = med(&fwd[&(pin, Kind::Sequential, Mode::Direct)], "p50_us");
+        let mut per_mode = serde_json::Map::new();
+        for mode in MODES {
+            let runs = &fwd[&(pin, Kind::Sequential, mode)];
+            let (p50, p90, p99) = (
+                med(runs, "p50_us"),
+                med(runs, "p90_us"),
+                med(runs, "p99_us"),
+            );
+            let added = p50 - direct_p50;
+            let (cpu, cpu_json) = cpu_cells(runs, mode);
+            writeln!(
+                t,
+                "  {:<9}{:<15}{:>9.1}{:>9.1}{:>9.1}{:>12}   {cpu}",
+                pin.key(),
+                mode.label(),
+                p50,
+                p90,
+                p99,
+                if mode == Mode::Direct {
+                    "-".to_owned()
+                } else {
+                    format!("{added:.1}")
+                }
+            )?;
+            added_by_pin.insert((pin, mode), added);
+            per_mode.insert(
+                mode.key().into(),
+                json!({"p50_us": p50, "p90_us": p90, "p99_us": p99, "added_p50_us": added, "cpu_us_per_call": cpu_json, "runs": runs}),
+            );
+        }
+        lat.insert(pin.key().into(), Value::Object(per_mode));
+    }
+
+    writeln!(
+        t,
+        "\nPipelined throughput, {} in flight, {} calls after {} warm-up (right: CPU µs per call by process)",
+        plan.in_flight, plan.pipe_calls, plan.pipe_warmup
+    )?;
+    writeln!(
+        t,
+        "  {:<9}{:<15}{:>12}{:>12}   {:>8}{:>8}{:>8}",
+        "", "", "calls/s", "µs/call", "driver", "middle", "echo"
+    )?;
+    for &pin in &pins {
+        let mut per_mode = serde_json::Map::new();
+        for mode in MODES {
+            let runs = &fwd[&(pin, Kind::Pipelined, mode)];
+            let rate = med(runs, "calls_per_s");
+            let (cpu, cpu_json) = cpu_cells(runs, mode);
+            writeln!(
+                t,
+                "  {:<9}{:<15}{:>12}{:>12.2}   {cpu}",
+                pin.key(),
+                mode.label(),
+                thousands(rate),
+                1e6 / rate
+            )?;
+            tput_by_pin.insert((pin, mode), rate);
+            per_mode.insert(
+                mode.key().into(),
+                json!({"calls_per_s": rate, "cpu_us_per_call": cpu_json, "runs": runs}),
+            );
+        }
+        tput.insert(pin.key().into(), Value::Object(per_mode));
+    }
+
+    writeln!(t, "\nRatios against the null relay")?;
+    writeln!(t, "  {:<46}{:>10}{:>10}", "", "pinned", "unpinned")?;
+    let cell = |pin: Pin, f: &dyn Fn(Pin) -> String| {
+        if pins.contains(&pin) {
+            f(pin)
+        } else {
+            "-".into()
+        }
+    };
+    let lat_ratio = |pin: Pin| {
+        ratio_or_nan(
+            added_by_pin[&(pin, Mode::Gateway)],
+            added_by_pin[&(pin, Mode::Relay)],
+        )
+    };
+    let tput_ratio =
+        |pin: Pin| tput_by_pin[&(pin, Mode::Gateway)] / tput_by_pin[&(pin, Mode::Relay)];
+    writeln!(
+        t,
+        "  {:<46}{:>10}{:>10}",
+        "gateway added p50 / relay added p50",
+        cell(Pin::Pinned, &|p| format!("{}x", fmt_num(lat_ratio(p), 2))),
+        cell(Pin::Unpinned, &|p| format!("{}x", fmt_num(lat_ratio(p), 2))),
+    )?;
+    writeln!(
+        t,
+        "  {:<46}{:>10}{:>10}",
+        "gateway throughput / relay throughput",
+        cell(Pin::Pinned, &|p| format!(
+            "{} %",
+            fmt_num(100.0 * tput_ratio(p), 0)
+        )),
+        cell(Pin::Unpinned, &|p| format!(
+            "{} %",
+            fmt_num(100.0 * tput_ratio(p), 0)
+        )),
+    )?;
+    for &pin in &pins {
+        ratios.insert(
+            pin.key().into(),
+            json!({
+                "gateway_added_over_relay_added": lat_ratio(pin),
+                "gateway_throughput_over_relay": tput_ratio(pin),
+            }),
+        );
+    }
+    js["latency"] = Value::Object(lat);
+    js["throughput"] = Value::Object(tput);
+    js["ratios"] = Value::Object(ratios);
+
+    let headline = pins[0];
+    let mut targets = vec![
+        Target {
+            name: format!(
+                "added latency p50 <= 2x the null relay's ({})",
+                headline.key()
+            ),
+            value: format!("{}x", fmt_num(lat_ratio(headline), 2)),
+            limit: "2x".into(),
+            pass: Some(lat_ratio(headline) <= 2.0),
+        },
+        Target {
+            name: format!(
+                "pipelined throughput >= 50 % of the null relay's ({})",
+                headline.key()
+            ),
+            value: format!("{} %", fmt_num(100.0 * tput_ratio(headline), 0)),
+            limit: "50 %".into(),
+            pass: Some(tput_ratio(headline) >= 0.5),
+        },
+    ];
+
+    if let Some(c) = &cold {
+        let slowest = median(&c.slowest_alone);
+        let together = median(&c.slowest_together);
+        let cold_ms = median(&c.cold);
+        let warm_ms = median(&c.warm);
+        let rss = c.rss_kib.iter().copied().max().unwrap_or(0);
+        writeln!(
+            t,
+            "\nCold start, 5 real children, spawn -> tools/list answered (ms, median of {})",
+            c.cold.len()
+        )?;
+        let alone: Vec<String> = c
+            .alone
+            .iter()
+            .map(|(k, v)| format!("{k} {:.0}", median(v)))
+            .collect();
+        writeln!(t, "  each child alone, directly: {}", alone.join(", "))?;
+        writeln!(t, "  {:<58}{:>8.0}", "slowest child alone", slowest)?;
+        writeln!(
+            t,
+            "  {:<58}{:>8.0}",
+            "slowest child when all 5 start at once, directly", together
+        )?;
+        writeln!(
+            t,
+            "  {:<58}{:>8.0}   ({:+.0} vs slowest alone, {:+.0} vs all at once)",
+            "mcp-orchestra, empty cache: full merged list",
+            cold_ms,
+            cold_ms - slowest,
+            cold_ms - together
+        )?;
+        writeln!(
+            t,
+            "  {:<58}{:>8.0}",
+            "mcp-orchestra, second start, same cache: full list", warm_ms
+        )?;
+        writeln!(
+            t,
+            "\nGateway peak RSS (VmHWM, children excluded), 5 real children: {:.1} MB ({} tools)",
+            mb(rss),
+            c.tools
+        )?;
+        js["cold_start"] = json!({
+            "children_alone_ms": c.alone,
+            "slowest_alone_ms": slowest,
+            "slowest_alone_runs": c.slowest_alone,
+            "slowest_together_ms": together,
+            "slowest_together_runs": c.slowest_together,
+            "gateway_cold_ms": cold_ms,
+            "gateway_cold_runs": c.cold,
+            "gateway_warm_ms": warm_ms,
+            "gateway_warm_runs": c.warm,
+            "warm_lists_needed": c.warm_lists,
+            "tools": c.tools,
+        });
+        js["rss"] = json!({"five_children_vmhwm_kib": rss, "runs_kib": c.rss_kib});
+        targets.push(Target {
+            name: "cold start <= slowest child's own start + 50 ms".into(),
+            value: format!("{:+.0} ms", cold_ms - slowest),
+            limit: "+50 ms".into(),
+            pass: Some(cold_ms <= slowest + 50.0),
+        });
+        targets.push(Target {
+            name: "  same, against the 5 children started at once (same contention)".into(),
+            value: format!("{:+.0} ms", cold_ms - together),
+            limit: "+50 ms".into(),
+            pass: Some(cold_ms <= together + 50.0),
+        });
+        targets.push(Target {
+            name: "gateway RSS <= 15 MB with 5 children".into(),
+            value: format!("{:.1} MB", mb(rss)),
+            limit: "15 MB".into(),
+            pass: Some(mb(rss) <= 15.0),
+        });
+    } else {
+        for name in [
+            "cold start <= slowest child's own start + 50 ms",
+            "gateway RSS <= 15 MB with 5 children",
+        ] {
+            targets.push(Target {
+                name: name.into(),
+                value: "skipped".into(),
+                limit: String::new(),
+                pass: None,
+            });
+        }
+    }
+
+    let mut sorted = catalog.gateway_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let cat_median = median(&catalog.gateway_ms);
+    let cat_max = sorted.last().copied().unwrap_or(f64::NAN);
+    let direct_median = median(&catalog.direct_ms);
+    writeln!(
+        t,
+        "\nLarge catalog: {} children x {} tools ({} tools listed), {} tools/list requests",
+        catalog.servers,
+        catalog.tools_per_server,
+        catalog.total_tools,
+        catalog.gateway_ms.len()
+    )?;
+    writeln!(
+        t,
+        "  {:<58}{:>8.2} ms (max {:.2})",
+        "mcp-orchestra: request -> full response read, median", cat_median, cat_max
+    )?;
+    writeln!(
+        t,
+        "  {:<58}{:>8.2} ms",
+        "same number of tools from one bench-echo, directly", direct_median
+    )?;
+    writeln!(
+        t,
+        "  {:<58}{:>8.0} ms",
+        "gateway spawn -> full list (50 bench-echo children)", catalog.ready_ms
+    )?;
+    writeln!(
+        t,
+        "  {:<58}{:>8.1} MB",
+        "gateway peak RSS with 50 children",
+        mb(catalog.rss_kib)
+    )?;
+    js["catalog"] = json!({
+        "servers": catalog.servers,
+        "tools_per_server": catalog.tools_per_server,
+        "tools_listed": catalog.total_tools,
+        "gateway_list_ms_median": cat_median,
+        "gateway_list_ms_max": cat_max,
+        "gateway_list_ms_runs": catalog.gateway_ms,
+        "direct_list_ms_median": direct_median,
+        "direct_list_ms_runs": catalog.direct_ms,
+        "gateway_ready_ms": catalog.ready_ms,
+        "gateway_vmhwm_kib": catalog.rss_kib,
+    });
+    targets.push(Target {
+        name: format!(
+            "tools/list of {} tools <= 5 ms (median)",
+            catalog.servers * catalog.tools_per_server
+        ),
+        value: format!("{cat_median:.2} ms"),
+        limit: "5 ms".into(),
+        pass: Some(cat_median <= 5.0),
+    });
+
+    writeln!(t, "\nTargets")?;
+    for tg in &targets {
+        let verdict = match tg.pass {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "SKIP",
+        };
+        writeln!(t, "  {verdict}  {:<58}{:>10}", tg.name, tg.value)?;
+    }
+    if suite.call_errors > 0 {
+        writeln!(
+            t,
+            "\nWARNING: {} calls were answered with an error or a wrong id",
+            suite.call_errors
+        )?;
+    }
+    writeln!(t, "\n(total time {:.0} s)", started.elapsed().as_secs_f64())?;
+    js["targets"] = Value::Array(
+        targets
+            .iter()
+            .map(|tg| json!({"name": tg.name, "value": tg.value, "limit": tg.limit, "pass": tg.pass}))
+            .collect(),
+    );
+    js["call_errors"] = json!(suite.call_errors);
+
+    print!("{t}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&js)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("bench: wrote {}", path.display());
+    }
+    if suite.call_errors > 0 {
+        std::process::exit(1);
+    }
+    if args.strict && targets.iter().any(|tg| tg.pass == Some(false)) {
+        std::process::exit(2);
+    }
+    Ok(())
+}
