@@ -48,7 +48,8 @@ impl Envelope<'_> {
         }
         // Validate UTF-8 once for the whole line: `from_slice` would re-validate every raw
         // value it borrows (params, result) on the hot path.
-        let text = std::str::from_utf8(line).map_err(|e| serde::de::Error::custom(format!("invalid UTF-8: {e}")))?;
+        let text = std::str::from_utf8(line)
+            .map_err(|e| serde::de::Error::custom(format!("invalid UTF-8: {e}")))?;
         serde_json::from_str(text)
     }
 
