@@ -80,6 +80,30 @@ impl std::fmt::Display for RequestError {
     }
 }
 
+/// Pending requests by child-side id. The ids are ours — unique, sequential, never chosen by
+/// a peer — so they need no DoS-resistant hashing: the id is its own hash.
+type PendingMap = HashMap<u64, Pending, std::hash::BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Spread sequential ids over the table's buckets (hashbrown uses the top bits too).
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 enum Pending {
     /// A client's call: answer goes to `reply` under the client's own id.
     Call {
@@ -100,7 +124,7 @@ pub struct Connection {
     server: Arc<str>,
     /// The child's stdin. Its written-id watermark tells which requests reached the child.
     input: Arc<Outbox>,
-    pending: Mutex<HashMap<u64, Pending>>,
+    pending: Mutex<PendingMap>,
     next_id: AtomicU64,
     closed: AtomicBool,
     /// Wakes the sweeper when a deadline earlier than the one it sleeps toward appears.
@@ -133,7 +157,7 @@ impl Connection {
         let conn = Arc::new(Self {
             server,
             input,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(PendingMap::default()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             sweeper_wake: Notify::new(),
@@ -312,7 +336,7 @@ impl Connection {
         self.notify("notifications/cancelled", Some(&params));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PendingMap> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -37,10 +37,15 @@ pub async fn serve(gw: &Gateway) -> Ended {
     let mut reader = LineReader::new(BufReader::with_capacity(64 * 1024, input), MAX_LINE);
     let mut buf = Vec::with_capacity(4096);
     let shutdown = gw.shutdown_token();
+    // Created once: a fresh `cancelled()` future per message would register (and drop) a
+    // waiter on the token each time, on the hot path.
+    let stop = shutdown.cancelled();
+    tokio::pin!(stop);
     loop {
         let frame = tokio::select! {
-            _ = shutdown.cancelled() => return Ended::Shutdown,
+            biased;
             frame = reader.next(&mut buf) => frame,
+            _ = &mut stop => return Ended::Shutdown,
         };
         match frame {
             Ok(Frame::Line) => session.handle(&buf).await,
