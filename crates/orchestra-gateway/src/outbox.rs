@@ -24,6 +24,17 @@ pub enum PushError {
     Closed,
 }
 
+/// What happens when a producer pushes past the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Refuse the frame (`PushError::Full`): the caller answers "overloaded" instead. For a
+    /// child's stdin, so a child that stops reading cannot hold calls forever.
+    Refuse,
+    /// Accept it: nothing may be lost (answers to the client); producers bound the queue by
+    /// waiting in `ready` between bursts.
+    Accept,
+}
+
 /// A queue of whole frames toward one pipe.
 pub struct Outbox {
     state: Mutex<State>,
@@ -33,8 +44,9 @@ pub struct Outbox {
     drained: Notify,
     /// Highest request id whose frame has been written completely (see `push_request`).
     written_id: AtomicU64,
-    /// Queue size above which `push` refuses and `ready` waits.
+    /// Queue size above which `ready` waits, and — with `Overflow::Refuse` — `push` refuses.
     limit: usize,
+    overflow: Overflow,
     closed: CancellationToken,
 }
 
@@ -51,7 +63,7 @@ struct State {
 
 impl Outbox {
     /// An outbox over `pipe`; spawns its drain task on the current runtime.
-    pub fn new(pipe: pipe::Sender, limit: usize) -> Arc<Self> {
+    pub fn new(pipe: pipe::Sender, limit: usize, overflow: Overflow) -> Arc<Self> {
         let outbox = Arc::new(Self {
             state: Mutex::new(State {
                 pipe: Some(Arc::new(pipe)),
@@ -65,6 +77,7 @@ impl Outbox {
             drained: Notify::new(),
             written_id: AtomicU64::new(0),
             limit,
+            overflow,
             closed: CancellationToken::new(),
         });
         tokio::spawn(drain(Arc::downgrade(&outbox), outbox.closed.clone()));
@@ -193,7 +206,10 @@ impl Outbox {
         if st.pipe.is_none() {
             return Err(PushError::Closed);
         }
-        if st.buf.len() - st.sent + len > self.limit && st.buf.len() > st.sent {
+        if self.overflow == Overflow::Refuse
+            && st.buf.len() - st.sent + len > self.limit
+            && st.buf.len() > st.sent
+        {
             return Err(PushError::Full);
         }
         Ok(())
@@ -298,7 +314,7 @@ mod tests {
     fn pair() -> (Arc<Outbox>, std::io::PipeReader) {
         let (reader, writer) = std::io::pipe().unwrap();
         let sender = pipe::Sender::from_owned_fd(std::os::fd::OwnedFd::from(writer)).unwrap();
-        (Outbox::new(sender, 1 << 20), reader)
+        (Outbox::new(sender, 1 << 20, Overflow::Refuse), reader)
     }
 
     #[tokio::test]
@@ -353,11 +369,19 @@ mod tests {
     async fn the_limit_refuses_new_frames_while_the_reader_lags() {
         let (reader, writer) = std::io::pipe().unwrap();
         let sender = pipe::Sender::from_owned_fd(std::os::fd::OwnedFd::from(writer)).unwrap();
-        let ob = Outbox::new(sender, 1000);
+        let ob = Outbox::new(sender, 1000, Overflow::Refuse);
         // Fill the OS pipe first, so that queued bytes stay queued.
         ob.push(&vec![b'y'; 256 * 1024]).unwrap();
         ob.flush();
         assert_eq!(ob.push(&[b'z'; 2000]), Err(PushError::Full));
+
+        // Toward the client nothing may be lost: past the limit, frames are still accepted.
+        let (_reader2, writer2) = std::io::pipe().unwrap();
+        let sender2 = pipe::Sender::from_owned_fd(std::os::fd::OwnedFd::from(writer2)).unwrap();
+        let front = Outbox::new(sender2, 1000, Overflow::Accept);
+        front.push(&vec![b'y'; 256 * 1024]).unwrap();
+        front.flush();
+        assert_eq!(front.push(&[b'z'; 2000]), Ok(()));
         ob.close();
         assert_eq!(ob.push(b"late\n"), Err(PushError::Closed));
         drop(reader);

@@ -22,7 +22,7 @@ use crate::error::GatewayError;
 use crate::front::FrontSink;
 use crate::jsonrpc::framing::{Frame, LineReader};
 use crate::jsonrpc::{self, CallParams, Envelope, Kind};
-use crate::outbox::{Outbox, PushError};
+use crate::outbox::{Outbox, Overflow, PushError};
 
 /// Longest line accepted from a child; longer ones are skipped to their newline.
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
@@ -153,6 +153,7 @@ impl Connection {
         let input = Outbox::new(
             pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
             INPUT_LIMIT,
+            Overflow::Refuse,
         );
         let conn = Arc::new(Self {
             server,

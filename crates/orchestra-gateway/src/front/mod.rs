@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::net::unix::pipe;
 
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Overflow};
 
 /// Bytes queued toward the client before producers wait (backpressure on children's readers).
 const FRONT_LIMIT: usize = 16 * 1024 * 1024;
@@ -37,7 +37,7 @@ impl FrontSink {
                 pipe::Sender::from_owned_fd(OwnedFd::from(writer))?
             }
         };
-        Ok(Self(Some(Outbox::new(pipe, FRONT_LIMIT))))
+        Ok(Self(Some(Outbox::new(pipe, FRONT_LIMIT, Overflow::Accept))))
     }
 
     /// A sink for runs without a client.
@@ -53,26 +53,18 @@ impl FrontSink {
         }
     }
 
-    /// Queues one complete line without writing it yet (see [`FrontSink::flush`]).
+    /// Queues one complete line without writing it yet (see [`FrontSink::flush`]). Never
+    /// drops it: producers keep the queue bounded by waiting in [`FrontSink::ready`].
     pub fn push(&self, line: &[u8]) {
         if let Some(out) = &self.0 {
-            // Over the limit the producer is expected to wait in `ready` first; a line that
-            // still does not fit is dropped rather than growing memory without bound.
-            if out.push(line).is_err() {
-                tracing::warn!(
-                    bytes = line.len(),
-                    "client is not reading; dropped a message"
-                );
-            }
+            let _ = out.push(line);
         }
     }
 
     /// Queues one line written in place by `write` (no intermediate buffer).
     pub fn push_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
         if let Some(out) = &self.0 {
-            if out.push_with(None, write).is_err() {
-                tracing::warn!("client is not reading; dropped a message");
-            }
+            let _ = out.push_with(None, write);
         }
     }
 
