@@ -92,21 +92,21 @@ pub fn write_answer(out: &mut Vec<u8>, id: &str, member: &[u8], payload: &str) {
 
 /// `{"jsonrpc":"2.0","id":<n>,"method":"<method>","params":<params>}\n`
 pub fn request_line(id: u64, method: &str, params: Option<&str>) -> Vec<u8> {
-    let mut out = String::with_capacity(64 + params.map_or(0, str::len));
-    let _ = write!(out, "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":");
-    push_json_str(&mut out, method);
-    if let Some(p) = params {
-        out.push_str(",\"params\":");
-        out.push_str(p);
-    }
-    out.push_str("}\n");
-    out.into_bytes()
+    message_line(Some(id), method, params)
 }
 
 /// `{"jsonrpc":"2.0","method":"<method>","params":<params>}\n`
 pub fn notification_line(method: &str, params: Option<&str>) -> Vec<u8> {
-    let mut out = String::with_capacity(48 + params.map_or(0, str::len));
-    out.push_str("{\"jsonrpc\":\"2.0\",\"method\":");
+    message_line(None, method, params)
+}
+
+fn message_line(id: Option<u64>, method: &str, params: Option<&str>) -> Vec<u8> {
+    let mut out = String::with_capacity(64 + params.map_or(0, str::len));
+    out.push_str("{\"jsonrpc\":\"2.0\",");
+    if let Some(id) = id {
+        let _ = write!(out, "\"id\":{id},");
+    }
+    out.push_str("\"method\":");
     push_json_str(&mut out, method);
     if let Some(p) = params {
         out.push_str(",\"params\":");
