@@ -317,9 +317,13 @@ impl Connection {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Calls currently waiting for this child.
+    /// Client calls waiting for this child (the gateway's own requests — pings, relisting —
+    /// are not counted).
     pub fn in_flight(&self) -> usize {
-        self.lock().len()
+        self.lock()
+            .values()
+            .filter(|p| matches!(p, Pending::Call { .. }))
+            .count()
     }
 
     fn unavailable(&self) -> GatewayError {
