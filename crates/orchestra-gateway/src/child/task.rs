@@ -408,7 +408,9 @@ fn on_probe(
             });
             tracing::warn!(server = %name, failures, error = %e, "ping failed");
             if failures >= policy.restart_after {
-                return Some(format!("killed after {failures} unanswered pings"));
+                return Some(format!(
+                    "signal 9 (SIGKILL), sent after {failures} unanswered pings"
+                ));
             }
             if failures == policy.unhealthy_after {
                 let reason = format!("{failures} pings unanswered ({e})");
