@@ -516,3 +516,82 @@ async fn a2_crash_after_n_calls_then_the_child_comes_back() {
     echo(&gw, "brittle", "call 5").await;
     finish(gw).await;
 }
+
+/// A2: calls still queued in the gateway (never written to the child) when the child dies are
+/// sent again once it is back, and succeed; calls that had reached it get -31002 with
+/// `delivered: true`. Every call is answered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a2_calls_that_never_reached_a_dead_child_are_sent_again() {
+    let gw = Gateway::start(&config(
+        "startup_timeout: 10s, call_timeout: 20s",
+        &[fault_with(
+            "stalled",
+            "",
+            &[],
+            "restart: {initial_backoff: 300ms, jitter: 0.0}",
+        )],
+    ))
+    .await;
+    let pid = pid_of(
+        &gw.wait_server("stalled", Duration::from_secs(5), |s| s["state"] == "ready")
+            .await,
+    );
+    // Frozen, the child stops reading: its stdin pipe (64 KiB) fills and the rest of the
+    // calls stay queued in the gateway.
+    signal_pid(pid, Signal::SIGSTOP);
+    let _resume = ContinueOnDrop(pid);
+    let texts: Vec<String> = (0..12)
+        .map(|i| format!("{i}-{}", "x".repeat(20_000)))
+        .collect();
+    let mut pending = Vec::new();
+    for text in &texts {
+        pending.push(
+            gw.send_request(
+                "tools/call",
+                json!({"name": "stalled__echo", "arguments": {"text": text}}),
+            )
+            .await,
+        );
+    }
+    gw.wait_server("stalled", Duration::from_secs(5), |s| {
+        s["in_flight"].as_u64() == Some(12)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal_pid(pid, Signal::SIGKILL);
+
+    let (mut resent_ok, mut failed_delivered, mut failed_undelivered) = (0, 0, 0);
+    for (text, rx) in texts.iter().zip(pending) {
+        let answer = within(Duration::from_secs(15), "every call to be answered", rx)
+            .await
+            .expect("answered");
+        if let Some(err) = answer.get("error") {
+            assert_eq!(err["code"], -31002, "{err}");
+            if err["data"]["delivered"] == true {
+                failed_delivered += 1;
+            } else {
+                assert_eq!(err["data"]["retryable"], true, "{err}");
+                failed_undelivered += 1;
+            }
+        } else {
+            assert_eq!(
+                &text_of(&answer["result"]),
+                text,
+                "a re-sent call gets its own answer"
+            );
+            resent_ok += 1;
+        }
+    }
+    assert!(
+        failed_delivered >= 1,
+        "the calls the child had read or had in its pipe fail"
+    );
+    assert!(resent_ok >= 1, "queued calls are sent again and succeed ({failed_delivered} delivered, {failed_undelivered} undelivered failures)");
+    let back = gw.server_health("stalled").await;
+    assert_eq!(
+        (back["state"].as_str(), back["restarts"].as_u64()),
+        (Some("ready"), Some(1)),
+        "{back}"
+    );
+    finish(gw).await;
+}

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::{Catalog, ServerTools};
 use crate::catalog_cache::CatalogCache;
+use crate::child::connection::RetryFn;
 use crate::child::task::{self, ChildEvent, TaskContext};
 use crate::child::{ChildHandle, State};
 use crate::domains;
@@ -121,6 +122,12 @@ impl Gateway {
             };
             gw.live_fallback(server)
         });
+        let weak = Arc::downgrade(&gw.inner);
+        let retry: RetryFn = Arc::new(move |call| {
+            if let Some(inner) = weak.upgrade() {
+                crate::front::session::retry_call(Gateway { inner }, call);
+            }
+        });
         let cx = TaskContext {
             front,
             events: task::Events::new(events_tx, generation),
@@ -130,6 +137,7 @@ impl Gateway {
             log: gw.inner.log.clone(),
             fallback_of,
             cache: options.catalog_cache.clone(),
+            retry,
         };
         for child in &gw.inner.children {
             gw.inner

@@ -171,6 +171,17 @@ impl Outbox {
         self.written_id.load(Ordering::Acquire)
     }
 
+    /// Removes and returns the queued bytes not yet written (whole frames: the pipe's reader
+    /// is gone, so nothing more will be written anyway).
+    pub fn take_unsent(&self) -> Vec<u8> {
+        let mut st = self.lock();
+        let unsent = st.buf[st.sent..].to_vec();
+        st.buf.clear();
+        st.sent = 0;
+        st.requests.clear();
+        unsent
+    }
+
     /// Waits (bounded by the caller) until everything queued is written, then closes the pipe
     /// (for a child: its stdin reaches EOF).
     pub async fn close_after_drain(&self) {
@@ -257,11 +268,10 @@ impl Outbox {
         Ok(done)
     }
 
-    /// The reader went away (EPIPE): drop everything, as a closed pipe does.
+    /// The reader went away (EPIPE): stop writing. What was not written stays queued, so
+    /// that the owner can still take it back (`take_unsent`) and send it elsewhere.
     fn fail(&self, st: &mut State) {
         st.pipe = None;
-        st.buf.clear();
-        st.sent = 0;
         self.closed.cancel();
         self.drained.notify_waiters();
     }

@@ -29,6 +29,35 @@ pub const MAX_LINE: usize = 16 * 1024 * 1024;
 /// Bytes queued toward a child before calls are refused as "overloaded".
 const INPUT_LIMIT: usize = 16 * 1024 * 1024;
 
+/// A client call that never reached a child that died: what it takes to send it again.
+pub struct Retry {
+    pub front_id: Box<str>,
+    /// The name the client called.
+    pub exposed: Arc<str>,
+    /// The call's params as they were queued for the child (raw JSON).
+    pub params: String,
+    /// The call's original deadline: the retry must be answered by then.
+    pub deadline: Instant,
+    pub reply: FrontSink,
+    /// The answer if it cannot be sent again in time.
+    pub error: GatewayError,
+}
+
+/// Sends a [`Retry`] again (provided by the gateway, which knows the routes).
+pub type RetryFn = Arc<dyn Fn(Retry) + Send + Sync>;
+
+/// The params of every request frame in `bytes` (our own lines), by request id.
+fn unsent_params(bytes: &[u8]) -> HashMap<u64, String> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|line| {
+            let env = Envelope::parse(line).ok()?;
+            let id = env.id?.get().parse::<u64>().ok()?;
+            Some((id, env.params?.get().to_owned()))
+        })
+        .collect()
+}
+
 /// One client call to forward.
 pub struct Forward<'a> {
     /// The client's request id (raw JSON), used for the answer.
@@ -287,20 +316,43 @@ impl Connection {
         true
     }
 
-    /// Marks the session dead and answers every pending request at once with `why`.
-    /// `why` is told whether each call had reached the child (`delivered`) — a caller may
-    /// safely retry one that had not.
-    pub async fn close(&self, why: impl Fn(bool) -> GatewayError) {
+    /// Marks the session dead and answers every pending request at once with `why`, which is
+    /// told whether each call had reached the child (`delivered`). With `retry`, calls that
+    /// never reached it (still queued when it died) are handed to `retry` to be sent again
+    /// instead (fault matrix A2).
+    pub async fn close(&self, why: impl Fn(bool) -> GatewayError, retry: Option<&RetryFn>) {
         self.closed.store(true, Ordering::Release);
         let drained: Vec<(u64, Pending)> = self.lock().drain().collect();
         let written = self.input.written_id();
+        let mut unsent = match retry {
+            Some(_) => unsent_params(&self.input.take_unsent()),
+            None => HashMap::new(),
+        };
         for (id, p) in drained {
             match p {
                 Pending::Call {
-                    front_id, reply, ..
+                    front_id,
+                    tool,
+                    deadline,
+                    reply,
+                    ..
                 } => {
+                    let delivered = id <= written;
+                    if let (false, Some(retry), Some(params)) =
+                        (delivered, retry, unsent.remove(&id))
+                    {
+                        retry(Retry {
+                            front_id,
+                            exposed: tool,
+                            params,
+                            deadline,
+                            reply,
+                            error: why(false),
+                        });
+                        continue;
+                    }
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    let err = why(id <= written);
+                    let err = why(delivered);
                     reply
                         .send(jsonrpc::error_line(&front_id, &err.to_wire()))
                         .await;

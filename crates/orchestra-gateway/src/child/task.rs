@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{self, Backoff};
-use super::connection::{ChildSignal, Connection, ReaderEnd, RequestError};
+use super::connection::{ChildSignal, Connection, ReaderEnd, RequestError, RetryFn};
 use super::process::{self, describe, group_exists, signal_group, SpawnError};
 use super::state::State;
 use super::ChildShared;
@@ -60,6 +60,8 @@ pub(crate) struct TaskContext {
     pub log: Arc<EventLog>,
     pub fallback_of: FallbackOf,
     pub cache: CatalogCache,
+    /// Sends again calls that never reached a child that died.
+    pub retry: RetryFn,
 }
 
 /// What the gateway hears from child tasks.
@@ -268,14 +270,14 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
             Err(with_stderr(shared, format!("exited during the handshake ({exit})")))
         }
         _ = cx.shutdown.cancelled() => {
-            life.stop(child, true, |_| shutting_down(&name)).await;
+            life.stop(child, true, false, |_| shutting_down(&name)).await;
             return Outcome::Shutdown;
         }
     };
     if let Err(reason) = handshake {
         tracing::error!(server = %name, %reason, "child failed to start");
         let failed = reason.clone();
-        life.stop(child, false, |_| GatewayError::ServerUnavailable {
+        life.stop(child, false, false, |_| GatewayError::ServerUnavailable {
             server: name.to_string(),
             state: "restarting",
             reason: failed.clone(),
@@ -308,7 +310,7 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     let death: String = loop {
         tokio::select! {
             _ = cx.shutdown.cancelled() => {
-                life.stop(child, true, |_| shutting_down(&name)).await;
+                life.stop(child, true, false, |_| shutting_down(&name)).await;
                 return Outcome::Shutdown;
             }
             Some(ChildSignal::ToolsChanged) = signals.recv() => {
@@ -365,7 +367,7 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     cx.events.tools_changed();
     let fallback = (cx.fallback_of)(&name);
     let status = exit.clone();
-    life.stop(child, false, |delivered| GatewayError::ServerExited {
+    life.stop(child, false, true, |delivered| GatewayError::ServerExited {
         server: name.to_string(),
         status: status.clone(),
         delivered,
@@ -537,8 +539,14 @@ impl Life<'_> {
     /// then — when `graceful` — close stdin, SIGTERM, SIGKILL, each after a grace period;
     /// otherwise (it died, hangs or broke the protocol) SIGKILL at once. Then reap and sweep
     /// group stragglers (npx's node, a shell's children).
-    async fn stop(&self, child: &mut Child, graceful: bool, why: impl Fn(bool) -> GatewayError) {
-        self.conn.close(why).await;
+    async fn stop(
+        &self,
+        child: &mut Child,
+        graceful: bool,
+        retry: bool,
+        why: impl Fn(bool) -> GatewayError,
+    ) {
+        self.conn.close(why, retry.then_some(&self.cx.retry)).await;
         *self.shared.conn.write().unwrap_or_else(|p| p.into_inner()) = None;
         self.conn.close_input();
         let (name, pgid) = (&self.shared.name, self.pgid);

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::FrontSink;
 use crate::app::Gateway;
-use crate::child::connection::Forward;
+use crate::child::connection::{Forward, Retry};
 use crate::child::{ChildHandle, Connection, State};
 use crate::error::GatewayError;
 use crate::events::EventKind;
@@ -291,6 +291,54 @@ impl Session {
     async fn reply_err(&self, id: &str, err: &GatewayError) {
         self.out.send(jsonrpc::error_line(id, &err.to_wire())).await;
     }
+}
+
+/// Sends again a call that never reached a child that died (it was still queued): once its
+/// server — or a stand-in with the same tool — can take it, within the call's own deadline;
+/// otherwise the client gets the error the call would have had.
+pub(crate) fn retry_call(gw: Gateway, retry: Retry) {
+    let task_gw = gw.clone();
+    gw.spawn(async move {
+        let gw = task_gw;
+        let Retry {
+            front_id,
+            exposed,
+            params,
+            deadline,
+            reply,
+            error,
+        } = retry;
+        let Ok(raw) = serde_json::value::RawValue::from_string(params) else {
+            return reply
+                .send(jsonrpc::error_line(&front_id, &error.to_wire()))
+                .await;
+        };
+        let Ok(mut call) = CallParams::parse(&raw) else {
+            return reply
+                .send(jsonrpc::error_line(&front_id, &error.to_wire()))
+                .await;
+        };
+        // The queued params name the child's tool; routing goes by the name the client used.
+        call.name = std::borrow::Cow::Borrowed(&exposed);
+        tracing::info!(tool = %exposed, "re-sending a call that never reached its server");
+        loop {
+            let waiting_on = match forward(&gw, &reply, &front_id, &call) {
+                Ok(conn) => return conn.flush(),
+                Err(Unrouted::Down(child) | Unrouted::Starting(child)) => child,
+                Err(other) => {
+                    return answer_unrouted(&gw, &reply, &front_id, &exposed, other).await
+                }
+            };
+            let mut status = waiting_on.subscribe();
+            tokio::select! {
+                changed = status.changed() => if changed.is_err() { break },
+                _ = tokio::time::sleep_until(deadline.into()) => break,
+            }
+        }
+        reply
+            .send(jsonrpc::error_line(&front_id, &error.to_wire()))
+            .await;
+    });
 }
 
 /// Why a call could not be forwarded.
