@@ -3,7 +3,6 @@
 //! Nothing here waits for a child: a forwarded call is registered and queued, and the child's
 //! reader answers it later. A slow call therefore never delays the next message.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -32,7 +31,6 @@ const FIRST_LIST_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct Session {
     gw: Gateway,
     out: FrontSink,
-    initialized: AtomicBool,
     /// Calls waiting for their server to finish starting, by client id: a cancellation must
     /// reach them too, not only calls already sent to a child.
     parked: Arc<DashMap<Box<str>, CancellationToken>>,
@@ -45,7 +43,6 @@ impl Session {
         Self {
             gw,
             out,
-            initialized: AtomicBool::new(false),
             parked: Arc::default(),
             dirty: std::sync::Mutex::default(),
         }
@@ -130,7 +127,8 @@ impl Session {
 
     fn notification(&self, method: &str, params: Option<&serde_json::value::RawValue>) {
         match method {
-            "notifications/initialized" => self.initialized.store(true, Ordering::Release),
+            // Nothing waits for it: list_changed is sent only after the client has listed.
+            "notifications/initialized" => {}
             "notifications/cancelled" => {
                 #[derive(serde::Deserialize)]
                 struct Cancelled<'a> {
