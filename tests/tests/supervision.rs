@@ -595,3 +595,71 @@ async fn a2_calls_that_never_reached_a_dead_child_are_sent_again() {
     );
     finish(gw).await;
 }
+
+/// A call waiting to be re-sent after its child died is still the client's to cancel: once
+/// cancelled it gets no answer and is not sent, while the other re-sent calls succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_to_be_resent_can_be_cancelled() {
+    let gw = Gateway::start(&config(
+        "startup_timeout: 10s, call_timeout: 20s",
+        &[fault_with(
+            "stalled",
+            "",
+            &[],
+            "restart: {initial_backoff: 1500ms, jitter: 0.0}",
+        )],
+    ))
+    .await;
+    let pid = pid_of(
+        &gw.wait_server("stalled", Duration::from_secs(5), |s| s["state"] == "ready")
+            .await,
+    );
+    signal_pid(pid, Signal::SIGSTOP);
+    let _resume = ContinueOnDrop(pid);
+    let mut pending = Vec::new();
+    for i in 0..12 {
+        let text = format!("{i}-{}", "x".repeat(20_000));
+        pending.push(
+            gw.send_request_with_id(
+                "tools/call",
+                json!({"name": "stalled__echo", "arguments": {"text": text}}),
+            )
+            .await,
+        );
+    }
+    gw.wait_server("stalled", Duration::from_secs(5), |s| {
+        s["in_flight"].as_u64() == Some(12)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal_pid(pid, Signal::SIGKILL);
+    // The last call was surely still queued: it now waits for the restart (1.5 s away).
+    gw.wait_server("stalled", Duration::from_secs(5), |s| {
+        s["state"] == "restarting"
+    })
+    .await;
+    let (last_id, mut last) = pending.pop().expect("12 calls");
+    gw.notify(
+        "notifications/cancelled",
+        json!({"requestId": last_id, "reason": "user"}),
+    )
+    .await;
+
+    let mut resent_ok = 0;
+    for (_, rx) in pending {
+        let answer = within(
+            Duration::from_secs(15),
+            "every other call to be answered",
+            rx,
+        )
+        .await
+        .expect("answered");
+        if answer.get("result").is_some() {
+            resent_ok += 1;
+        }
+    }
+    assert!(resent_ok >= 1, "the other queued calls are still re-sent");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(last.try_recv().is_err(), "a cancelled call gets no answer");
+    finish(gw).await;
+}

@@ -1,7 +1,7 @@
 //! The gateway as a whole: start order, the merged catalog, shutdown.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -55,9 +55,11 @@ struct Inner {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     watchdog: Option<Arc<Watchdog>>,
-    /// The client has listed tools, so changes must be announced.
-    listed: AtomicBool,
-    /// The tool list the client last saw (served or announced).
+    /// Calls waiting for their server, by client id, so that a cancellation reaches them too
+    /// (calls already sent are cancelled through their child's connection).
+    parked: dashmap::DashMap<Box<str>, CancellationToken>,
+    /// The tool list the client last saw (served or announced); None until it has listed
+    /// tools, and until then there is nothing to announce.
     announced: Mutex<Option<Arc<str>>>,
     log: Arc<EventLog>,
 }
@@ -108,8 +110,8 @@ impl Gateway {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 watchdog,
-                listed: AtomicBool::new(false),
                 announced: Mutex::new(None),
+                parked: dashmap::DashMap::new(),
                 log: Arc::default(),
                 children,
                 config,
@@ -263,7 +265,6 @@ impl Gateway {
 
     /// Records that the client has seen the tool list (from now on changes are announced).
     pub fn mark_listed(&self, served: &Arc<str>) {
-        self.inner.listed.store(true, Ordering::Release);
         *self
             .inner
             .announced
@@ -278,6 +279,28 @@ impl Gateway {
             .children
             .iter()
             .all(|c| c.state().is_settled() || c.is_listed())
+    }
+
+    /// Registers a call that will wait for its server; the token fires if the client cancels.
+    pub(crate) fn park_call(&self, id: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.inner.parked.insert(id.into(), token.clone());
+        token
+    }
+
+    pub(crate) fn unpark_call(&self, id: &str) {
+        self.inner.parked.remove(id);
+    }
+
+    /// Cancels a waiting call; false if no call with that id is waiting.
+    pub(crate) fn cancel_parked(&self, id: &str) -> bool {
+        match self.inner.parked.remove(id) {
+            Some((_, token)) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Runs a task the gateway owns (waited for at shutdown).
@@ -349,15 +372,17 @@ async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<Child
             _ = tokio::time::sleep_until(until) => {}
         }
         while events.try_recv().is_ok() {}
-        if !gw.inner.listed.load(Ordering::Acquire) {
-            continue;
-        }
         let list = gw.catalog().list_result().clone();
         let changed = {
             let mut announced = gw.inner.announced.lock().unwrap_or_else(|p| p.into_inner());
-            let changed = announced.as_ref().is_none_or(|a| **a != *list);
-            *announced = Some(list);
-            changed
+            match announced.as_mut() {
+                None => continue,
+                Some(a) if **a == *list => false,
+                Some(a) => {
+                    *a = list;
+                    true
+                }
+            }
         };
         if changed {
             tracing::info!(

@@ -3,11 +3,12 @@
 //! serialization).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::fnv::FnvHasher;
 use crate::names;
 
 /// Where a call to an exposed tool goes.
@@ -44,35 +45,14 @@ pub struct ServerTools<'a> {
 /// An immutable snapshot; a new one replaces it whenever any server's tools change.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    routes: HashMap<Box<str>, Route, BuildHasherDefault<Fnv>>,
+    // FNV: names are short and come from the client the gateway serves, so SipHash's flooding
+    // resistance buys nothing on this per-call lookup.
+    routes: HashMap<Box<str>, Route, BuildHasherDefault<FnvHasher>>,
     /// `{"tools":[...]}`, ready to splice into a response.
     list_result: Arc<str>,
     renamed: Vec<Renamed>,
     /// Exposed names in listing order (for suggestions and the CLI table); only listed tools.
     names: Vec<Box<str>>,
-}
-
-/// FNV-1a for route lookups: names are short and come from the client the gateway serves, so
-/// SipHash's flooding resistance buys nothing on this per-call lookup.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
 }
 
 impl Catalog {

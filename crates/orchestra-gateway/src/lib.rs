@@ -12,6 +12,7 @@ pub mod child;
 pub mod domains;
 pub mod error;
 pub mod events;
+pub mod fnv;
 pub mod front;
 pub mod guidance;
 pub mod health;

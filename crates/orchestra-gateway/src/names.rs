@@ -27,7 +27,7 @@ pub fn expose(server: &str, separator: &str, tool: &str) -> Exposed {
             shortened: false,
         };
     }
-    let hash = format!("{:08x}", fnv1a(joined.as_bytes()) as u32);
+    let hash = format!("{:08x}", crate::fnv::hash(joined.as_bytes()) as u32);
     let sanitized: String = joined
         .chars()
         .map(|c| if is_name_char(c) { c } else { '_' })
@@ -54,13 +54,6 @@ pub fn is_valid(name: &str) -> bool {
 
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
-}
-
-/// 64-bit FNV-1a: tiny, stable across platforms and releases (unlike `DefaultHasher`).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub struct Outbox {
     pending: Notify,
     /// Wakes producers waiting for room (`ready`).
     drained: Notify,
-    /// Highest request id whose frame has been written completely (see `push_request`).
+    /// Highest request id whose frame has been written completely (see `push_with`).
     written_id: AtomicU64,
     /// Queue size above which `ready` waits, and — with `Overflow::Refuse` — `push` refuses.
     limit: usize,
@@ -86,42 +86,27 @@ impl Outbox {
 
     /// Queues one frame without writing it yet.
     pub fn push(&self, frame: &[u8]) -> Result<(), PushError> {
-        let mut st = self.lock();
-        self.admit(&st, frame.len())?;
-        st.buf.extend_from_slice(frame);
-        st.total_pushed += frame.len() as u64;
-        Ok(())
+        self.push_with(None, frame.len(), |buf| buf.extend_from_slice(frame))
     }
 
-    /// Queues one frame written in place by `write` (no intermediate buffer); `request`
-    /// marks it as the frame of that request id (see [`Outbox::written_id`]).
+    /// Queues one frame written in place by `write` (no intermediate buffer). `request` marks
+    /// it as the frame of that request id (see [`Outbox::written_id`]); `len` is its size if
+    /// known, for the limit check (0 checks only what is already queued).
     pub fn push_with(
         &self,
         request: Option<u64>,
+        len: usize,
         write: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), PushError> {
         let mut st = self.lock();
-        self.admit(&st, 0)?;
+        self.admit(&st, len)?;
         let before = st.buf.len();
         write(&mut st.buf);
-        let added = (st.buf.len() - before) as u64;
-        st.total_pushed += added;
+        st.total_pushed += (st.buf.len() - before) as u64;
         if let Some(id) = request {
             let end = st.total_pushed;
             st.requests.push_back((id, end));
         }
-        Ok(())
-    }
-
-    /// Queues the frame of request `id`, so that [`Outbox::written_id`] can later tell
-    /// whether it reached the pipe.
-    pub fn push_request(&self, id: u64, frame: &[u8]) -> Result<(), PushError> {
-        let mut st = self.lock();
-        self.admit(&st, frame.len())?;
-        st.buf.extend_from_slice(frame);
-        st.total_pushed += frame.len() as u64;
-        let end = st.total_pushed;
-        st.requests.push_back((id, end));
         Ok(())
     }
 
@@ -161,7 +146,8 @@ impl Outbox {
     }
 
     /// Whether bytes are queued and not yet written.
-    pub fn has_pending(&self) -> bool {
+    #[cfg(test)]
+    fn has_pending(&self) -> bool {
         let st = self.lock();
         st.sent < st.buf.len()
     }
@@ -207,10 +193,6 @@ impl Outbox {
         drop(st);
         self.closed.cancel();
         self.drained.notify_waiters();
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.lock().pipe.is_none()
     }
 
     fn admit(&self, st: &State, len: usize) -> Result<(), PushError> {
@@ -330,9 +312,11 @@ mod tests {
     #[tokio::test]
     async fn frames_arrive_in_order_and_requests_are_tracked() {
         let (ob, mut reader) = pair();
-        ob.push_request(1, b"one\n").unwrap();
+        ob.push_with(Some(1), 4, |b| b.extend_from_slice(b"one\n"))
+            .unwrap();
         ob.push(b"note\n").unwrap();
-        ob.push_request(2, b"two\n").unwrap();
+        ob.push_with(Some(2), 4, |b| b.extend_from_slice(b"two\n"))
+            .unwrap();
         assert_eq!(ob.written_id(), 0, "nothing written before flush");
         ob.flush();
         // A fresh pipe may not report writable yet; then the drain task writes it.

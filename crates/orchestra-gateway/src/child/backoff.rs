@@ -59,10 +59,7 @@ pub fn seed(name: &str) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    name.bytes()
-        .fold(nanos ^ u64::from(std::process::id()), |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+    crate::fnv::extend(nanos ^ u64::from(std::process::id()), name.as_bytes())
 }
 
 #[cfg(test)]

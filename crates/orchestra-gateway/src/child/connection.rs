@@ -232,7 +232,7 @@ impl Connection {
         );
         if let Err(e) = self
             .input
-            .push_with(Some(id), |buf| call.write_request(buf, id, tool))
+            .push_with(Some(id), 0, |buf| call.write_request(buf, id, tool))
         {
             self.lock().remove(&id);
             return Err(match e {
@@ -261,7 +261,10 @@ impl Connection {
         let (tx, rx) = oneshot::channel();
         self.lock().insert(id, Pending::Internal(tx));
         let line = jsonrpc::request_line(id, method, params);
-        if self.input.push_request(id, &line).is_err() {
+        let pushed = self
+            .input
+            .push_with(Some(id), line.len(), |buf| buf.extend_from_slice(&line));
+        if pushed.is_err() {
             self.lock().remove(&id);
             return Err(RequestError::Closed);
         }

@@ -64,7 +64,7 @@ impl FrontSink {
     /// Queues one line written in place by `write` (no intermediate buffer).
     pub fn push_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
         if let Some(out) = &self.0 {
-            let _ = out.push_with(None, write);
+            let _ = out.push_with(None, 0, write);
         }
     }
 

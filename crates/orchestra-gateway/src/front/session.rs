@@ -4,8 +4,8 @@
 //! reader answers it later. A slow call therefore never delays the next message.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
 use serde_json::{json, Value};
@@ -31,9 +31,6 @@ const FIRST_LIST_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct Session {
     gw: Gateway,
     out: FrontSink,
-    /// Calls waiting for their server to finish starting, by client id: a cancellation must
-    /// reach them too, not only calls already sent to a child.
-    parked: Arc<DashMap<Box<str>, CancellationToken>>,
     /// Children that got calls during the current burst of input (written by `flush`).
     dirty: std::sync::Mutex<Vec<Arc<Connection>>>,
 }
@@ -43,7 +40,6 @@ impl Session {
         Self {
             gw,
             out,
-            parked: Arc::default(),
             dirty: std::sync::Mutex::default(),
         }
     }
@@ -140,8 +136,7 @@ impl Session {
                 else {
                     return;
                 };
-                if let Some((_, parked)) = self.parked.remove(c.request_id.get()) {
-                    parked.cancel();
+                if self.gw.cancel_parked(c.request_id.get()) {
                     return;
                 }
                 let found = self
@@ -200,40 +195,30 @@ impl Session {
             id.to_owned(),
             params.get().to_owned(),
         );
-        let cancelled = CancellationToken::new();
-        self.parked
-            .insert(id.clone().into_boxed_str(), cancelled.clone());
-        let parked = self.parked.clone();
+        // Registered now, not in the task: a cancel later in this same burst must find it.
+        let cancelled = gw.park_call(&id);
+        let until = Instant::now() + child.spec().startup_timeout + Duration::from_secs(1);
         self.gw.spawn(async move {
-            let mut status = child.subscribe();
-            let budget = child.spec().startup_timeout + std::time::Duration::from_secs(1);
-            tokio::select! {
-                // The client gave up: no answer is due (MCP cancellation semantics).
-                _ = cancelled.cancelled() => return,
-                _ = tokio::time::timeout(budget, status.wait_for(|s| s.state.is_settled())) => {}
-            }
-            parked.remove(id.as_str());
-            let raw = match serde_json::value::RawValue::from_string(params) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    let err = GatewayError::InvalidParams(e.to_string());
-                    return out.send(jsonrpc::error_line(&id, &err.to_wire())).await;
-                }
-            };
-            let call = match CallParams::parse(&raw) {
+            // `params` parsed once already on the way in; this cannot fail in practice.
+            let raw = serde_json::value::RawValue::from_string(params).map_err(|e| e.to_string());
+            let call = match raw
+                .as_deref()
+                .map_err(Clone::clone)
+                .and_then(CallParams::parse)
+            {
                 Ok(call) => call,
                 Err(e) => {
+                    gw.unpark_call(&id);
                     let err = GatewayError::InvalidParams(e);
                     return out.send(jsonrpc::error_line(&id, &err.to_wire())).await;
                 }
             };
             // Still starting after the budget: say so rather than wait again.
-            let unrouted = match forward(&gw, &out, &id, &call) {
-                Ok(conn) => return conn.flush(),
-                Err(Unrouted::Starting(child)) => Unrouted::Down(child),
-                Err(other) => other,
-            };
-            answer_unrouted(&gw, &out, &id, &call.name, unrouted).await;
+            if let Waited::GaveUp(why) =
+                forward_when_up(&gw, &out, &id, &call, until, false, cancelled).await
+            {
+                answer_unrouted(&gw, &out, &id, &call.name, why).await;
+            }
         });
     }
 
@@ -295,48 +280,79 @@ impl Session {
 /// server — or a stand-in with the same tool — can take it, within the call's own deadline;
 /// otherwise the client gets the error the call would have had.
 pub(crate) fn retry_call(gw: Gateway, retry: Retry) {
+    let Retry {
+        front_id,
+        exposed,
+        params,
+        deadline,
+        reply,
+        error,
+    } = retry;
+    let cancelled = gw.park_call(&front_id);
     let task_gw = gw.clone();
     gw.spawn(async move {
         let gw = task_gw;
-        let Retry {
-            front_id,
-            exposed,
-            params,
-            deadline,
-            reply,
-            error,
-        } = retry;
-        let Ok(raw) = serde_json::value::RawValue::from_string(params) else {
-            return reply
-                .send(jsonrpc::error_line(&front_id, &error.to_wire()))
-                .await;
-        };
-        let Ok(mut call) = CallParams::parse(&raw) else {
+        let raw = serde_json::value::RawValue::from_string(params).ok();
+        let Some(mut call) = raw.as_deref().and_then(|raw| CallParams::parse(raw).ok()) else {
+            gw.unpark_call(&front_id);
             return reply
                 .send(jsonrpc::error_line(&front_id, &error.to_wire()))
                 .await;
         };
         // The queued params name the child's tool; routing goes by the name the client used.
-        call.name = std::borrow::Cow::Borrowed(&exposed);
+        call.name = std::borrow::Cow::Owned(exposed.to_string());
         tracing::info!(tool = %exposed, "re-sending a call that never reached its server");
-        loop {
-            let waiting_on = match forward(&gw, &reply, &front_id, &call) {
-                Ok(conn) => return conn.flush(),
-                Err(Unrouted::Down(child) | Unrouted::Starting(child)) => child,
-                Err(other) => {
-                    return answer_unrouted(&gw, &reply, &front_id, &exposed, other).await
-                }
-            };
-            let mut status = waiting_on.subscribe();
-            tokio::select! {
-                changed = status.changed() => if changed.is_err() { break },
-                _ = tokio::time::sleep_until(deadline.into()) => break,
+        match forward_when_up(&gw, &reply, &front_id, &call, deadline, true, cancelled).await {
+            Waited::Sent | Waited::Cancelled => {}
+            Waited::GaveUp(Unrouted::Down(_)) => {
+                reply
+                    .send(jsonrpc::error_line(&front_id, &error.to_wire()))
+                    .await;
             }
+            Waited::GaveUp(other) => answer_unrouted(&gw, &reply, &front_id, &exposed, other).await,
         }
-        reply
-            .send(jsonrpc::error_line(&front_id, &error.to_wire()))
-            .await;
     });
+}
+
+/// How waiting to forward a call ended.
+enum Waited {
+    Sent,
+    /// The client cancelled it: no answer is due (MCP cancellation semantics).
+    Cancelled,
+    GaveUp(Unrouted),
+}
+
+/// Routes `call` as soon as its server — or a stand-in with the same tool — can take it, until
+/// `until`: while the owner is starting, and with `through_restarts` also while it is down.
+/// `cancelled` (from [`Gateway::park_call`]) ends the wait if the client cancels the call.
+async fn forward_when_up(
+    gw: &Gateway,
+    out: &FrontSink,
+    id: &str,
+    call: &CallParams<'_>,
+    until: Instant,
+    through_restarts: bool,
+    cancelled: CancellationToken,
+) -> Waited {
+    let waited = loop {
+        let child = match forward(gw, out, id, call) {
+            Ok(conn) => {
+                conn.flush();
+                break Waited::Sent;
+            }
+            Err(Unrouted::Starting(child)) => child,
+            Err(Unrouted::Down(child)) if through_restarts => child,
+            Err(other) => break Waited::GaveUp(other),
+        };
+        let mut status = child.subscribe();
+        tokio::select! {
+            _ = cancelled.cancelled() => break Waited::Cancelled,
+            changed = status.changed() => if changed.is_err() { break Waited::GaveUp(Unrouted::Down(child)) },
+            _ = tokio::time::sleep_until(until.into()) => break Waited::GaveUp(Unrouted::Down(child)),
+        }
+    };
+    gw.unpark_call(id);
+    waited
 }
 
 /// Why a call could not be forwarded.

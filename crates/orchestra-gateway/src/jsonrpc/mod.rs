@@ -162,14 +162,6 @@ impl<'a> CallParams<'a> {
         Ok(Self { name, rest })
     }
 
-    /// The whole `tools/call` request line for the child, addressed to `tool` under the
-    /// child-side `id`.
-    pub fn request_line(&self, id: u64, tool: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.write_request(&mut out, id, tool);
-        out
-    }
-
     /// Appends the request line to `out` in one pass: the hot path writes it straight into
     /// the child's outbox, the only copy of the arguments.
     pub fn write_request(&self, out: &mut Vec<u8>, id: u64, tool: &str) {
@@ -247,7 +239,10 @@ mod tests {
             r#"{"name":"files__read","arguments":{"path":"a \"b\""},"_meta":{"progressToken":"t"}}"#,
         )
         .unwrap();
-        let line = CallParams::parse(raw).unwrap().request_line(42, "read");
+        let mut line = Vec::new();
+        CallParams::parse(raw)
+            .unwrap()
+            .write_request(&mut line, 42, "read");
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["id"], 42);
         assert_eq!(v["method"], "tools/call");
@@ -255,7 +250,10 @@ mod tests {
         assert_eq!(v["params"]["arguments"]["path"], "a \"b\"");
         assert_eq!(v["params"]["_meta"]["progressToken"], "t");
         assert_eq!(line.last(), Some(&b'\n'));
-        let odd = CallParams::parse(raw).unwrap().request_line(1, "we\"ird");
+        let mut odd = Vec::new();
+        CallParams::parse(raw)
+            .unwrap()
+            .write_request(&mut odd, 1, "we\"ird");
         let v: serde_json::Value = serde_json::from_slice(&odd).unwrap();
         assert_eq!(v["params"]["name"], "we\"ird");
     }
