@@ -1,6 +1,5 @@
 //! Subcommands and exit codes.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -175,68 +174,72 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn tools(config: Config) -> anyhow::Result<ExitCode> {
+/// Starts the children, waits for them to settle, prints with `print`, and always shuts them
+/// down again. Exit code: success only if every server is ready.
+async fn one_shot(
+    config: Config,
+    print: impl FnOnce(&Gateway, &mut dyn std::io::Write) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
     let gw = start(config, FrontSink::discard())?;
     gw.wait_settled().await;
-    let catalog = gw.catalog();
-    let report = health::report(&gw);
-    let mut out = std::io::stdout().lock();
-    let width = catalog.names().map(str::len).max().unwrap_or(4).max(4);
-    writeln!(out, "{:width$}  {:12}  DESCRIPTION", "TOOL", "SERVER")?;
-    let listed: serde_json::Value = serde_json::from_str(catalog.list_result())?;
-    for tool in listed["tools"].as_array().into_iter().flatten() {
-        let name = tool["name"].as_str().unwrap_or("?");
-        let server = catalog
-            .route(name)
-            .map_or("(gateway)", |r| gw.children()[r.server].name());
-        let description: String = tool["description"]
-            .as_str()
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(70)
-            .collect();
-        writeln!(out, "{name:width$}  {server:12}  {description}")?;
-    }
-    for r in catalog.renamed() {
-        writeln!(
-            out,
-            "\nshortened: {} = {}'s \"{}\"",
-            r.exposed, r.server, r.tool
-        )?;
-    }
-    writeln!(out)?;
-    write!(out, "{}", health::summary(&report))?;
-    drop(out);
-    let failed = gw.children().iter().any(|c| c.state() != State::Ready);
-    gw.shutdown().await;
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-async fn health_cmd(config: Config, json: bool) -> anyhow::Result<ExitCode> {
-    let gw = start(config, FrontSink::discard())?;
-    gw.wait_settled().await;
-    let report = health::report(&gw);
-    let mut out = std::io::stdout().lock();
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        write!(out, "{}", health::summary(&report))?;
-    }
-    drop(out);
+    let printed = print(&gw, &mut std::io::stdout().lock());
     let all_ready = gw.children().iter().all(|c| c.state() == State::Ready);
     gw.shutdown().await;
+    printed?;
     Ok(if all_ready {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn tools(config: Config) -> anyhow::Result<ExitCode> {
+    one_shot(config, |gw, out| {
+        let catalog = gw.catalog();
+        let width = catalog.names().map(str::len).max().unwrap_or(4).max(4);
+        writeln!(out, "{:width$}  {:12}  DESCRIPTION", "TOOL", "SERVER")?;
+        let listed: serde_json::Value = serde_json::from_str(catalog.list_result())?;
+        for tool in listed["tools"].as_array().into_iter().flatten() {
+            let name = tool["name"].as_str().unwrap_or("?");
+            let server = catalog
+                .route(name)
+                .map_or("(gateway)", |r| gw.children()[r.server].name());
+            let description: String = tool["description"]
+                .as_str()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(70)
+                .collect();
+            writeln!(out, "{name:width$}  {server:12}  {description}")?;
+        }
+        for r in catalog.renamed() {
+            writeln!(
+                out,
+                "\nshortened: {} = {}'s \"{}\"",
+                r.exposed, r.server, r.tool
+            )?;
+        }
+        writeln!(out)?;
+        write!(out, "{}", health::summary(&health::report(gw)))?;
+        Ok(())
+    })
+    .await
+}
+
+async fn health_cmd(config: Config, json: bool) -> anyhow::Result<ExitCode> {
+    one_shot(config, |gw, out| {
+        let report = health::report(gw);
+        if json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        } else {
+            write!(out, "{}", health::summary(&report))?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 fn print_check(config: &Config) {
