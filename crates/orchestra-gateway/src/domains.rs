@@ -21,6 +21,8 @@ pub enum Mode {
 pub struct DomainState {
     pub name: String,
     pub owner: String,
+    /// Servers that may stand in for the owner (`domain_boundaries`), in order.
+    pub secondary: Vec<String>,
     pub mode: Mode,
     /// The server answering for the domain now, if any.
     pub serving: Option<String>,
@@ -59,6 +61,8 @@ pub fn states(config: &Config, is_up: &dyn Fn(&str) -> bool) -> Vec<DomainState>
         .iter()
         .map(|d| {
             let owner = d.primary.as_str();
+            let secondary: Vec<String> =
+                d.secondary.iter().map(|s| s.as_str().to_owned()).collect();
             let alt = config
                 .alternatives
                 .iter()
@@ -70,6 +74,7 @@ pub fn states(config: &Config, is_up: &dyn Fn(&str) -> bool) -> Vec<DomainState>
                 return DomainState {
                     name: d.name.clone(),
                     owner: owner.to_owned(),
+                    secondary: secondary.clone(),
                     mode: Mode::Normal,
                     serving: Some(owner.to_owned()),
                     degraded_capabilities: Vec::new(),
@@ -83,6 +88,7 @@ pub fn states(config: &Config, is_up: &dyn Fn(&str) -> bool) -> Vec<DomainState>
                 Some(serving) => DomainState {
                     name: d.name.clone(),
                     owner: owner.to_owned(),
+                    secondary: secondary.clone(),
                     mode: Mode::Degraded,
                     serving: Some(serving),
                     degraded_capabilities: degraded_caps,
@@ -91,6 +97,7 @@ pub fn states(config: &Config, is_up: &dyn Fn(&str) -> bool) -> Vec<DomainState>
                 None => DomainState {
                     name: d.name.clone(),
                     owner: owner.to_owned(),
+                    secondary: secondary.clone(),
                     mode: Mode::Lost,
                     serving: None,
                     degraded_capabilities: Vec::new(),

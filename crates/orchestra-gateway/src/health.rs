@@ -45,23 +45,10 @@ pub fn report(gw: &Gateway) -> Value {
         .domain_states()
         .into_iter()
         .map(|d| {
-            let secondary: Vec<&str> = gw
-                .config()
-                .domains
-                .iter()
-                .find(|c| c.name == d.name)
-                .map(|c| c.secondary.iter().map(|s| s.as_str()).collect())
-                .unwrap_or_default();
-            json!({
-                "name": d.name,
-                "owner": d.owner,
-                "secondary": secondary,
-                "mode": d.mode,
-                "served": d.serving.is_some(),
-                "serving": d.serving,
-                "degraded_capabilities": d.degraded_capabilities,
-                "lost_capabilities": d.lost_capabilities,
-            })
+            let served = d.serving.is_some();
+            let mut v = json!(d);
+            v["served"] = json!(served);
+            v
         })
         .collect();
     let ready = gw
