@@ -79,3 +79,22 @@ pub async fn assert_none_left(marker: &str, limit: Duration) {
         panic!("processes left behind after {limit:?}: {left:#?}");
     }
 }
+
+/// Children of `parent` that have exited but were not reaped (zombies). A zombie's environment
+/// is gone, so [`with_marker`] cannot see it; its parent pid can.
+pub fn zombie_children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // Fields after the parenthesised command: state, ppid, ...
+            let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+            let (state, ppid) = (rest.next()?, rest.next()?.parse::<u32>().ok()?);
+            (state == "Z" && ppid == parent).then_some(pid)
+        })
+        .collect()
+}

@@ -136,3 +136,21 @@ fn import_turns_a_claude_config_into_yaml_that_validates() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[test]
+fn every_command_explains_itself_with_help() {
+    for command in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["check", "--help"],
+        &["tools", "--help"],
+        &["health", "--help"],
+        &["import", "--help"],
+    ] {
+        let args: Vec<&std::ffi::OsStr> = command.iter().map(|a| a.as_ref()).collect();
+        let out = orchestra(&args, &[]);
+        assert!(out.status.success(), "{command:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage: mcp-orchestra"), "{command:?}: {text}");
+    }
+}

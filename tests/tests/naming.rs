@@ -116,3 +116,27 @@ async fn the_tools_command_prints_the_catalog_and_the_mapping() {
     assert!(stdout.contains("1/1 servers ready"), "{stdout}");
     procs::assert_none_left(&marker, Duration::from_secs(5)).await;
 }
+
+/// A child that pages its `tools/list` is listed in full: the gateway follows `nextCursor`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paginated_child_catalogs_are_listed_in_full() {
+    let config = format!(
+        "servers:\n{}",
+        orchestra_tests::fault_server("paged", "page_size:2,extra_tools:5", &[])
+    );
+    let gw = Gateway::start(&config).await;
+    let paged: Vec<String> = gw
+        .tool_names()
+        .await
+        .into_iter()
+        .filter(|n| n.starts_with("paged__"))
+        .collect();
+    // echo, sleep, fail, pid, crash, progress + tool_0..tool_4, two per page.
+    assert_eq!(paged.len(), 11, "{paged:?}");
+    assert!(paged.contains(&"paged__tool_4".to_owned()), "{paged:?}");
+    gw.assert_clean_stdout();
+    let marker = gw.marker.clone();
+    let (status, _gw) = gw.close(Duration::from_secs(10)).await;
+    assert!(status.success());
+    procs::assert_none_left(&marker, Duration::from_secs(5)).await;
+}

@@ -141,6 +141,10 @@ async fn a1_sigkill_of_real_child_answers_in_flight_calls_and_restarts_it() {
         })
         .await;
     assert_eq!(back["last_exit"], "signal 9 (SIGKILL)", "{back}");
+    assert!(
+        orchestra_tests::procs::zombie_children(gw.pid()).is_empty(),
+        "the killed child was not reaped"
+    );
     assert_ne!(pid_of(&back), pid, "a new process: {back}");
     assert_eq!(back["in_flight"], 0, "{back}");
 
