@@ -1,13 +1,22 @@
-//! `${VAR}` and `${VAR:-default}` expansion in commands, arguments, env values and cwd.
+//! `${VAR}`, `${VAR:-default}` and `${file:PATH}` expansion in commands, arguments, env values
+//! and cwd.
 
-/// Expands `${VAR}` / `${VAR:-default}` using `lookup`; `$$` is a literal `$`.
+/// Where expansion reads values from.
+pub(crate) struct Sources<'a> {
+    /// An environment variable's value.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// A file's contents (the path as written; the caller resolves it against the config's
+    /// folder).
+    pub file: &'a dyn Fn(&str) -> Result<String, String>,
+}
+
+/// Expands `${VAR}` / `${VAR:-default}` from the environment and `${file:PATH}` from a file
+/// (so secrets need not sit in the config; one trailing newline is dropped, as files written
+/// by `echo` or secret managers end with one); `$$` is a literal `$`.
 ///
 /// A `$` not followed by `{` or `$` is kept as written, so shell-ish arguments such as
 /// `$HOME` stay untouched (the child, not us, decides what they mean).
-pub(crate) fn expand(
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+pub(crate) fn expand(text: &str, sources: &Sources<'_>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
@@ -21,6 +30,16 @@ pub(crate) fn expand(
                 .find('}')
                 .ok_or_else(|| format!("unclosed \"${{\" in \"{text}\""))?;
             let body = &body_and_more[..end];
+            if let Some(path) = body.strip_prefix("file:") {
+                if path.is_empty() {
+                    return Err(format!("empty file path in \"{text}\""));
+                }
+                let contents = (sources.file)(path)?;
+                let contents = contents.strip_suffix('\n').unwrap_or(&contents);
+                out.push_str(contents.strip_suffix('\r').unwrap_or(contents));
+                rest = &body_and_more[end + 1..];
+                continue;
+            }
             let (name, default) = match body.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (body, None),
@@ -28,7 +47,7 @@ pub(crate) fn expand(
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("invalid variable name \"{name}\" in \"{text}\""));
             }
-            match (lookup(name), default) {
+            match ((sources.env)(name), default) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
@@ -55,24 +74,51 @@ mod tests {
         (name == "HOME_DIR").then(|| "/home/me".to_owned())
     }
 
+    fn file(path: &str) -> Result<String, String> {
+        match path {
+            "/run/secrets/token" => Ok("s3cr3t\n".into()),
+            _ => Err(format!("cannot read {path}: No such file or directory")),
+        }
+    }
+
+    fn run(text: &str) -> Result<String, String> {
+        expand(
+            text,
+            &Sources {
+                env: &env,
+                file: &file,
+            },
+        )
+    }
+
     #[test]
     fn expands_set_and_defaulted_variables() {
-        assert_eq!(expand("${HOME_DIR}/x", &env).unwrap(), "/home/me/x");
-        assert_eq!(expand("${LOG_LEVEL:-info}", &env).unwrap(), "info");
-        assert_eq!(expand("${HOME_DIR:-/tmp}", &env).unwrap(), "/home/me");
-        assert_eq!(
-            expand("cost: $$5 and $PATH", &env).unwrap(),
-            "cost: $5 and $PATH"
-        );
+        assert_eq!(run("${HOME_DIR}/x").unwrap(), "/home/me/x");
+        assert_eq!(run("${LOG_LEVEL:-info}").unwrap(), "info");
+        assert_eq!(run("${HOME_DIR:-/tmp}").unwrap(), "/home/me");
+        assert_eq!(run("cost: $$5 and $PATH").unwrap(), "cost: $5 and $PATH");
     }
 
     #[test]
     fn reports_unset_and_malformed_variables() {
         assert_eq!(
-            expand("${NOPE}", &env).unwrap_err(),
+            run("${NOPE}").unwrap_err(),
             "environment variable NOPE is not set (write ${NOPE:-default} for a fallback)"
         );
-        assert!(expand("${OPEN", &env).is_err());
-        assert!(expand("${bad-name}", &env).is_err());
+        assert!(run("${OPEN").is_err());
+        assert!(run("${bad-name}").is_err());
+    }
+
+    #[test]
+    fn reads_file_values_without_the_trailing_newline() {
+        assert_eq!(
+            run("Bearer ${file:/run/secrets/token}").unwrap(),
+            "Bearer s3cr3t"
+        );
+        assert_eq!(
+            run("${file:/nope}").unwrap_err(),
+            "cannot read /nope: No such file or directory"
+        );
+        assert!(run("${file:}").is_err());
     }
 }

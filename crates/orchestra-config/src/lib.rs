@@ -7,6 +7,7 @@
 //! Reading order: [`load`] (files + environment) → [`raw`] (serde types) → [`validate`] →
 //! [`model`].
 
+mod duplicates;
 pub mod duration;
 mod error;
 mod expand;
@@ -15,12 +16,13 @@ pub mod import;
 mod load;
 pub mod model;
 mod raw;
+pub mod size;
 pub mod suggest;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use load::{default_config_path, load, load_from_str, Format, ENV_PREFIX};
 pub use model::{
-    Alternative, Config, Domain, Gateway, ProbePolicy, RestartPolicy, Server, ServerName,
-    ToolFilter, RESERVED_SERVER_NAMES,
+    Alternative, Config, Domain, Gateway, InheritEnv, ProbePolicy, RestartPolicy, Server,
+    ServerName, ToolFilter, RESERVED_SERVER_NAMES,
 };

@@ -95,6 +95,7 @@ fn build(
     if let Some(env) = overrides {
         figment = figment.merge(env);
     }
+    let duplicates = crate::duplicates::find(text, format);
     let doc: Value = match figment.extract() {
         Ok(v) => v,
         Err(e) => {
@@ -110,10 +111,15 @@ fn build(
     } else {
         doc
     };
-    validate(&doc, &Context { source, env }).map_err(|errors| LoadError::Invalid {
-        path: source.to_path_buf(),
-        errors,
-    })
+    match validate(&doc, &Context { source, env }) {
+        Ok(_) if !duplicates.is_empty() => Err(invalid(duplicates)),
+        Ok(config) => Ok(config),
+        Err(ConfigErrors(mut errors)) => {
+            errors.extend(duplicates);
+            errors.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.message.cmp(&b.message)));
+            Err(invalid(errors))
+        }
+    }
 }
 
 /// A Claude config keeps its servers under `mcpServers` next to the client's own settings;

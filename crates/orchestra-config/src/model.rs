@@ -100,6 +100,10 @@ pub struct Gateway {
     pub restart: RestartPolicy,
     /// Defaults for every server's `probe:` block.
     pub probe: ProbePolicy,
+    /// Default for every server's `max_message_size`.
+    pub max_message_size: usize,
+    /// Default for every server's `inherit_env`.
+    pub inherit_env: InheritEnv,
 }
 
 impl Gateway {
@@ -107,6 +111,8 @@ impl Gateway {
     pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+    /// Largest JSON-RPC message accepted from a child, unless configured otherwise.
+    pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 }
 
 impl Default for Gateway {
@@ -118,6 +124,8 @@ impl Default for Gateway {
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
             restart: RestartPolicy::default(),
             probe: ProbePolicy::default(),
+            max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
+            inherit_env: InheritEnv::default(),
         }
     }
 }
@@ -128,14 +136,53 @@ pub struct Server {
     pub name: ServerName,
     pub command: String,
     pub args: Vec<String>,
-    /// Extra environment for the child, on top of the gateway's own.
+    /// The child's own environment variables, set on top of what it inherits
+    /// ([`Server::inherit_env`]). Values may be secrets (`${file:...}`, `${VAR}`).
     pub env: Vec<(String, String)>,
+    /// Which of the gateway's environment variables the child receives.
+    pub inherit_env: InheritEnv,
     pub cwd: Option<PathBuf>,
     pub call_timeout: Duration,
     pub startup_timeout: Duration,
     pub tools: ToolFilter,
     pub restart: RestartPolicy,
     pub probe: ProbePolicy,
+    /// Largest JSON-RPC message (one line) accepted from the child, in bytes.
+    pub max_message_size: usize,
+}
+
+/// Which of the gateway's own environment variables reach a child. Children never get the
+/// gateway's whole environment by default: a variable set for the gateway (a token, a cloud
+/// credential) would otherwise reach every server, and tools like server-everything's
+/// `get-env` would show it to the model.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum InheritEnv {
+    /// Only [`InheritEnv::BASE`] (what the official MCP SDKs' stdio clients pass by default).
+    #[default]
+    Base,
+    /// The base set plus these names.
+    Names(Vec<String>),
+    /// Everything the gateway has.
+    All,
+}
+
+impl InheritEnv {
+    /// Passed to every child: the official SDKs' default list (PATH, HOME, USER, LOGNAME,
+    /// SHELL, TERM) plus locale and temp-dir variables, which programs need to behave.
+    pub const BASE: &'static [&'static str] = &[
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+        "TMP", "TEMP",
+    ];
+
+    /// Whether the gateway's variable `name` is passed to the child.
+    pub fn admits(&self, name: &str) -> bool {
+        match self {
+            InheritEnv::All => true,
+            InheritEnv::Names(names) if names.iter().any(|n| n == name) => true,
+            // LC_ALL, LC_CTYPE, …: the locale, like LANG.
+            _ => Self::BASE.contains(&name) || name.starts_with("LC_"),
+        }
+    }
 }
 
 /// How a child that died is restarted: jittered exponential backoff, a crash-loop breaker,

@@ -18,6 +18,8 @@ pub(crate) struct RawGateway {
     /// key reported (serde alone would stop the whole server at the first one).
     pub restart: Option<figment::value::Value>,
     pub probe: Option<figment::value::Value>,
+    pub max_message_size: Option<RawSize>,
+    pub inherit_env: Option<RawInheritEnv>,
 }
 
 impl RawGateway {
@@ -28,6 +30,8 @@ impl RawGateway {
         "shutdown_grace",
         "restart",
         "probe",
+        "max_message_size",
+        "inherit_env",
     ];
 }
 
@@ -53,6 +57,8 @@ pub(crate) struct RawServer {
     pub kind: Option<String>,
     /// Claude Code writes `url` for remote servers; reported as not supported yet.
     pub url: Option<String>,
+    pub max_message_size: Option<RawSize>,
+    pub inherit_env: Option<RawInheritEnv>,
 }
 
 impl RawServer {
@@ -68,6 +74,8 @@ impl RawServer {
         "probe",
         "type",
         "url",
+        "max_message_size",
+        "inherit_env",
     ];
 }
 
@@ -181,6 +189,65 @@ impl<'de> Deserialize<'de> for RawDuration {
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawDuration, E> {
                 Ok(RawDuration(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A byte size as written: `"16MiB"` or a bare number of bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct RawSize(pub String);
+
+impl<'de> Deserialize<'de> for RawSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a size such as \"16MiB\" or a number of bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawSize, E> {
+                Ok(RawSize(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawSize, E> {
+                Ok(RawSize(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawSize, E> {
+                Ok(RawSize(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `inherit_env: all` or `inherit_env: [NAME, ...]`.
+#[derive(Debug, Clone)]
+pub(crate) enum RawInheritEnv {
+    Word(String),
+    Names(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for RawInheritEnv {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawInheritEnv;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"all\" or a list of environment variable names")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawInheritEnv, E> {
+                Ok(RawInheritEnv::Word(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawInheritEnv, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(RawInheritEnv::Names(names))
             }
         }
         d.deserialize_any(Visitor)

@@ -9,16 +9,17 @@ use serde::de::DeserializeOwned;
 
 use crate::duration;
 use crate::error::{join, ConfigErrors, Errors};
-use crate::expand::expand;
+use crate::expand::{expand, Sources};
 use crate::glob::Glob;
 use crate::model::{
-    Alternative, Config, Domain, Gateway, ProbePolicy, RestartPolicy, Server, ServerName,
-    ToolFilter,
+    Alternative, Config, Domain, Gateway, InheritEnv, ProbePolicy, RestartPolicy, Server,
+    ServerName, ToolFilter,
 };
 use crate::raw::{
     RawAlternative, RawDomainDetail, RawGateway, RawServer, RawToolFilter, TOP_LEVEL,
 };
-use crate::raw::{RawDuration, RawProbe, RawRestart};
+use crate::raw::{RawDuration, RawInheritEnv, RawProbe, RawRestart, RawSize};
+use crate::size;
 use crate::suggest::did_you_mean;
 
 /// Everything validation needs besides the document itself.
@@ -105,6 +106,18 @@ fn validate_gateway(value: Option<&Value>, errors: &mut Errors) -> Gateway {
         raw.shutdown_grace,
         &mut gateway.shutdown_grace,
     );
+    if let Some(n) = raw
+        .max_message_size
+        .and_then(|r| message_size(&r, "gateway.max_message_size", errors))
+    {
+        gateway.max_message_size = n;
+    }
+    if let Some(inherit) = raw
+        .inherit_env
+        .and_then(|r| inherit_env(r, "gateway.inherit_env", errors))
+    {
+        gateway.inherit_env = inherit;
+    }
     gateway.restart = restart_policy(raw.restart, &gateway.restart, "gateway.restart", errors);
     gateway.probe = probe_policy(raw.probe, &gateway.probe, "gateway.probe", errors);
     gateway
@@ -247,6 +260,15 @@ fn validate_server(
     );
     let probe = probe_policy(raw.probe, &gateway.probe, &join(path, "probe"), errors);
     let tools = validate_tool_filter(raw.tools.unwrap_or_default(), &join(path, "tools"), errors);
+    let max_message_size = raw
+        .max_message_size
+        .and_then(|r| message_size(&r, &join(path, "max_message_size"), errors))
+        .unwrap_or(gateway.max_message_size);
+    // A server's own list replaces the gateway's (it is the more specific statement).
+    let inherit_env = raw
+        .inherit_env
+        .and_then(|r| inherit_env(r, &join(path, "inherit_env"), errors))
+        .unwrap_or_else(|| gateway.inherit_env.clone());
     if errors.len() > before {
         return None;
     }
@@ -255,13 +277,67 @@ fn validate_server(
         command: command?,
         args,
         env,
+        inherit_env,
         cwd,
         call_timeout,
         startup_timeout,
         tools,
         restart,
         probe,
+        max_message_size,
     })
+}
+
+/// Smallest and largest accepted `max_message_size`: below a few KiB even an `initialize`
+/// answer may not fit; above 1 GiB one message could exhaust memory.
+const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 4 * 1024..=1 << 30;
+
+fn message_size(raw: &RawSize, path: &str, errors: &mut Errors) -> Option<usize> {
+    match size::parse(&raw.0) {
+        Ok(n) if MESSAGE_SIZE_RANGE.contains(&n) => Some(n),
+        Ok(n) => {
+            errors.push(
+                path,
+                format!(
+                    "{} is out of range; use {} to {} (default {})",
+                    size::format(n),
+                    size::format(*MESSAGE_SIZE_RANGE.start()),
+                    size::format(*MESSAGE_SIZE_RANGE.end()),
+                    size::format(Gateway::DEFAULT_MAX_MESSAGE_SIZE)
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            errors.push(path, e);
+            None
+        }
+    }
+}
+
+fn inherit_env(raw: RawInheritEnv, path: &str, errors: &mut Errors) -> Option<InheritEnv> {
+    match raw {
+        RawInheritEnv::Word(w) if w == "all" => Some(InheritEnv::All),
+        RawInheritEnv::Word(w) => {
+            errors.push(
+                path,
+                format!("\"{w}\" is not allowed; write `all` or a list of variable names such as [AWS_PROFILE]"),
+            );
+            None
+        }
+        RawInheritEnv::Names(names) => {
+            let before = errors.len();
+            for (i, n) in names.iter().enumerate() {
+                if n.is_empty() || n.contains('=') || n.contains('\0') {
+                    errors.push(
+                        format!("{path}[{i}]"),
+                        "not a valid environment variable name",
+                    );
+                }
+            }
+            (errors.len() == before).then_some(InheritEnv::Names(names))
+        }
+    }
 }
 
 /// `restart:` over `base` (the gateway's defaults, or the built-in ones).
@@ -581,21 +657,32 @@ fn entry<T: DeserializeOwned>(
 ) -> Option<T> {
     let dict = as_dict(value, path, errors)?;
     check_keys(dict, fields, path, errors);
-    let known: Dict = dict
+    let mut known: Dict = dict
         .iter()
         .filter(|(k, _)| fields.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    match Value::from(known).deserialize::<T>() {
-        Ok(t) => Some(t),
-        Err(e) => {
-            for e in e {
-                let key = e.path.iter().fold(path.to_owned(), |p, k| join(&p, k));
-                errors.push(key, describe(&e.kind));
+    // serde stops at the first bad value: report it, set that key aside and try again, so
+    // that every bad key of the entry is reported in one run.
+    let mut failed = false;
+    for _ in 0..=fields.len() {
+        match Value::from(known.clone()).deserialize::<T>() {
+            Ok(t) => return (!failed).then_some(t),
+            Err(e) => {
+                failed = true;
+                let mut retry = false;
+                for e in e {
+                    let key = e.path.iter().fold(path.to_owned(), |p, k| join(&p, k));
+                    errors.push(key, describe(&e.kind));
+                    retry |= e.path.first().is_some_and(|k| known.remove(k).is_some());
+                }
+                if !retry {
+                    break;
+                }
             }
-            None
         }
     }
+    None
 }
 
 fn describe(kind: &figment::error::Kind) -> String {
@@ -655,7 +742,15 @@ fn positive_duration(text: &RawDuration, path: &str, errors: &mut Errors) -> Opt
 }
 
 fn expanded(text: &str, path: &str, cx: &Context<'_>, errors: &mut Errors) -> Option<String> {
-    match expand(text, cx.env) {
+    let file = |p: &str| {
+        let full = resolve(cx.source, p);
+        std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+    };
+    let sources = Sources {
+        env: cx.env,
+        file: &file,
+    };
+    match expand(text, &sources) {
         Ok(s) => Some(s),
         Err(e) => {
             errors.push(path, e);

@@ -233,3 +233,124 @@ servers:
 "
     );
 }
+
+#[test]
+fn every_bad_value_of_one_server_is_reported_not_just_the_first() {
+    let errors = errors_of(
+        "servers:\n  files:\n    command: [npx]\n    args: 3\n    env: [A]\n    startup_timeout: 5s\n",
+    );
+    for key in [
+        "servers.files.command",
+        "servers.files.args",
+        "servers.files.env",
+    ] {
+        assert!(
+            errors.contains(&format!("{key}: expected")),
+            "{key} in:\n{errors}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_keys_are_reported_at_their_path() {
+    let errors = errors_of(
+        "gateway:\n  call_timeout: 5s\n  call_timeout: 9s\nservers:\n  files:\n    command: npx\n    env: {TOKEN: a, TOKEN: b}\n",
+    );
+    assert!(
+        errors.contains("gateway.call_timeout: duplicate key"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("servers.files.env.TOKEN: duplicate key"),
+        "{errors}"
+    );
+    let json = r#"{"mcpServers": {"a": {"command": "x"}, "a": {"command": "y"}}}"#;
+    match load_from_str(json, Format::Json, &source(), &env) {
+        Err(LoadError::Invalid { errors, .. }) => {
+            assert!(
+                errors.to_string().contains("mcpServers.a: duplicate key"),
+                "{errors}"
+            )
+        }
+        other => panic!("expected a duplicate-key error, got {other:?}"),
+    }
+}
+
+#[test]
+fn inherit_env_and_message_size_resolve_per_server_over_the_gateway() {
+    let yaml = r#"
+gateway:
+  inherit_env: [AWS_PROFILE]
+  max_message_size: 32MiB
+servers:
+  a: {command: x}
+  b: {command: x, inherit_env: all, max_message_size: 1048576}
+"#;
+    let config = load_from_str(yaml, Format::Yaml, &source(), &env).expect("valid config");
+    let a = config.server("a").unwrap();
+    assert_eq!(
+        a.inherit_env,
+        orchestra_config::InheritEnv::Names(vec!["AWS_PROFILE".into()])
+    );
+    assert!(a.inherit_env.admits("AWS_PROFILE") && a.inherit_env.admits("PATH"));
+    assert!(a.inherit_env.admits("LC_CTYPE") && !a.inherit_env.admits("GITHUB_TOKEN"));
+    assert_eq!(a.max_message_size, 32 << 20);
+    let b = config.server("b").unwrap();
+    assert_eq!(b.inherit_env, orchestra_config::InheritEnv::All);
+    assert_eq!(b.max_message_size, 1 << 20);
+    let default = load_from_str("servers: {a: {command: x}}", Format::Yaml, &source(), &env)
+        .expect("valid config");
+    assert_eq!(
+        default.servers[0].inherit_env,
+        orchestra_config::InheritEnv::Base
+    );
+    assert_eq!(default.servers[0].max_message_size, 16 << 20);
+
+    let errors = errors_of(
+        "servers:\n  a: {command: x, inherit_env: some, max_message_size: 1KiB}\n  b: {command: x, inherit_env: [\"A=B\"], max_message_size: lots}\n",
+    );
+    assert!(
+        errors.contains("servers.a.inherit_env: \"some\" is not allowed"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("servers.a.max_message_size: 1KiB is out of range"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("servers.b.inherit_env[0]: not a valid"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("servers.b.max_message_size: invalid size"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn values_can_come_from_files_next_to_the_config() {
+    let dir = std::env::temp_dir().join(format!("orchestra-config-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token"), "s3cr3t\n").unwrap();
+    let source = dir.join("orchestra.yaml");
+    let yaml = "servers:\n  a:\n    command: x\n    env: {TOKEN: \"${file:token}\", ABS: \"${file:DIR/token}\"}\n"
+        .replace("DIR", &dir.display().to_string());
+    let config = load_from_str(&yaml, Format::Yaml, &source, &env).expect("valid config");
+    assert_eq!(
+        config.servers[0].env,
+        vec![
+            ("ABS".to_owned(), "s3cr3t".to_owned()),
+            ("TOKEN".to_owned(), "s3cr3t".to_owned())
+        ]
+    );
+    let missing = "servers:\n  a: {command: x, env: {TOKEN: \"${file:nope}\"}}\n";
+    match load_from_str(missing, Format::Yaml, &source, &env) {
+        Err(LoadError::Invalid { errors, .. }) => {
+            let text = errors.to_string();
+            assert!(text.contains("servers.a.env.TOKEN: cannot read"), "{text}");
+            assert!(text.contains("nope"), "{text}");
+        }
+        other => panic!("expected an unreadable-file error, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
