@@ -31,7 +31,7 @@ impl StderrTail {
         }
     }
 
-    /// Keeps `line`, redacted and then cut to [`LINE_CAP`] (redacting first: a cut could
+    /// Keeps `line`, redacted and then cut to `LINE_CAP` bytes (redacting first: a cut could
     /// leave the start of a secret that no longer matches).
     pub fn push(&self, line: &str) {
         let mut cut = self.redactor.redact(line).into_owned();
