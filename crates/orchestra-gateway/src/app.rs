@@ -18,6 +18,7 @@ use crate::child::{ChildHandle, State};
 use crate::domains;
 use crate::events::EventLog;
 use crate::front::FrontSink;
+use crate::redact::Redactor;
 use crate::watchdog::Watchdog;
 use crate::{health, jsonrpc};
 
@@ -77,12 +78,15 @@ impl Gateway {
             Some(exe) => Some(Arc::new(Watchdog::spawn(exe)?)),
             None => None,
         };
+        // One redactor for every child: a secret configured for one server may still be
+        // printed by another (they all inherit the gateway's environment).
+        let redactor = Arc::new(Redactor::for_config(&config));
         let children: Vec<ChildHandle> = config
             .servers
             .iter()
             .cloned()
             .enumerate()
-            .map(|(i, s)| ChildHandle::new(i, s))
+            .map(|(i, s)| ChildHandle::new(i, s, redactor.clone()))
             .collect();
         for child in &children {
             if let Some(tools) = options.catalog_cache.load(child.spec()) {
@@ -112,7 +116,7 @@ impl Gateway {
                 watchdog,
                 announced: Mutex::new(None),
                 parked: dashmap::DashMap::new(),
-                log: Arc::default(),
+                log: Arc::new(EventLog::new(redactor)),
                 children,
                 config,
             }),

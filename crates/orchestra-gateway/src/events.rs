@@ -1,11 +1,14 @@
 //! The recent supervision events (died, restarted, failed over, recovered…) for the health
-//! report: a bounded log, newest last.
+//! report: a bounded log, newest last. Details quote exit reasons and children's stderr, so
+//! they are redacted as they are recorded.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::Serialize;
+
+use crate::redact::Redactor;
 
 /// Events kept.
 const CAPACITY: usize = 100;
@@ -39,15 +42,23 @@ pub struct Event {
 #[derive(Debug, Default)]
 pub struct EventLog {
     events: Mutex<VecDeque<Event>>,
+    redactor: Arc<Redactor>,
 }
 
 impl EventLog {
+    pub fn new(redactor: Arc<Redactor>) -> Self {
+        Self {
+            events: Mutex::default(),
+            redactor,
+        }
+    }
+
     pub fn record(&self, server: &str, kind: EventKind, detail: impl Into<String>) {
         let event = Event {
             at: SystemTime::now(),
             server: server.to_owned(),
             kind,
-            detail: detail.into(),
+            detail: self.redactor.redact_owned(detail.into()),
         };
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         if events.len() == CAPACITY {
@@ -92,5 +103,19 @@ mod tests {
             ]
         );
         assert_eq!(log.recent(1000).len(), CAPACITY);
+    }
+
+    #[test]
+    fn details_are_redacted() {
+        let log = EventLog::new(Arc::new(Redactor::builder().secret("c0nf1gured").build()));
+        log.record(
+            "s",
+            EventKind::Died,
+            "exit 1; last stderr line: c0nf1gured token=abcdef1234",
+        );
+        assert_eq!(
+            log.recent(1)[0].detail,
+            "exit 1; last stderr line: [REDACTED] token=[REDACTED]"
+        );
     }
 }

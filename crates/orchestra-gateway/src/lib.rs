@@ -2,8 +2,9 @@
 //!
 //! Reading order: [`app`] (start, catalog, shutdown) → [`child`] (one task per child, its
 //! session and state) → [`front`] (the client's session) → [`catalog`] and [`names`] (what the
-//! client sees) → [`health`] → [`error`] (the one conversion to wire errors) → [`jsonrpc`]
-//! (envelopes and framing) → [`watchdog`].
+//! client sees) → [`health`] and [`redact`] (secrets hidden from what children print) →
+//! [`error`] (the one conversion to wire errors) → [`jsonrpc`] (envelopes and framing) →
+//! [`watchdog`].
 
 pub mod app;
 pub mod catalog;
@@ -19,6 +20,7 @@ pub mod health;
 pub mod jsonrpc;
 pub mod names;
 pub mod outbox;
+pub mod redact;
 pub mod watchdog;
 
 pub use app::{Gateway, StartOptions};

@@ -20,6 +20,8 @@ pub use state::{State, Status};
 pub use stats::Stats;
 pub use stderr::StderrTail;
 
+use crate::redact::Redactor;
+
 /// The gateway's handle on one child server. Cheap to clone; the owning task lives as long as
 /// the gateway and is the only writer of status, connection and tools.
 #[derive(Clone)]
@@ -41,10 +43,19 @@ pub(crate) struct ChildShared {
     pub provisional: std::sync::atomic::AtomicBool,
     pub stats: Arc<Stats>,
     pub stderr: StderrTail,
+    /// Removes secrets from what the child writes before the gateway shows it.
+    pub redactor: Arc<Redactor>,
+}
+
+impl ChildShared {
+    /// `text` (a reason that may quote the child) with secrets redacted.
+    pub fn redact(&self, text: String) -> String {
+        self.redactor.redact_owned(text)
+    }
 }
 
 impl ChildHandle {
-    pub(crate) fn new(index: usize, spec: Server) -> Self {
+    pub(crate) fn new(index: usize, spec: Server, redactor: Arc<Redactor>) -> Self {
         let name: Arc<str> = spec.name.as_str().into();
         Self {
             shared: Arc::new(ChildShared {
@@ -56,8 +67,9 @@ impl ChildHandle {
                 tools: Mutex::new(Arc::new(Vec::new())),
                 hidden_tools: Default::default(),
                 provisional: Default::default(),
-                stats: Arc::new(Stats::default()),
-                stderr: StderrTail::default(),
+                stats: Arc::new(Stats::new(redactor.clone())),
+                stderr: StderrTail::new(redactor.clone()),
+                redactor,
             }),
         }
     }

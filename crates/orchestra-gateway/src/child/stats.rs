@@ -1,7 +1,10 @@
 //! Per-server call counters and a lock-free latency histogram (updated on the hot path).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::redact::Redactor;
 
 /// Log-linear buckets over microseconds: 4 sub-buckets per power of two (≤ 19 % error).
 const SUB_BITS: u32 = 2;
@@ -19,6 +22,8 @@ pub struct Stats {
     pub unmatched_responses: AtomicU64,
     last_error: std::sync::Mutex<Option<String>>,
     latency: [AtomicU64; BUCKETS],
+    /// `last_error` quotes the child's error replies and is shown in the health report.
+    redactor: Arc<Redactor>,
 }
 
 impl Default for Stats {
@@ -31,14 +36,23 @@ impl Default for Stats {
             unmatched_responses: AtomicU64::new(0),
             last_error: std::sync::Mutex::new(None),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            redactor: Arc::default(),
         }
     }
 }
 
 impl Stats {
-    /// Remembers the most recent failure of a call (for the health report).
+    pub fn new(redactor: Arc<Redactor>) -> Self {
+        Self {
+            redactor,
+            ..Self::default()
+        }
+    }
+
+    /// Remembers the most recent failure of a call (for the health report), secrets redacted
+    /// before it is cut to length (a cut could leave the start of a secret).
     pub fn note_error(&self, what: impl Into<String>) {
-        let mut what = what.into();
+        let mut what = self.redactor.redact_owned(what.into());
         if what.len() > 300 {
             let mut end = 300;
             while !what.is_char_boundary(end) {
@@ -124,6 +138,18 @@ mod tests {
             };
             assert!(err <= 0.2, "{us}µs -> bucket {b} midpoint {m}");
         }
+    }
+
+    #[test]
+    fn last_error_is_redacted() {
+        let s = Stats::new(Arc::new(Redactor::builder().secret("c0nf1gured").build()));
+        s.note_error(r#"search: error response {"code":-1,"message":"bad key c0nf1gured for postgres://u:pw123@db"}"#);
+        assert_eq!(
+            s.last_error().as_deref(),
+            Some(
+                r#"search: error response {"code":-1,"message":"bad key [REDACTED] for postgres://u:[REDACTED]@db"}"#
+            )
+        );
     }
 
     #[test]

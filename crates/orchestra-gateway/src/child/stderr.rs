@@ -1,27 +1,40 @@
 //! Draining a child's stderr: an undrained pipe blocks the child once its buffer fills, so every
 //! child's stderr is read to the end, logged at debug and kept as a bounded tail for health.
+//! The tail is shown to the client and the model, so secrets are redacted as lines enter it;
+//! the debug log keeps the raw line (it goes to the operator's own terminal).
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncRead;
 
 use crate::jsonrpc::framing::{Frame, LineReader};
+use crate::redact::Redactor;
 
 /// Lines kept for the health report.
 const TAIL_LINES: usize = 20;
 /// A single stderr line is cut to this many bytes in the tail.
 const LINE_CAP: usize = 400;
 
-/// The last lines a child wrote to stderr.
+/// The last lines a child wrote to stderr, secrets redacted.
 #[derive(Debug, Default)]
 pub struct StderrTail {
     lines: Mutex<VecDeque<String>>,
+    redactor: Arc<Redactor>,
 }
 
 impl StderrTail {
+    pub fn new(redactor: Arc<Redactor>) -> Self {
+        Self {
+            lines: Mutex::default(),
+            redactor,
+        }
+    }
+
+    /// Keeps `line`, redacted and then cut to `LINE_CAP` bytes (redacting first: a cut could
+    /// leave the start of a secret that no longer matches).
     pub fn push(&self, line: &str) {
-        let mut cut = line.to_owned();
+        let mut cut = self.redactor.redact(line).into_owned();
         if cut.len() > LINE_CAP {
             let mut end = LINE_CAP;
             while !cut.is_char_boundary(end) {
@@ -78,5 +91,21 @@ pub async fn drain(server: &str, stderr: impl AsyncRead + Unpin, tail: &StderrTa
             }
             Ok(Frame::Eof) | Err(_) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_redacted_before_they_are_kept() {
+        let tail = StderrTail::new(Arc::new(Redactor::builder().secret("c0nf1gured").build()));
+        tail.push("API_KEY=abc123def456 and c0nf1gured");
+        tail.push(&format!("{} token=abcdef123456", "x".repeat(LINE_CAP - 10)));
+        let lines = tail.snapshot();
+        assert_eq!(lines[0], "API_KEY=[REDACTED] and [REDACTED]");
+        assert!(!lines[1].contains("abcdef"), "{}", lines[1]);
+        assert_eq!(tail.last().as_deref(), Some(lines[1].as_str()));
     }
 }

@@ -275,6 +275,7 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         }
     };
     if let Err(reason) = handshake {
+        let reason = shared.redact(reason);
         tracing::error!(server = %name, %reason, "child failed to start");
         let failed = reason.clone();
         life.stop(child, false, false, |_| GatewayError::ServerUnavailable {
@@ -415,7 +416,7 @@ fn on_probe(
                 ));
             }
             if failures == policy.unhealthy_after {
-                let reason = format!("{failures} pings unanswered ({e})");
+                let reason = shared.redact(format!("{failures} pings unanswered ({e})"));
                 shared
                     .status
                     .send_modify(|s| s.enter(State::Unhealthy, Some(reason.clone())));
@@ -519,9 +520,10 @@ async fn list_tools(
     Ok(())
 }
 
+/// `reason` with the child's last stderr line, redacted: it is shown to the client and model.
 fn with_stderr(shared: &ChildShared, reason: String) -> String {
     match shared.stderr.last() {
-        Some(line) => format!("{reason}; last stderr line: {line}"),
+        Some(line) => shared.redact(format!("{reason}; last stderr line: {line}")),
         None => reason,
     }
 }

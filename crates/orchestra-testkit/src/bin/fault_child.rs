@@ -69,6 +69,11 @@
 //! * `server_request:METHOD` — after `notifications/initialized`, send the client
 //!   a request `METHOD` (id `"srv-1"`, e.g. `roots/list`, `sampling/createMessage`);
 //!   every response received is logged to `FAULT_LOG` as `response <id> <json>`.
+//! * `stderr_line:TEXT` — write TEXT as one line to stderr at start (before
+//!   `exit_on_start`), and again as the last lines before the process exits on
+//!   its own (crash, `crash_after`, `exit_on_start`, stdin EOF), followed by a
+//!   100 ms pause so the reader has them before the exit is seen (repeatable,
+//!   in order; TEXT cannot contain a comma).
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -78,7 +83,7 @@ use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -115,6 +120,7 @@ struct Config {
     slow_start: Option<u64>,
     page_size: Option<usize>,
     server_request: Option<String>,
+    stderr_lines: Vec<String>,
 }
 
 impl Config {
@@ -167,6 +173,9 @@ impl Config {
             "unknown_id_response" => self.unknown_id_response = flag(name, value)?,
             "slow_start" => self.slow_start = Some(parse_value(name, value)?),
             "server_request" => self.server_request = Some(required_value(name, value)?.to_owned()),
+            "stderr_line" => self
+                .stderr_lines
+                .push(required_value(name, value)?.to_owned()),
             "page_size" => {
                 let size: usize = parse_value(name, value)?;
                 if size == 0 {
@@ -380,8 +389,21 @@ fn spawn_grandchild() -> Option<Child> {
     }
 }
 
+/// The `stderr_line` texts, repeated by [`exit_with`].
+static STDERR_LINES: OnceLock<Vec<String>> = OnceLock::new();
+
+fn write_stderr_lines() {
+    for line in STDERR_LINES.get().into_iter().flatten() {
+        eprintln!("{line}");
+    }
+}
+
 fn exit_with(code: i32, why: &str) -> ! {
     eprintln!("fault-child: exiting with code {code}: {why}");
+    if STDERR_LINES.get().is_some_and(|l| !l.is_empty()) {
+        write_stderr_lines();
+        thread::sleep(Duration::from_millis(100));
+    }
     process::exit(code)
 }
 
@@ -820,6 +842,8 @@ fn main() {
             &format!("start {} {}", process::id(), unix_millis()),
         );
     }
+    let _ = STDERR_LINES.set(config.stderr_lines.clone());
+    write_stderr_lines();
     if let Some(code) = config.exit_on_start {
         exit_with(code, "exit_on_start");
     }
