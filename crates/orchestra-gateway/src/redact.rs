@@ -5,9 +5,10 @@
 //! start-up banner, a token in an HTTP error).
 //!
 //! Two kinds of secret are found:
-//! - **known values**: values of configured settings that look secret ([`is_secret_setting`]):
-//!   every server's `env`, the gateway's own environment (every child inherits it) and the
-//!   values of secret-looking `--flag` arguments ([`Redactor::for_config`]). Any further source
+//! - **known values**: every value of a server's `env` that is not plain ([`Builder::configured`]),
+//!   and values of settings that look secret ([`is_secret_setting`]): the gateway's own
+//!   environment (a child may have inherited any of it) and secret-looking `--flag` arguments
+//!   ([`Redactor::for_config`]). Any further source
 //!   of secrets (HTTP headers, say) is one more [`Builder::setting`] or [`Builder::secret`].
 //! - **credential shapes**, whoever the secret belongs to: `key=value`, `key: value` and
 //!   `"key": "value"` under a secret-looking key (`API_KEY=…`, `--password=…`,
@@ -65,8 +66,11 @@ impl Redactor {
     pub fn for_config(config: &Config) -> Self {
         let mut b = Self::builder();
         for server in &config.servers {
-            for (name, value) in &server.env {
-                b = b.setting(name, value);
+            // A value the user configured for a child is treated as secret whatever its name
+            // (the config is where tokens go); only plain values are exempt. The gateway's
+            // own environment, full of PWD, PATH and the like, goes by name and shape.
+            for (_, value) in &server.env {
+                b = b.configured(value);
             }
             b = b.flags(&server.args);
         }
@@ -113,6 +117,16 @@ impl Builder {
             self.known.push(value.to_owned());
         }
         self
+    }
+
+    /// A value configured for a child (its `env`): a known secret unless it is a plain value
+    /// (number, path, URL without a password, boolean or status word) or too short.
+    pub fn configured(self, value: &str) -> Self {
+        if is_plain_value(value.trim()) {
+            self
+        } else {
+            self.secret(value)
+        }
     }
 
     /// A named setting (environment variable, header, flag): its value is a known secret if
@@ -477,6 +491,21 @@ mod tests {
 
     const OPENAI: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
     const GITHUB: &str = "ghp_R4nd0mT0k3nV4lu3F0rT3st1ngPurp0s3s";
+
+    #[test]
+    fn every_configured_value_is_a_secret_unless_plain() {
+        let r = Redactor::builder()
+            .configured("hunter2x")
+            .configured("/srv/data")
+            .configured("true")
+            .configured("8080")
+            .configured("abc")
+            .build();
+        assert_eq!(
+            r.redact("login failed for hunter2x at /srv/data on 8080 (abc: true)"),
+            "login failed for [REDACTED] at /srv/data on 8080 (abc: true)"
+        );
+    }
 
     #[test]
     fn assignments_keep_the_key_and_hide_the_value() {
