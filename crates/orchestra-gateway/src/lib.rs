@@ -19,6 +19,7 @@ pub mod health;
 pub mod jsonrpc;
 pub mod names;
 pub mod outbox;
+pub mod tool_def;
 pub mod watchdog;
 
 pub use app::{Gateway, StartOptions};
