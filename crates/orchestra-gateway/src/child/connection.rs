@@ -895,3 +895,51 @@ async fn expire(conn: &Connection) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(progress: Option<&str>) -> Pending {
+        Pending::Call {
+            front_id: "1".into(),
+            tool: "s__t".into(),
+            started: Instant::now(),
+            deadline: Instant::now(),
+            timeout: Duration::ZERO,
+            reply: FrontSink::discard(),
+            failover: None,
+            progress: progress.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn progress_tokens_are_canonical() {
+        let raw = |s: &str| -> Box<RawValue> { RawValue::from_string(s.to_owned()).unwrap() };
+        assert_eq!(
+            progress_token(&raw(r#"{"progressToken":"\u0061b"}"#)).as_deref(),
+            Some(r#""ab""#)
+        );
+        assert_eq!(
+            progress_token(&raw(r#"{ "progressToken" : 7 }"#)).as_deref(),
+            Some("7")
+        );
+        assert_eq!(progress_token(&raw(r#"{"other":1}"#)), None);
+        assert_eq!(progress_token(&raw("[]")), None);
+    }
+
+    #[test]
+    fn a_token_is_known_while_any_call_carrying_it_is_pending() {
+        let mut t = PendingTable::default();
+        t.insert(1, call(Some("\"a\"")));
+        t.insert(2, call(Some("\"a\"")));
+        t.insert(3, call(None));
+        t.remove(1);
+        assert!(t.tokens.contains_key("\"a\""));
+        t.remove(2);
+        assert!(!t.tokens.contains_key("\"a\""));
+        t.insert(4, call(Some("5")));
+        assert_eq!(t.drain().len(), 2);
+        assert!(t.tokens.is_empty());
+    }
+}
