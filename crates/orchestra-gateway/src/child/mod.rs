@@ -20,8 +20,6 @@ pub use state::{State, Status};
 pub use stats::Stats;
 pub use stderr::StderrTail;
 
-use crate::tool_def::{self, ToolReport};
-
 /// The gateway's handle on one child server. Cheap to clone; the owning task lives as long as
 /// the gateway and is the only writer of status, connection and tools.
 #[derive(Clone)]
@@ -40,7 +38,7 @@ pub(crate) struct ChildShared {
     /// How many of the child's tools the config's filters hide.
     pub hidden_tools: std::sync::atomic::AtomicUsize,
     /// The child's tool definitions that were repaired or dropped at its last listing.
-    pub tool_report: Mutex<Arc<ToolReport>>,
+    pub tool_report: Mutex<Arc<crate::tool_def::ToolReport>>,
     /// `tools` came from the catalog cache and the child has not listed them itself yet.
     pub provisional: std::sync::atomic::AtomicBool,
     pub stats: Arc<Stats>,
@@ -121,7 +119,7 @@ impl ChildHandle {
     /// Seeds the tools from the catalog cache before the first start. They are checked again:
     /// a cache written by an older version may hold definitions strict clients reject.
     pub(crate) fn seed_tools(&self, tools: Vec<Value>) {
-        let (tools, _) = tool_def::sanitize(tools);
+        let (tools, _) = crate::tool_def::sanitize(tools);
         *self.shared.tools.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tools);
         self.shared
             .provisional
@@ -135,7 +133,7 @@ impl ChildHandle {
     }
 
     /// The tool definitions repaired or dropped when the child last listed its tools.
-    pub fn tool_report(&self) -> Arc<ToolReport> {
+    pub fn tool_report(&self) -> Arc<crate::tool_def::ToolReport> {
         self.shared
             .tool_report
             .lock()

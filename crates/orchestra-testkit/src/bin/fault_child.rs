@@ -64,11 +64,6 @@
 //! * `unknown_id_response` — before every `tools/call` response, send a
 //!   response with id 999999 that nobody asked for.
 //! * `slow_start:MS` — sleep MS milliseconds before answering `initialize`.
-//! * `page_size:N` — paginate `tools/list` with N tools per page; `nextCursor`
-//!   is the stringified offset of the next page.
-//! * `server_request:METHOD` — after `notifications/initialized`, send the client
-//!   a request `METHOD` (id `"srv-1"`, e.g. `roots/list`, `sampling/createMessage`);
-//!   every response received is logged to `FAULT_LOG` as `response <id> <json>`.
 //! * `bad_tools` — also list malformed tool definitions next to the good ones:
 //!   `noschema` (no `inputSchema`), `nullschema` (`inputSchema: null`),
 //!   `untyped` (`inputSchema` without `type`), `badmeta` (non-string
@@ -88,6 +83,11 @@
 //!   and an `error`.
 //! * `empty_response` — every `tools/call` response carries neither (only
 //!   `jsonrpc` and `id`).
+//! * `page_size:N` — paginate `tools/list` with N tools per page; `nextCursor`
+//!   is the stringified offset of the next page.
+//! * `server_request:METHOD` — after `notifications/initialized`, send the client
+//!   a request `METHOD` (id `"srv-1"`, e.g. `roots/list`, `sampling/createMessage`);
+//!   every response received is logged to `FAULT_LOG` as `response <id> <json>`.
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -133,7 +133,6 @@ struct Config {
     unknown_id_response: bool,
     slow_start: Option<u64>,
     page_size: Option<usize>,
-    server_request: Option<String>,
     bad_tools: bool,
     huge_result: Option<usize>,
     huge_list: Option<usize>,
@@ -141,6 +140,7 @@ struct Config {
     fake_progress: Option<String>,
     result_and_error: bool,
     empty_response: bool,
+    server_request: Option<String>,
 }
 
 impl Config {
@@ -191,8 +191,6 @@ impl Config {
                 .push(required_value(name, value)?.to_owned()),
             "respond_twice" => self.respond_twice = flag(name, value)?,
             "unknown_id_response" => self.unknown_id_response = flag(name, value)?,
-            "slow_start" => self.slow_start = Some(parse_value(name, value)?),
-            "server_request" => self.server_request = Some(required_value(name, value)?.to_owned()),
             "bad_tools" => self.bad_tools = flag(name, value)?,
             "huge_result" => self.huge_result = Some(parse_value(name, value)?),
             "huge_list" => self.huge_list = Some(parse_value(name, value)?),
@@ -200,6 +198,8 @@ impl Config {
             "fake_progress" => self.fake_progress = Some(required_value(name, value)?.to_owned()),
             "result_and_error" => self.result_and_error = flag(name, value)?,
             "empty_response" => self.empty_response = flag(name, value)?,
+            "slow_start" => self.slow_start = Some(parse_value(name, value)?),
+            "server_request" => self.server_request = Some(required_value(name, value)?.to_owned()),
             "page_size" => {
                 let size: usize = parse_value(name, value)?;
                 if size == 0 {
