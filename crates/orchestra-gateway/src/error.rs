@@ -20,8 +20,12 @@ pub mod code {
     pub const SERVER_EXITED: i64 = -31002;
     /// The call did not finish within its deadline; the child was sent `notifications/cancelled`.
     pub const TIMEOUT: i64 = -31003;
+    /// The server's answer is larger than its `max_message_size`: it was not read.
+    pub const RESPONSE_TOO_LARGE: i64 = -31005;
     /// The server's input queue is full: it is not reading what we send.
     pub const SERVER_OVERLOADED: i64 = -31006;
+    /// The server answered with something that is not a valid JSON-RPC response.
+    pub const INVALID_RESPONSE: i64 = -31007;
 }
 
 /// Why a request could not be served.
@@ -65,6 +69,19 @@ pub enum GatewayError {
     },
     #[error("server \"{server}\" is not reading its input (queue full); try again shortly")]
     Overloaded { server: String },
+    #[error("server \"{server}\" answered \"{tool}\" with a message of {size} bytes, over its max_message_size of {limit} bytes; the answer was dropped")]
+    ResponseTooLarge {
+        server: String,
+        tool: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("server \"{server}\" sent an invalid response to \"{tool}\": {reason}")]
+    InvalidResponse {
+        server: String,
+        tool: String,
+        reason: &'static str,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -83,6 +100,8 @@ impl GatewayError {
             GatewayError::ServerExited { .. } => code::SERVER_EXITED,
             GatewayError::Timeout { .. } => code::TIMEOUT,
             GatewayError::Overloaded { .. } => code::SERVER_OVERLOADED,
+            GatewayError::ResponseTooLarge { .. } => code::RESPONSE_TOO_LARGE,
+            GatewayError::InvalidResponse { .. } => code::INVALID_RESPONSE,
             GatewayError::Internal(_) => code::INTERNAL_ERROR,
         }
     }
@@ -120,6 +139,23 @@ impl GatewayError {
             GatewayError::Overloaded { server } => {
                 Some(json!({ "server": server, "delivered": false, "retryable": true }))
             }
+            GatewayError::ResponseTooLarge {
+                server,
+                tool,
+                size,
+                limit,
+            } => Some(json!({
+                "server": server, "tool": tool, "size": size, "limit": limit,
+                "delivered": true, "retryable": false,
+            })),
+            GatewayError::InvalidResponse {
+                server,
+                tool,
+                reason,
+            } => Some(json!({
+                "server": server, "tool": tool, "reason": reason,
+                "delivered": true, "retryable": false,
+            })),
             _ => None,
         }
     }

@@ -91,6 +91,8 @@ fn server_report(child: &ChildHandle) -> Value {
         // Exposed tools: a down server's last known tools are kept for routing, not listed.
         "tools": if up { child.tools().len() } else { 0 },
         "tools_hidden_by_filter": child.hidden_tools(),
+        "tools_repaired": child.tool_report().repaired,
+        "tools_dropped": child.tool_report().dropped,
         "calls": load(&stats.calls),
         "errors": load(&stats.errors),
         "timeouts": load(&stats.timeouts),
@@ -99,6 +101,9 @@ fn server_report(child: &ChildHandle) -> Value {
         "latency_p99_ms": ms(stats.latency_quantile(0.99)),
         "stdout_noise_lines": load(&stats.stdout_noise),
         "unmatched_responses": load(&stats.unmatched_responses),
+        "oversized_messages": load(&stats.oversized_messages),
+        "invalid_responses": load(&stats.invalid_responses),
+        "progress_dropped": load(&stats.progress_dropped),
         "protocol_version": status.protocol_version,
         "server_info": status.server_info,
         "last_exit": status.last_exit,
@@ -205,7 +210,7 @@ pub fn summary(report: &Value) -> String {
 
 fn output_schema() -> Value {
     let nullable = |t: &str| json!({ "type": [t, "null"] });
-    json!({
+    let mut schema = json!({
         "type": "object",
         "required": ["gateway", "servers", "domains", "renamed_tools", "events"],
         "properties": {
@@ -298,7 +303,31 @@ fn output_schema() -> Value {
                 },
             },
         },
-    })
+    });
+    // What the child itself got wrong (kept apart: json! nests only so deep).
+    let tool_issues = json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["index", "reason"],
+            "properties": {
+                "tool": { "type": "string" },
+                "index": { "type": "integer" },
+                "reason": { "type": "string" },
+            },
+        },
+    });
+    let server = &mut schema["properties"]["servers"]["items"]["properties"];
+    server["tools_repaired"] = tool_issues.clone();
+    server["tools_dropped"] = tool_issues;
+    for counter in [
+        "oversized_messages",
+        "invalid_responses",
+        "progress_dropped",
+    ] {
+        server[counter] = json!({ "type": "integer" });
+    }
+    schema
 }
 
 fn secs(d: Duration) -> f64 {

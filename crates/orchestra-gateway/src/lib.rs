@@ -2,7 +2,7 @@
 //!
 //! Reading order: [`app`] (start, catalog, shutdown) → [`child`] (one task per child, its
 //! session and state) → [`front`] (the client's session) → [`catalog`] and [`names`] (what the
-//! client sees) → [`health`] and [`redact`] (secrets hidden from what children print) →
+//! client sees; [`tool_def`]: child tool definitions checked against MCP) → [`health`] and [`redact`] (secrets hidden from what children print) →
 //! [`error`] (the one conversion to wire errors) → [`jsonrpc`] (envelopes and framing) →
 //! [`watchdog`].
 
@@ -21,6 +21,7 @@ pub mod jsonrpc;
 pub mod names;
 pub mod outbox;
 pub mod redact;
+pub mod tool_def;
 pub mod watchdog;
 
 pub use app::{Gateway, StartOptions};

@@ -13,19 +13,18 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 use tokio::net::unix::pipe;
 use tokio::process::{ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 
 use super::stats::Stats;
 use crate::error::GatewayError;
 use crate::front::FrontSink;
 use crate::jsonrpc::framing::{Frame, LineReader};
-use crate::jsonrpc::{self, CallParams, Envelope, Kind};
+use crate::jsonrpc::{self, peek, CallParams, Envelope, Kind};
 use crate::outbox::{Outbox, Overflow, PushError};
 
-/// Longest line accepted from a child; longer ones are skipped to their newline.
-pub const MAX_LINE: usize = 16 * 1024 * 1024;
 /// Bytes queued toward a child before calls are refused as "overloaded".
 const INPUT_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -82,12 +81,6 @@ pub enum ReaderEnd {
     Framing(String),
 }
 
-/// Something the child said that the gateway (not the client) must act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildSignal {
-    ToolsChanged,
-}
-
 /// Why an internal request (handshake, listing) failed.
 #[derive(Debug)]
 pub enum RequestError {
@@ -97,6 +90,10 @@ pub enum RequestError {
     Closed,
     /// No answer within the deadline.
     Timeout,
+    /// The answer was longer than the server's `max_message_size` and was not read.
+    TooLarge { size: usize, limit: usize },
+    /// The answer was not a valid response (both or neither of `result` and `error`).
+    Invalid(&'static str),
 }
 
 impl std::fmt::Display for RequestError {
@@ -105,6 +102,10 @@ impl std::fmt::Display for RequestError {
             RequestError::Rpc(e) => write!(f, "error response {e}"),
             RequestError::Closed => f.write_str("the child closed its stdout"),
             RequestError::Timeout => f.write_str("no answer in time"),
+            RequestError::TooLarge { size, limit } => {
+                write!(f, "answer of {size} bytes exceeds max_message_size {limit}")
+            }
+            RequestError::Invalid(why) => write!(f, "invalid response: {why}"),
         }
     }
 }
@@ -112,6 +113,61 @@ impl std::fmt::Display for RequestError {
 /// Pending requests by child-side id. The ids are ours — unique, sequential, never chosen by
 /// a peer — so they need no DoS-resistant hashing: the id is its own hash.
 type PendingMap = HashMap<u64, Pending, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The pending requests, and the progress tokens of the calls among them: the child may
+/// send progress only for those (a made-up token could otherwise move another server's —
+/// or another client's — progress bar).
+#[derive(Default)]
+struct PendingTable {
+    by_id: PendingMap,
+    /// Canonical JSON of each token → how many pending calls carry it.
+    tokens: HashMap<Box<str>, u32>,
+}
+
+impl PendingTable {
+    fn insert(&mut self, id: u64, p: Pending) {
+        if let Pending::Call {
+            progress: Some(t), ..
+        } = &p
+        {
+            *self.tokens.entry(t.clone()).or_default() += 1;
+        }
+        self.by_id.insert(id, p);
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Pending> {
+        let p = self.by_id.remove(&id)?;
+        if let Pending::Call {
+            progress: Some(t), ..
+        } = &p
+        {
+            if let Some(n) = self.tokens.get_mut(t) {
+                *n -= 1;
+                if *n == 0 {
+                    self.tokens.remove(t);
+                }
+            }
+        }
+        Some(p)
+    }
+
+    fn drain(&mut self) -> Vec<(u64, Pending)> {
+        self.tokens.clear();
+        self.by_id.drain().collect()
+    }
+}
+
+/// The progress token in a call's `_meta` (raw JSON), canonicalized so that the child's
+/// re-encoding of it (escapes, spacing) still matches.
+fn progress_token(meta: &RawValue) -> Option<Box<str>> {
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(rename = "progressToken")]
+        token: Option<Value>,
+    }
+    let token = serde_json::from_str::<Meta>(meta.get()).ok()?.token?;
+    Some(token.to_string().into_boxed_str())
+}
 
 #[derive(Default)]
 struct IdHasher(u64);
@@ -143,6 +199,8 @@ enum Pending {
         timeout: Duration,
         reply: FrontSink,
         failover: Option<Box<str>>,
+        /// The client's `_meta.progressToken` (canonical JSON), if it asked for progress.
+        progress: Option<Box<str>>,
     },
     /// The gateway's own request.
     Internal(oneshot::Sender<Result<Box<RawValue>, RequestError>>),
@@ -153,7 +211,9 @@ pub struct Connection {
     server: Arc<str>,
     /// The child's stdin. Its written-id watermark tells which requests reached the child.
     input: Arc<Outbox>,
-    pending: Mutex<PendingMap>,
+    pending: Mutex<PendingTable>,
+    /// Longest message read from the child (`max_message_size`).
+    max_message: usize,
     next_id: AtomicU64,
     closed: AtomicBool,
     /// Wakes the sweeper when a deadline earlier than the one it sleeps toward appears.
@@ -177,7 +237,8 @@ impl Connection {
         stdout: ChildStdout,
         stats: Arc<Stats>,
         front: FrontSink,
-        signals: mpsc::UnboundedSender<ChildSignal>,
+        tools_changed: Arc<Notify>,
+        max_message: usize,
     ) -> std::io::Result<(Arc<Self>, ConnectionTasks)> {
         let input = Outbox::new(
             pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
@@ -187,7 +248,8 @@ impl Connection {
         let conn = Arc::new(Self {
             server,
             input,
-            pending: Mutex::new(PendingMap::default()),
+            pending: Mutex::new(PendingTable::default()),
+            max_message,
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             sweeper_wake: Notify::new(),
@@ -196,7 +258,7 @@ impl Connection {
             stats,
         });
         tokio::spawn(sweep_loop(Arc::downgrade(&conn)));
-        let reader = tokio::spawn(read_loop(conn.clone(), stdout, front, signals));
+        let reader = tokio::spawn(read_loop(conn.clone(), stdout, front, tools_changed));
         Ok((conn, ConnectionTasks { reader }))
     }
 
@@ -217,6 +279,12 @@ impl Connection {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let deadline = now + timeout;
+        // Only a call with `_meta` can ask for progress; the arguments are never looked at.
+        let progress = call
+            .rest
+            .iter()
+            .find(|(k, _)| k == "_meta")
+            .and_then(|(_, meta)| progress_token(meta));
         // Registered before sending, so even an instant answer finds its entry.
         self.lock().insert(
             id,
@@ -228,13 +296,14 @@ impl Connection {
                 timeout,
                 reply: reply.clone(),
                 failover: failover.map(Into::into),
+                progress,
             },
         );
         if let Err(e) = self
             .input
             .push_with(Some(id), 0, |buf| call.write_request(buf, id, tool))
         {
-            self.lock().remove(&id);
+            self.lock().remove(id);
             return Err(match e {
                 PushError::Full => GatewayError::Overloaded {
                     server: self.server.to_string(),
@@ -265,7 +334,7 @@ impl Connection {
             .input
             .push_with(Some(id), line.len(), |buf| buf.extend_from_slice(&line));
         if pushed.is_err() {
-            self.lock().remove(&id);
+            self.lock().remove(id);
             return Err(RequestError::Closed);
         }
         self.input.flush();
@@ -273,7 +342,7 @@ impl Connection {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(RequestError::Closed),
             Err(_) => {
-                self.lock().remove(&id);
+                self.lock().remove(id);
                 Err(RequestError::Timeout)
             }
         }
@@ -303,12 +372,12 @@ impl Connection {
     pub fn cancel_call(&self, front_id: &str, reason: Option<&str>) -> bool {
         let child_id = {
             let mut pending = self.lock();
-            let found = pending.iter().find_map(|(id, p)| match p {
+            let found = pending.by_id.iter().find_map(|(id, p)| match p {
                 Pending::Call { front_id: f, .. } if &**f == front_id => Some(*id),
                 _ => None,
             });
             if let Some(id) = found {
-                pending.remove(&id);
+                pending.remove(id);
             }
             found
         };
@@ -325,7 +394,7 @@ impl Connection {
     /// instead (fault matrix A2).
     pub async fn close(&self, why: impl Fn(bool) -> GatewayError, retry: Option<&RetryFn>) {
         self.closed.store(true, Ordering::Release);
-        let drained: Vec<(u64, Pending)> = self.lock().drain().collect();
+        let drained: Vec<(u64, Pending)> = self.lock().drain();
         let written = self.input.written_id();
         let mut unsent = match retry {
             Some(_) => unsent_params(&self.input.take_unsent()),
@@ -376,6 +445,7 @@ impl Connection {
     /// are not counted).
     pub fn in_flight(&self) -> usize {
         self.lock()
+            .by_id
             .values()
             .filter(|p| matches!(p, Pending::Call { .. }))
             .count()
@@ -396,7 +466,22 @@ impl Connection {
         self.notify("notifications/cancelled", Some(&params));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, PendingMap> {
+    /// Whether a progress notification's params carry the token of one of this child's calls
+    /// in flight.
+    fn progress_is_ours(&self, params: Option<&RawValue>) -> bool {
+        #[derive(Deserialize)]
+        struct Progress {
+            #[serde(rename = "progressToken")]
+            token: Value,
+        }
+        let Some(Ok(p)) = params.map(|p| serde_json::from_str::<Progress>(p.get())) else {
+            return false;
+        };
+        let token = p.token.to_string();
+        self.lock().tokens.contains_key(token.as_str())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PendingTable> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -449,22 +534,19 @@ async fn read_loop(
     conn: Arc<Connection>,
     stdout: ChildStdout,
     front: FrontSink,
-    signals: mpsc::UnboundedSender<ChildSignal>,
+    tools_changed: Arc<Notify>,
 ) -> ReaderEnd {
     let mut reader = LineReader::new(
         tokio::io::BufReader::with_capacity(64 * 1024, stdout),
-        MAX_LINE,
+        conn.max_message,
     );
     let mut buf = Vec::with_capacity(4096);
     // Sinks that got lines during this burst; written when the burst ends.
     let mut touched: Vec<FrontSink> = Vec::new();
     loop {
         match reader.next(&mut buf).await {
-            Ok(Frame::Line) => handle_line(&conn, &buf, &front, &signals, &mut touched),
-            Ok(Frame::Oversized(n)) => {
-                conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(server = %conn.server, bytes = n, limit = MAX_LINE, "dropped an oversized line from the child's stdout");
-            }
+            Ok(Frame::Line) => handle_line(&conn, &buf, &front, &tools_changed, &mut touched),
+            Ok(Frame::Oversized(n)) => on_oversized(&conn, &buf, n, &mut touched),
             Ok(Frame::Flood(n)) => {
                 conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
                 flush(&mut touched);
@@ -506,7 +588,7 @@ fn handle_line(
     conn: &Connection,
     line: &[u8],
     front: &FrontSink,
-    signals: &mpsc::UnboundedSender<ChildSignal>,
+    tools_changed: &Notify,
     touched: &mut Vec<FrontSink>,
 ) {
     if line.iter().all(u8::is_ascii_whitespace) {
@@ -523,8 +605,13 @@ fn handle_line(
     };
     match env.kind() {
         Kind::Response => on_response(conn, &env, touched),
-        Kind::Notification => on_notification(conn, &env, line, front, signals, touched),
+        Kind::Notification => on_notification(conn, &env, line, front, tools_changed, touched),
         Kind::Request => on_request(conn, &env),
+        // An id without method, result or error: an answer that says nothing. It still
+        // answers its request (with an error), rather than leaving it to time out.
+        Kind::Invalid if env.id.is_some() && env.method.is_none() => {
+            on_response(conn, &env, touched)
+        }
         Kind::Invalid => {
             conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
         }
@@ -533,7 +620,7 @@ fn handle_line(
 
 fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSink>) {
     let id = env.id.and_then(|raw| raw.get().parse::<u64>().ok());
-    let entry = id.and_then(|id| conn.lock().remove(&id));
+    let entry = id.and_then(|id| conn.lock().remove(id));
     let Some(entry) = entry else {
         conn.stats
             .unmatched_responses
@@ -552,7 +639,20 @@ fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSin
         } => {
             conn.stats.record_latency(started.elapsed());
             match (env.result, env.error) {
-                (Some(result), _) => {
+                (Some(_), Some(_)) | (None, None) => {
+                    let reason = invalid_reason(env);
+                    conn.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    conn.stats.invalid_responses.fetch_add(1, Ordering::Relaxed);
+                    let err = GatewayError::InvalidResponse {
+                        server: conn.server.to_string(),
+                        tool: tool.to_string(),
+                        reason,
+                    };
+                    tracing::warn!(server = %conn.server, tool = %tool, reason, "invalid response from the child");
+                    conn.stats.note_error(err.to_string());
+                    reply.push(&jsonrpc::error_line(&front_id, &err.to_wire()));
+                }
+                (Some(result), None) => {
                     // Decode only results that can be errors: most never mention isError.
                     let is_error = result.get().contains("\"isError\"")
                         && serde_json::from_str::<Outcome>(result.get()).is_ok_and(|o| o.is_error);
@@ -581,17 +681,89 @@ fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSin
                         jsonrpc::write_answer(buf, &front_id, b"error", error.get())
                     });
                 }
-                (None, None) => unreachable!("Kind::Response has a result or an error"),
             }
             touch(touched, &reply);
         }
         Pending::Internal(tx) => {
             let answer = match (env.result, env.error) {
-                (Some(result), _) => Ok(result.to_owned()),
+                (Some(result), None) => Ok(result.to_owned()),
                 (None, Some(error)) => Err(RequestError::Rpc(error.get().to_owned())),
-                (None, None) => Err(RequestError::Closed),
+                (Some(_), Some(_)) | (None, None) => {
+                    conn.stats.invalid_responses.fetch_add(1, Ordering::Relaxed);
+                    Err(RequestError::Invalid(invalid_reason(env)))
+                }
             };
             let _ = tx.send(answer);
+        }
+    }
+}
+
+/// Why a response with both or neither of `result` and `error` is invalid (JSON-RPC 2.0:
+/// exactly one of them; `null` counts as absent).
+fn invalid_reason(env: &Envelope<'_>) -> &'static str {
+    if env.result.is_some() {
+        "it has both a result and an error"
+    } else {
+        "it has neither a result nor an error"
+    }
+}
+
+/// A line over `max_message_size`, skipped unread: `prefix` is its beginning. A response
+/// fails its request at once with the sizes (instead of a timeout that blames the child's
+/// speed); anything else is dropped and counted.
+///
+/// When the prefix does not show the message's id (or shows it is not a response), nothing
+/// is failed: guessing could fail a call that is doing fine, and the one call left
+/// unanswered, if any, still ends at its deadline.
+fn on_oversized(conn: &Connection, prefix: &[u8], size: usize, touched: &mut Vec<FrontSink>) {
+    conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
+    conn.stats
+        .oversized_messages
+        .fetch_add(1, Ordering::Relaxed);
+    let limit = conn.max_message;
+    let peek = peek::peek(prefix);
+    let Some(id) = peek.response_id() else {
+        match peek.method.as_deref() {
+            Some(method) => {
+                tracing::warn!(server = %conn.server, method, size, limit, "dropped a message from the child over max_message_size")
+            }
+            None => {
+                tracing::warn!(server = %conn.server, size, limit, "dropped a line from the child over max_message_size; its first bytes do not say which request it answers, so none is failed")
+            }
+        }
+        return;
+    };
+    let entry = id.as_u64().and_then(|id| conn.lock().remove(id));
+    match entry {
+        Some(Pending::Call {
+            front_id,
+            tool,
+            started,
+            reply,
+            ..
+        }) => {
+            conn.stats.record_latency(started.elapsed());
+            conn.stats.errors.fetch_add(1, Ordering::Relaxed);
+            let err = GatewayError::ResponseTooLarge {
+                server: conn.server.to_string(),
+                tool: tool.to_string(),
+                size,
+                limit,
+            };
+            tracing::warn!(server = %conn.server, tool = %tool, size, limit, "a call's answer exceeds max_message_size; answered with an error");
+            conn.stats.note_error(err.to_string());
+            reply.push(&jsonrpc::error_line(&front_id, &err.to_wire()));
+            touch(touched, &reply);
+        }
+        Some(Pending::Internal(tx)) => {
+            tracing::warn!(server = %conn.server, size, limit, "an answer to the gateway's own request exceeds max_message_size");
+            let _ = tx.send(Err(RequestError::TooLarge { size, limit }));
+        }
+        None => {
+            conn.stats
+                .unmatched_responses
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(server = %conn.server, %id, size, limit, "dropped an answer over max_message_size that matches no pending request");
         }
     }
 }
@@ -601,10 +773,16 @@ fn on_notification(
     env: &Envelope<'_>,
     line: &[u8],
     front: &FrontSink,
-    signals: &mpsc::UnboundedSender<ChildSignal>,
+    tools_changed: &Notify,
     touched: &mut Vec<FrontSink>,
 ) {
     match env.method.as_deref() {
+        // Only progress for one of this child's own calls in flight: a token it was not given
+        // (another server's call, a call already answered) never reaches the client.
+        Some("notifications/progress") if !conn.progress_is_ours(env.params) => {
+            conn.stats.progress_dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(server = %conn.server, params = env.params.map(RawValue::get).unwrap_or(""), "dropped progress for no call of this server");
+        }
         // Progress carries the client's own token (forwarded unchanged in the call's _meta), so
         // it goes to the client as is. Sent from this sequential reader, it always reaches the
         // client before the call's response.
@@ -615,9 +793,8 @@ fn on_notification(
             front.push(&out);
             touch(touched, front);
         }
-        Some("notifications/tools/list_changed") => {
-            let _ = signals.send(ChildSignal::ToolsChanged);
-        }
+        // Coalesced: the Notify keeps at most one permit, however many arrive.
+        Some("notifications/tools/list_changed") => tools_changed.notify_one(),
         Some("notifications/message") => {
             tracing::debug!(server = %conn.server, params = env.params.map(RawValue::get).unwrap_or(""), "child log message");
         }
@@ -674,6 +851,7 @@ async fn expire(conn: &Connection) {
     {
         let mut pending = conn.lock();
         let ids: Vec<u64> = pending
+            .by_id
             .iter()
             .filter_map(|(id, p)| match p {
                 Pending::Call { deadline, .. } if *deadline <= now => Some(*id),
@@ -685,7 +863,7 @@ async fn expire(conn: &Connection) {
             })
             .collect();
         for id in ids {
-            if let Some(p) = pending.remove(&id) {
+            if let Some(p) = pending.remove(id) {
                 expired.push((id, p));
             }
         }
@@ -715,5 +893,53 @@ async fn expire(conn: &Connection) {
                 .send(jsonrpc::error_line(&front_id, &err.to_wire()))
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(progress: Option<&str>) -> Pending {
+        Pending::Call {
+            front_id: "1".into(),
+            tool: "s__t".into(),
+            started: Instant::now(),
+            deadline: Instant::now(),
+            timeout: Duration::ZERO,
+            reply: FrontSink::discard(),
+            failover: None,
+            progress: progress.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn progress_tokens_are_canonical() {
+        let raw = |s: &str| -> Box<RawValue> { RawValue::from_string(s.to_owned()).unwrap() };
+        assert_eq!(
+            progress_token(&raw(r#"{"progressToken":"\u0061b"}"#)).as_deref(),
+            Some(r#""ab""#)
+        );
+        assert_eq!(
+            progress_token(&raw(r#"{ "progressToken" : 7 }"#)).as_deref(),
+            Some("7")
+        );
+        assert_eq!(progress_token(&raw(r#"{"other":1}"#)), None);
+        assert_eq!(progress_token(&raw("[]")), None);
+    }
+
+    #[test]
+    fn a_token_is_known_while_any_call_carrying_it_is_pending() {
+        let mut t = PendingTable::default();
+        t.insert(1, call(Some("\"a\"")));
+        t.insert(2, call(Some("\"a\"")));
+        t.insert(3, call(None));
+        t.remove(1);
+        assert!(t.tokens.contains_key("\"a\""));
+        t.remove(2);
+        assert!(!t.tokens.contains_key("\"a\""));
+        t.insert(4, call(Some("5")));
+        assert_eq!(t.drain().len(), 2);
+        assert!(t.tokens.is_empty());
     }
 }

@@ -39,6 +39,8 @@ pub(crate) struct ChildShared {
     pub tools: Mutex<Arc<Vec<Value>>>,
     /// How many of the child's tools the config's filters hide.
     pub hidden_tools: std::sync::atomic::AtomicUsize,
+    /// The child's tool definitions that were repaired or dropped at its last listing.
+    pub tool_report: Mutex<Arc<crate::tool_def::ToolReport>>,
     /// `tools` came from the catalog cache and the child has not listed them itself yet.
     pub provisional: std::sync::atomic::AtomicBool,
     pub stats: Arc<Stats>,
@@ -66,6 +68,7 @@ impl ChildHandle {
                 conn: RwLock::new(None),
                 tools: Mutex::new(Arc::new(Vec::new())),
                 hidden_tools: Default::default(),
+                tool_report: Default::default(),
                 provisional: Default::default(),
                 stats: Arc::new(Stats::new(redactor.clone())),
                 stderr: StderrTail::new(redactor.clone()),
@@ -125,8 +128,10 @@ impl ChildHandle {
         }
     }
 
-    /// Seeds the tools from the catalog cache before the first start.
+    /// Seeds the tools from the catalog cache before the first start. They are checked again:
+    /// a cache written by an older version may hold definitions strict clients reject.
     pub(crate) fn seed_tools(&self, tools: Vec<Value>) {
+        let (tools, _) = crate::tool_def::sanitize(tools);
         *self.shared.tools.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(tools);
         self.shared
             .provisional
@@ -137,6 +142,15 @@ impl ChildHandle {
         self.shared
             .hidden_tools
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The tool definitions repaired or dropped when the child last listed its tools.
+    pub fn tool_report(&self) -> Arc<crate::tool_def::ToolReport> {
+        self.shared
+            .tool_report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn stats(&self) -> &Stats {

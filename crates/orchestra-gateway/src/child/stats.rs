@@ -20,6 +20,12 @@ pub struct Stats {
     pub stdout_noise: AtomicU64,
     /// Responses that matched no pending request (late after cancel/timeout, duplicates).
     pub unmatched_responses: AtomicU64,
+    /// Messages over the server's `max_message_size` (skipped unread; also in stdout_noise).
+    pub oversized_messages: AtomicU64,
+    /// Responses with both `result` and `error`, or neither.
+    pub invalid_responses: AtomicU64,
+    /// Progress notifications whose token belongs to none of this server's calls in flight.
+    pub progress_dropped: AtomicU64,
     last_error: std::sync::Mutex<Option<String>>,
     latency: [AtomicU64; BUCKETS],
     /// `last_error` quotes the child's error replies and is shown in the health report.
@@ -34,6 +40,9 @@ impl Default for Stats {
             timeouts: AtomicU64::new(0),
             stdout_noise: AtomicU64::new(0),
             unmatched_responses: AtomicU64::new(0),
+            oversized_messages: AtomicU64::new(0),
+            invalid_responses: AtomicU64::new(0),
+            progress_dropped: AtomicU64::new(0),
             last_error: std::sync::Mutex::new(None),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             redactor: Arc::default(),

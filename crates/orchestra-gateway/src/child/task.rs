@@ -22,11 +22,11 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use tokio::process::Child;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{self, Backoff};
-use super::connection::{ChildSignal, Connection, ReaderEnd, RequestError, RetryFn};
+use super::connection::{Connection, ReaderEnd, RequestError, RetryFn};
 use super::process::{self, describe, group_exists, signal_group, SpawnError};
 use super::state::State;
 use super::ChildShared;
@@ -34,6 +34,7 @@ use crate::catalog_cache::CatalogCache;
 use crate::error::GatewayError;
 use crate::events::{EventKind, EventLog};
 use crate::front::FrontSink;
+use crate::tool_def;
 use crate::watchdog::Watchdog;
 
 /// The protocol version the gateway offers children (the initialize-handshake era).
@@ -43,8 +44,16 @@ const EOF_GRACE: Duration = Duration::from_secs(2);
 /// Upper bound on `tools/list` pages from one child (a broken cursor must not loop forever).
 const MAX_PAGES: usize = 1000;
 
+/// Shortest time between the end of one re-listing and the start of the next: a child that
+/// sends `list_changed` in a loop gets at most a few `tools/list` per second.
+const MIN_RELIST_SPACING: Duration = Duration::from_millis(250);
+
 /// One ping in flight, polled by the serve loop next to everything else.
 type Probe = Pin<Box<dyn Future<Output = Result<(), RequestError>> + Send>>;
+
+/// One re-listing in flight (after the child's `list_changed`), polled like a probe, so that
+/// pings, exit detection and shutdown go on while a slow child answers `tools/list`.
+type Relist<'a> = Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
 
 /// Which live server, if any, stands in for a given server (its fallback chain).
 pub(crate) type FallbackOf = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -224,14 +233,17 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         super::stderr::drain(&drain_shared.name, stderr, &drain_shared.stderr).await
     });
 
-    let (signals_tx, mut signals) = mpsc::unbounded_channel();
+    // A Notify holds at most one permit: any number of list_changed notifications between two
+    // looks collapse into one re-listing.
+    let tools_changed = Arc::new(Notify::new());
     let started = Connection::start(
         name.clone(),
         spawned.stdin,
         spawned.stdout,
         shared.stats.clone(),
         cx.front.clone(),
-        signals_tx,
+        tools_changed.clone(),
+        shared.spec.max_message_size,
     );
     let (conn, tasks) = match started {
         Ok(started) => started,
@@ -308,18 +320,31 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         tokio::time::interval_at(tokio::time::Instant::now() + probe.interval, probe.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut probing: Option<Probe> = None;
+    // At most one re-listing in flight; notifications meanwhile make one more, no sooner than
+    // MIN_RELIST_SPACING after the last one ended.
+    let mut relisting: Option<Relist<'_>> = None;
+    let mut relist_due = false;
+    let mut next_relist = tokio::time::Instant::now();
     let death: String = loop {
         tokio::select! {
             _ = cx.shutdown.cancelled() => {
                 life.stop(child, true, false, |_| shutting_down(&name)).await;
                 return Outcome::Shutdown;
             }
-            Some(ChildSignal::ToolsChanged) = signals.recv() => {
-                match list_tools(shared, &conn, &cx.cache, shared.spec.call_timeout).await {
-                    Ok(()) => {
+            _ = tools_changed.notified(), if !relist_due => relist_due = true,
+            _ = tokio::time::sleep_until(next_relist), if relist_due && relisting.is_none() => {
+                relist_due = false;
+                relisting = Some(Box::pin(list_tools(shared, &conn, &cx.cache, shared.spec.call_timeout)));
+            }
+            listed = async { relisting.as_mut().expect("guarded").await }, if relisting.is_some() => {
+                relisting = None;
+                next_relist = tokio::time::Instant::now() + MIN_RELIST_SPACING;
+                match listed {
+                    Ok(true) => {
                         cx.log.record(&name, EventKind::ToolsChanged, format!("{} tools", shared.tools.lock().map(|t| t.len()).unwrap_or(0)));
                         cx.events.tools_changed();
                     }
+                    Ok(false) => tracing::debug!(server = %name, "relisted after list_changed: no change"),
                     Err(e) => tracing::warn!(server = %name, error = %e, "relisting tools after list_changed failed"),
                 }
             }
@@ -458,6 +483,7 @@ async fn handshake(
                 "no answer to the handshake (initialize) within {}",
                 orchestra_config::duration::format(deadline)
             ),
+            e @ RequestError::TooLarge { .. } => format!("initialize {e}"),
             e => format!("initialize failed: {e}"),
         })?;
     let result: Value = serde_json::from_str(result.get())
@@ -470,16 +496,17 @@ async fn handshake(
         s.server_info = result.get("serverInfo").cloned();
     });
     conn.notify("notifications/initialized", None);
-    list_tools(shared, conn, cache, deadline).await
+    list_tools(shared, conn, cache, deadline).await.map(|_| ())
 }
 
-/// Lists every page of the child's tools, applies the config's filters and publishes them.
+/// Lists every page of the child's tools, applies the config's filters, checks each
+/// definition (`tool_def`) and publishes them. Returns whether the published list changed.
 async fn list_tools(
     shared: &ChildShared,
     conn: &Connection,
     cache: &CatalogCache,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -489,7 +516,10 @@ async fn list_tools(
         let page = conn
             .request("tools/list", params.as_deref(), timeout)
             .await
-            .map_err(|e| format!("tools/list failed: {e}"))?;
+            .map_err(|e| match e {
+                RequestError::TooLarge { .. } => format!("tools/list {e}"),
+                e => format!("tools/list failed: {e}"),
+            })?;
         let mut page: Value = serde_json::from_str(page.get())
             .map_err(|e| format!("tools/list result is not JSON: {e}"))?;
         match page.get_mut("tools").map(Value::take) {
@@ -504,20 +534,36 @@ async fn list_tools(
             break;
         }
     }
+    // Config filters first (a tool the user hid is not worth a warning), then MCP's rules.
     let filter = &shared.spec.tools;
-    let total = all.len();
-    all.retain(|t| {
-        t.get("name")
-            .and_then(Value::as_str)
-            .is_some_and(|n| filter.admits(n))
-    });
-    shared
-        .hidden_tools
-        .store(total - all.len(), Ordering::Relaxed);
-    cache.store(&shared.spec, &all);
-    *shared.tools.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(all);
+    let mut checker = tool_def::Checker::default();
+    let mut hidden = 0;
+    let mut tools = Vec::with_capacity(all.len());
+    for (index, tool) in all.into_iter().enumerate() {
+        if tool_def::usable_name(&tool).is_some_and(|n| !filter.admits(n)) {
+            hidden += 1;
+        } else if let Some(tool) = checker.admit(index, tool) {
+            tools.push(tool);
+        }
+    }
+    let report = checker.finish();
+    for issue in &report.repaired {
+        tracing::warn!(server = %shared.name, tool = issue.tool.as_deref().unwrap_or("?"), index = issue.index, reason = %issue.reason, "repaired a tool definition from the child");
+    }
+    for issue in &report.dropped {
+        tracing::warn!(server = %shared.name, tool = issue.tool.as_deref().unwrap_or("?"), index = issue.index, reason = %issue.reason, "dropped a tool definition from the child");
+    }
+    shared.hidden_tools.store(hidden, Ordering::Relaxed);
+    *shared.tool_report.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(report);
+    let mut current = shared.tools.lock().unwrap_or_else(|p| p.into_inner());
+    let changed = **current != tools || shared.provisional.load(Ordering::Acquire);
+    if changed {
+        cache.store(&shared.spec, &tools);
+        *current = Arc::new(tools);
+    }
+    drop(current);
     shared.provisional.store(false, Ordering::Release);
-    Ok(())
+    Ok(changed)
 }
 
 /// `reason` with the child's last stderr line, redacted: it is shown to the client and model.

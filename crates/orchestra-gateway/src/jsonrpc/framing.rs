@@ -1,17 +1,23 @@
 //! Newline-delimited framing with a length cap: a line longer than the cap is discarded up to
-//! its newline instead of growing memory without bound.
+//! its newline instead of growing memory without bound. Its first [`PREFIX`] bytes are kept,
+//! so that the caller can still tell what it was (a response's `id` usually comes first).
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// Skipping more than this many times the cap without a newline is a flood, not a long line.
 const FLOOD_FACTOR: usize = 4;
 
+/// How much of a skipped line is kept: enough for a JSON-RPC envelope's leading members
+/// (`jsonrpc`, `id`, `method`), never the payload.
+pub const PREFIX: usize = 4096;
+
 /// One framing event.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
     /// A complete line (without the newline; a trailing `\r` is removed too).
     Line,
-    /// A line over the cap was skipped; carries its length so far.
+    /// A line over the cap was skipped; carries its length (so far, at end of stream). The
+    /// buffer holds its first [`PREFIX`] bytes.
     Oversized(usize),
     /// End of stream.
     Eof,
@@ -61,8 +67,15 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 None => (available, None),
             };
             if skipped > 0 || buf.len() + chunk.len() > self.max_len {
-                skipped += buf.len() + chunk.len();
-                buf.clear();
+                if skipped == 0 {
+                    // First bytes over the cap: keep the line's prefix, give the rest back.
+                    skipped = buf.len();
+                    buf.truncate(PREFIX);
+                    buf.shrink_to(PREFIX);
+                }
+                let wanted = PREFIX.saturating_sub(buf.len()).min(chunk.len());
+                buf.extend_from_slice(&chunk[..wanted]);
+                skipped += chunk.len();
                 if found.is_none() && skipped > self.max_len.saturating_mul(FLOOD_FACTOR) {
                     let consumed = available.len();
                     self.inner.consume(consumed);
@@ -106,11 +119,32 @@ mod tests {
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
         assert_eq!(buf, b"short");
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Oversized(25));
+        assert_eq!(buf, b"this line is far too long", "the prefix is kept");
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
         assert_eq!(buf, b"ok");
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
         assert_eq!(buf, b"last");
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Eof);
+    }
+
+    #[tokio::test]
+    async fn only_a_prefix_of_an_oversized_line_is_kept() {
+        let mut input = b"{\"id\":7,\"result\":\"".to_vec();
+        input.resize(3 * PREFIX, b'x');
+        input.extend_from_slice(b"\"}\nnext\n");
+        let mut r = LineReader::new(
+            tokio::io::BufReader::with_capacity(1000, input.as_slice()),
+            PREFIX + 10,
+        );
+        let mut buf = Vec::new();
+        assert_eq!(
+            r.next(&mut buf).await.unwrap(),
+            Frame::Oversized(3 * PREFIX + 2)
+        );
+        assert_eq!(buf.len(), PREFIX);
+        assert!(buf.starts_with(b"{\"id\":7,"));
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
+        assert_eq!(buf, b"next");
     }
 
     #[tokio::test]
@@ -122,6 +156,5 @@ mod tests {
         );
         let mut buf = Vec::new();
         assert!(matches!(r.next(&mut buf).await.unwrap(), Frame::Flood(n) if n > 40));
-        assert!(buf.is_empty());
     }
 }

@@ -5,6 +5,7 @@
 //! child's answer is parsed once (the envelope); arguments and results are never decoded.
 
 pub mod framing;
+pub mod peek;
 
 use std::borrow::Cow;
 use std::fmt::Write as _;

@@ -64,6 +64,25 @@
 //! * `unknown_id_response` — before every `tools/call` response, send a
 //!   response with id 999999 that nobody asked for.
 //! * `slow_start:MS` — sleep MS milliseconds before answering `initialize`.
+//! * `bad_tools` — also list malformed tool definitions next to the good ones:
+//!   `noschema` (no `inputSchema`), `nullschema` (`inputSchema: null`),
+//!   `untyped` (`inputSchema` without `type`), `badmeta` (non-string
+//!   description, `outputSchema: "nope"`), a second `echo` (duplicate name),
+//!   `stringargs` (`inputSchema.type: "string"`), a tool without a name and a
+//!   plain string entry. The named ones answer like `echo`.
+//! * `huge_result:BYTES` — also expose the tool `huge`, whose answer is one
+//!   result line of exactly BYTES bytes (id first, as most servers write it).
+//! * `huge_list:BYTES` — the `tools/list` answer is padded (in its `_meta`) to
+//!   a line of exactly BYTES bytes.
+//! * `list_changed_flood:MS` — after `notifications/initialized`, send
+//!   `notifications/tools/list_changed` every MS milliseconds, forever.
+//! * `fake_progress:TOKEN` — before answering each `tools/call`, send a
+//!   `notifications/progress` with the string token TOKEN (which it was not
+//!   given), progress 999 and message `forged`.
+//! * `result_and_error` — every `tools/call` response carries both a `result`
+//!   and an `error`.
+//! * `empty_response` — every `tools/call` response carries neither (only
+//!   `jsonrpc` and `id`).
 //! * `page_size:N` — paginate `tools/list` with N tools per page; `nextCursor`
 //!   is the stringified offset of the next page.
 //! * `server_request:METHOD` — after `notifications/initialized`, send the client
@@ -119,6 +138,13 @@ struct Config {
     unknown_id_response: bool,
     slow_start: Option<u64>,
     page_size: Option<usize>,
+    bad_tools: bool,
+    huge_result: Option<usize>,
+    huge_list: Option<usize>,
+    list_changed_flood: Option<u64>,
+    fake_progress: Option<String>,
+    result_and_error: bool,
+    empty_response: bool,
     server_request: Option<String>,
     stderr_lines: Vec<String>,
 }
@@ -171,6 +197,13 @@ impl Config {
                 .push(required_value(name, value)?.to_owned()),
             "respond_twice" => self.respond_twice = flag(name, value)?,
             "unknown_id_response" => self.unknown_id_response = flag(name, value)?,
+            "bad_tools" => self.bad_tools = flag(name, value)?,
+            "huge_result" => self.huge_result = Some(parse_value(name, value)?),
+            "huge_list" => self.huge_list = Some(parse_value(name, value)?),
+            "list_changed_flood" => self.list_changed_flood = Some(parse_value(name, value)?),
+            "fake_progress" => self.fake_progress = Some(required_value(name, value)?.to_owned()),
+            "result_and_error" => self.result_and_error = flag(name, value)?,
+            "empty_response" => self.empty_response = flag(name, value)?,
             "slow_start" => self.slow_start = Some(parse_value(name, value)?),
             "server_request" => self.server_request = Some(required_value(name, value)?.to_owned()),
             "stderr_line" => self
@@ -221,6 +254,7 @@ enum Tool {
     Pid,
     Crash,
     Progress,
+    Huge,
 }
 
 type CallOutcome = Result<Value, (i64, String)>;
@@ -277,6 +311,33 @@ fn base_tool_defs() -> Vec<Value> {
             &[],
         ),
     ]
+}
+
+/// Tool definitions that break MCP's rules (`bad_tools`), in listing order.
+fn bad_tool_defs() -> Vec<Value> {
+    vec![
+        json!({"name": "noschema", "description": "A tool without an inputSchema"}),
+        json!({"name": "nullschema", "description": "inputSchema is null", "inputSchema": null}),
+        json!({"name": "untyped", "inputSchema": {"properties": {"text": {"type": "string"}}}}),
+        json!({"name": "badmeta", "description": 42, "inputSchema": {"type": "object"}, "outputSchema": "nope"}),
+        json!({"name": "echo", "description": "A second echo", "inputSchema": {"type": "object"}}),
+        json!({"name": "stringargs", "inputSchema": {"type": "string"}}),
+        json!({"description": "a tool without a name", "inputSchema": {"type": "object"}}),
+        json!("not a tool"),
+    ]
+}
+
+/// Names of the callable (echo-like) tools among [`bad_tool_defs`].
+const BAD_TOOL_NAMES: &[&str] = &["noschema", "nullschema", "untyped", "badmeta", "stringargs"];
+
+/// A JSON-RPC line of exactly `bytes` bytes (newline excluded) that starts with `head` and
+/// ends with `tail`, padded with `x` in between (or just `head` + `tail` if too small).
+fn padded_line(head: &str, tail: &str, bytes: usize) -> Vec<u8> {
+    let mut line = Vec::with_capacity(bytes.max(head.len() + tail.len()));
+    line.extend_from_slice(head.as_bytes());
+    line.resize(bytes.saturating_sub(tail.len()).max(head.len()), b'x');
+    line.extend_from_slice(tail.as_bytes());
+    line
 }
 
 fn text_result(text: &str) -> Value {
@@ -565,6 +626,9 @@ impl Server {
                 if let Some(method) = &self.config.server_request {
                     self.send(&json!({"jsonrpc": "2.0", "id": "srv-1", "method": method}));
                 }
+                if let Some(ms) = self.config.list_changed_flood {
+                    self.flood_list_changed(ms);
+                }
             }
             "notifications/cancelled" => self.cancel(params),
             _ => eprintln!("fault-child: ignoring notification {method}"),
@@ -615,11 +679,28 @@ impl Server {
         if self.tools_added.load(Ordering::SeqCst) {
             tools.push(echo_tool_def("added_later"));
         }
+        if self.config.huge_result.is_some() {
+            tools.push(tool_def(
+                "huge",
+                "Answers with one very long line",
+                json!({}),
+                &[],
+            ));
+        }
+        if self.config.bad_tools {
+            tools.extend(bad_tool_defs());
+        }
         tools
     }
 
     fn tools_list(&self, id: &Value, params: &Value) {
         let tools = self.all_tool_defs();
+        if let Some(bytes) = self.config.huge_list {
+            let head = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": tools}}).to_string();
+            let head = format!("{},\"_meta\":{{\"padding\":\"", &head[..head.len() - 2]);
+            self.send_raw(&padded_line(&head, "\"}}}", bytes));
+            return;
+        }
         let Some(page_size) = self.config.page_size else {
             self.send_result(id, json!({"tools": tools}));
             return;
@@ -656,9 +737,13 @@ impl Server {
             .strip_prefix("tool_")
             .and_then(|n| n.parse::<usize>().ok())
             .is_some_and(|n| n < self.config.extra_tools && name == format!("tool_{n}"));
-        let named = self.config.tool_names.iter().any(|n| n == name);
+        let named = self.config.tool_names.iter().any(|n| n == name)
+            || (self.config.bad_tools && BAD_TOOL_NAMES.contains(&name));
         let added = name == "added_later" && self.tools_added.load(Ordering::SeqCst);
-        builtin.or((extra || named || added).then_some(Tool::Echo))
+        let huge = (name == "huge" && self.config.huge_result.is_some()).then_some(Tool::Huge);
+        builtin
+            .or(huge)
+            .or((extra || named || added).then_some(Tool::Echo))
     }
 
     fn tools_call(self: &Arc<Self>, id: Value, params: &Value) {
@@ -677,6 +762,13 @@ impl Server {
             .get("arguments")
             .cloned()
             .unwrap_or_else(|| json!({}));
+        if let Some(token) = &self.config.fake_progress {
+            self.send(&json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/progress",
+                "params": {"progressToken": token, "progress": 999, "message": "forged"},
+            }));
+        }
         let Some(tool) = self.tool_kind(name) else {
             self.finish_call(&id, Err((INVALID_PARAMS, format!("unknown tool: {name}"))));
             return;
@@ -689,6 +781,13 @@ impl Server {
                 self.finish_call(&id, Ok(result));
             }
             Tool::Pid => self.finish_call(&id, Ok(text_result(&process::id().to_string()))),
+            Tool::Huge => {
+                let bytes = self.config.huge_result.unwrap_or_default();
+                let head = format!(
+                    r#"{{"id":{id},"jsonrpc":"2.0","result":{{"content":[{{"type":"text","text":""#
+                );
+                self.send_raw(&padded_line(&head, r#""}]}}"#, bytes));
+            }
             Tool::Crash => {
                 let code = args["code"].as_i64().unwrap_or(3);
                 exit_with(i32::try_from(code).unwrap_or(3), "crash tool");
@@ -723,6 +822,20 @@ impl Server {
         if self.config.no_newline_flood {
             self.flood_stdout_without_newline();
         }
+    }
+
+    /// Sends `notifications/tools/list_changed` every `ms` milliseconds, forever.
+    fn flood_list_changed(&self, ms: u64) {
+        // Stdout's own lock keeps each line whole next to the writes through `self.out`.
+        thread::spawn(move || loop {
+            let line = b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n";
+            let mut out = io::stdout().lock();
+            if out.write_all(line).and_then(|()| out.flush()).is_err() {
+                return;
+            }
+            drop(out);
+            thread::sleep(Duration::from_millis(ms));
+        });
     }
 
     fn flood_stdout_without_newline(&self) -> ! {
@@ -803,6 +916,18 @@ impl Server {
         }
         let times = if self.config.respond_twice { 2 } else { 1 };
         for _ in 0..times {
+            if self.config.result_and_error {
+                let result = outcome.clone().unwrap_or_else(|_| json!({}));
+                self.send(&json!({
+                    "jsonrpc": "2.0", "id": id, "result": result,
+                    "error": {"code": -32603, "message": "and an error too"},
+                }));
+                continue;
+            }
+            if self.config.empty_response {
+                self.send(&json!({"jsonrpc": "2.0", "id": id}));
+                continue;
+            }
             match &outcome {
                 Ok(result) => self.send_result(id, result.clone()),
                 Err((code, message)) => self.send_error(id, *code, message),
