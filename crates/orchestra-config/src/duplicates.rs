@@ -19,13 +19,34 @@ pub(crate) fn find(text: &str, format: Format) -> Vec<ConfigError> {
         path: String::new(),
         found: &mut found,
     };
-    let _ = match format {
-        Format::Yaml => scan.deserialize(serde_yaml::Deserializer::from_str(text)),
-        Format::Json => scan
-            .deserialize(&mut serde_json::Deserializer::from_str(text))
-            .map_err(|e| serde::de::Error::custom(e.to_string())),
-    };
+    match format {
+        Format::Yaml => {
+            let _ = scan.deserialize(serde_yaml::Deserializer::from_str(text));
+            found
+        }
+        Format::Json => {
+            let _ = scan.deserialize(&mut serde_json::Deserializer::from_str(text));
+            claude_paths(found)
+        }
+    }
+}
+
+/// A Claude config holds the client's own settings next to `mcpServers`: only our part is
+/// checked (the client's settings are none of our business), and `mcpServers.x` is reported
+/// as `servers.x`, like every other error about that entry.
+fn claude_paths(found: Vec<ConfigError>) -> Vec<ConfigError> {
     found
+        .into_iter()
+        .filter_map(|mut e| {
+            let top = e.path.split(['.', '[']).next().unwrap_or_default();
+            if top == "mcpServers" {
+                e.path = format!("servers{}", &e.path["mcpServers".len()..]);
+                Some(e)
+            } else {
+                crate::raw::TOP_LEVEL.contains(&top).then_some(e)
+            }
+        })
+        .collect()
 }
 
 /// Visits one value at `path`, recording repeated keys of every mapping inside it.
@@ -180,7 +201,10 @@ mod tests {
         let yaml = "servers:\n  x:\n    args: [{a: 1, a: 2}]\n";
         assert_eq!(paths(yaml, Format::Yaml), ["servers.x.args[0].a"]);
         let json = r#"{"mcpServers": {"x": {"command": "a", "command": "b"}}}"#;
-        assert_eq!(paths(json, Format::Json), ["mcpServers.x.command"]);
+        assert_eq!(paths(json, Format::Json), ["servers.x.command"]);
+        // The client's own settings beside mcpServers are not ours to judge.
+        let json = r#"{"projects": {"p": {"x": 1, "x": 2}}, "mcpServers": {}}"#;
+        assert!(paths(json, Format::Json).is_empty());
     }
 
     #[test]

@@ -34,7 +34,22 @@ pub(crate) fn expand(text: &str, sources: &Sources<'_>) -> Result<String, String
                 if path.is_empty() {
                     return Err(format!("empty file path in \"{text}\""));
                 }
-                let contents = (sources.file)(path)?;
+                if path.contains("${") {
+                    return Err(format!(
+                        "a variable inside ${{file:...}} is not expanded in \"{text}\"; write the \
+                         path itself (relative to the config file, or starting with ~/)"
+                    ));
+                }
+                let path = match path.strip_prefix("~/") {
+                    Some(rest) => match (sources.env)("HOME") {
+                        Some(home) => format!("{}/{rest}", home.trim_end_matches('/')),
+                        None => {
+                            return Err(format!("HOME is not set, so \"{path}\" cannot be read"))
+                        }
+                    },
+                    None => path.to_owned(),
+                };
+                let contents = (sources.file)(&path)?;
                 let contents = contents.strip_suffix('\n').unwrap_or(&contents);
                 out.push_str(contents.strip_suffix('\r').unwrap_or(contents));
                 rest = &body_and_more[end + 1..];
@@ -71,12 +86,12 @@ mod tests {
     use super::*;
 
     fn env(name: &str) -> Option<String> {
-        (name == "HOME_DIR").then(|| "/home/me".to_owned())
+        matches!(name, "HOME_DIR" | "HOME").then(|| "/home/me".to_owned())
     }
 
     fn file(path: &str) -> Result<String, String> {
         match path {
-            "/run/secrets/token" => Ok("s3cr3t\n".into()),
+            "/run/secrets/token" | "/home/me/.token" => Ok("s3cr3t\n".into()),
             _ => Err(format!("cannot read {path}: No such file or directory")),
         }
     }
@@ -120,5 +135,9 @@ mod tests {
             "cannot read /nope: No such file or directory"
         );
         assert!(run("${file:}").is_err());
+        assert_eq!(run("${file:~/.token}").unwrap(), "s3cr3t");
+        assert!(run("${file:${HOME}/.token}")
+            .unwrap_err()
+            .contains("not expanded"));
     }
 }

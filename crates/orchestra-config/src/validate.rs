@@ -662,27 +662,72 @@ fn entry<T: DeserializeOwned>(
         .filter(|(k, _)| fields.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    // serde stops at the first bad value: report it, set that key aside and try again, so
-    // that every bad key of the entry is reported in one run.
-    let mut failed = false;
-    for _ in 0..=fields.len() {
+    // serde stops at the first bad value: report it, set that value aside and try again, so
+    // that every bad value of the entry is reported in one run. What then deserializes is
+    // returned even so (the errors are recorded), so the caller's own checks still run on the
+    // keys that were fine and report their problems too.
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..64 {
         match Value::from(known.clone()).deserialize::<T>() {
-            Ok(t) => return (!failed).then_some(t),
+            Ok(t) => return Some(t),
             Err(e) => {
-                failed = true;
                 let mut retry = false;
                 for e in e {
-                    let key = e.path.iter().fold(path.to_owned(), |p, k| join(&p, k));
-                    errors.push(key, describe(&e.kind));
-                    retry |= e.path.first().is_some_and(|k| known.remove(k).is_some());
+                    // A key set aside for a bad value is not also "missing".
+                    if let figment::error::Kind::MissingField(field) = &e.kind {
+                        if removed.iter().any(|r| r == field.as_ref()) {
+                            continue;
+                        }
+                    }
+                    errors.push(display_path(&known, path, &e.path), describe(&e.kind));
+                    if let Some(first) = e.path.first() {
+                        removed.push(first.clone());
+                    }
+                    retry |= remove_at(&mut known, &e.path);
                 }
                 if !retry {
-                    break;
+                    return None;
                 }
             }
         }
     }
     None
+}
+
+/// `path` + the error's key path, list positions written `[i]` (as everywhere else).
+fn display_path(root: &Dict, path: &str, keys: &[String]) -> String {
+    let mut out = path.to_owned();
+    let mut at: Option<&Value> = None;
+    for key in keys {
+        let in_list = matches!(at, Some(Value::Array(..)));
+        at = match at {
+            None => root.get(key),
+            Some(Value::Dict(_, d)) => d.get(key),
+            Some(Value::Array(_, a)) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+            Some(_) => None,
+        };
+        out = if in_list {
+            format!("{out}[{key}]")
+        } else {
+            join(&out, key)
+        };
+    }
+    out
+}
+
+/// Removes the value at `keys` so that deserialization can go on past it. Inside a mapping
+/// only the bad value goes (its siblings are still checked); a bad list element takes its
+/// whole list with it (removing one element would shift the positions reported later).
+fn remove_at(dict: &mut Dict, keys: &[String]) -> bool {
+    match keys {
+        [] => false,
+        [key] => dict.remove(key).is_some(),
+        [key, rest @ ..] => match dict.get_mut(key) {
+            Some(Value::Dict(_, inner)) => remove_at(inner, rest),
+            Some(_) => dict.remove(key).is_some(),
+            None => false,
+        },
+    }
 }
 
 fn describe(kind: &figment::error::Kind) -> String {

@@ -268,7 +268,7 @@ fn duplicate_keys_are_reported_at_their_path() {
     match load_from_str(json, Format::Json, &source(), &env) {
         Err(LoadError::Invalid { errors, .. }) => {
             assert!(
-                errors.to_string().contains("mcpServers.a: duplicate key"),
+                errors.to_string().contains("servers.a: duplicate key"),
                 "{errors}"
             )
         }
@@ -353,4 +353,28 @@ fn values_can_come_from_files_next_to_the_config() {
         other => panic!("expected an unreadable-file error, got {other:?}"),
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_values_inside_nested_entries_are_all_reported_once() {
+    let errors = errors_of(
+        "servers:\n  a:\n    args: 5\n    tools: {allow: 5, deny: 6}\n    env: {A: [1], B: {x: 1}}\n  b:\n    command: x\n    args: [ok, [nested]]\ndomain_boundaries:\n  d: {primary: 5}\n",
+    );
+    for want in [
+        "servers.a.args: expected",
+        "servers.a.tools.allow: expected",
+        "servers.a.tools.deny: expected",
+        "servers.a.env.A: expected",
+        "servers.a.env.B: expected",
+        // The checks after deserialization still run on what was fine.
+        "servers.a.command: missing",
+        "servers.b.args[1]: expected",
+        "domain_boundaries.d.primary: expected",
+    ] {
+        assert!(errors.contains(want), "{want} in:\n{errors}");
+    }
+    assert!(
+        !errors.contains("missing required key `primary`"),
+        "a key with a bad value is not also missing:\n{errors}"
+    );
 }
