@@ -189,3 +189,63 @@ pub fn describe(status: ExitStatus) -> String {
         "unknown exit status".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orchestra_config::{load_from_str, Format};
+
+    fn server(entry: &str) -> Server {
+        let yaml = format!("servers:\n  s: {entry}\n");
+        let config = load_from_str(&yaml, Format::Yaml, std::path::Path::new("t.yaml"), &|_| {
+            None
+        })
+        .unwrap();
+        config.servers.into_iter().next().unwrap()
+    }
+
+    fn names(env: &[(OsString, OsString)]) -> Vec<&str> {
+        env.iter().filter_map(|(k, _)| k.to_str()).collect()
+    }
+
+    /// PATH is always in the gateway's environment (the test harness runs under one).
+    #[test]
+    fn children_get_the_admitted_variables_then_their_own() {
+        let base = child_env(&server("{command: x, env: {PATH: /only/here, OWN: v}}"));
+        assert!(
+            base.contains(&("PATH".into(), "/only/here".into())),
+            "env wins"
+        );
+        assert_eq!(names(&base).iter().filter(|k| **k == "PATH").count(), 1);
+        assert!(names(&base).contains(&"OWN"));
+        assert!(!names(&base).contains(&"CARGO"), "not admitted: {base:?}");
+
+        let named = child_env(&server("{command: x, inherit_env: [CARGO]}"));
+        assert!(names(&named).contains(&"CARGO") && names(&named).contains(&"PATH"));
+        let all = child_env(&server("{command: x, inherit_env: all}"));
+        assert_eq!(all.len(), std::env::vars_os().count());
+    }
+
+    #[test]
+    fn runnable_commands_are_found_like_execvp_finds_them() {
+        let env = |path: &str| vec![(OsString::from("PATH"), OsString::from(path))];
+        let sh = server("{command: sh}");
+        assert!(check_runnable(&sh, &env("/nowhere:/bin:/usr/bin")).is_ok());
+        assert!(matches!(
+            check_runnable(&sh, &env("/nowhere")),
+            Err(SpawnError::NotFound(_))
+        ));
+        assert!(check_runnable(&server("{command: /bin/sh}"), &[]).is_ok());
+        let plain = std::env::temp_dir().join(format!("orchestra-plain-{}", std::process::id()));
+        std::fs::write(&plain, "not a program").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let entry = format!("{{command: \"{}\"}}", plain.display());
+        let not_executable = check_runnable(&server(&entry), &[]);
+        let _ = std::fs::remove_file(&plain);
+        assert!(matches!(not_executable, Err(SpawnError::NotExecutable(_))));
+        assert!(matches!(
+            check_runnable(&server("{command: /nonexistent/x}"), &[]),
+            Err(SpawnError::NotFound(_))
+        ));
+    }
+}
