@@ -96,7 +96,11 @@ impl Watchdog {
         if let Some(b) = &base {
             ledger.apply(&Op::Add(Entry::Cgroup(b.path().to_path_buf())));
         }
-        let running = start_helper(exe, &ledger)?;
+        let running = start_helper(exe, &ledger).inspect_err(|_| {
+            if let Some(b) = &base {
+                let _ = cgroup::remove(b.path());
+            }
+        })?;
         let shared = Arc::new(Shared {
             exe: exe.to_path_buf(),
             base,

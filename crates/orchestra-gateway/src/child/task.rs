@@ -547,7 +547,8 @@ impl Life<'_> {
         *self.shared.conn.write().unwrap_or_else(|p| p.into_inner()) = None;
         self.conn.close_input();
         let (name, pgid, all) = (&self.shared.name, self.contained.pgid(), self.contained);
-        if !graceful && !wait_for(child, Duration::ZERO).await {
+        if !graceful {
+            // Dead, hung or broken: nothing it started gets a grace period either.
             all.kill_all();
         }
         let mut exited = wait_for(child, EOF_GRACE.min(self.cx.grace)).await;
