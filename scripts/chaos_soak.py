@@ -75,6 +75,9 @@ def config_yaml(fault_child: Path) -> str:
         "gateway:",
         "  call_timeout: 5s",
         "  restart: {initial_backoff: 100ms, max_backoff: 1s, max_restarts: 1000, within: 10s}",
+        # Children get only the variables their config admits: the marker must reach them,
+        # since it is how the soak recognises its children (kills, leak check).
+        f"  inherit_env: [{MARKER_VAR}]",
         "servers:",
     ]
     for name in SERVERS:

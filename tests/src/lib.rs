@@ -150,8 +150,9 @@ impl Drop for TempDir {
     }
 }
 
-/// A unique value put in the gateway's environment; every descendant inherits it, which is
-/// how [`procs`] finds leftovers.
+/// A unique value put in the gateway's environment; every descendant inherits it (the kit
+/// admits it in the config: [`with_marker_inherited`]), which is how [`procs`] finds
+/// leftovers.
 pub fn new_marker() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -167,6 +168,45 @@ pub fn new_marker() -> String {
 
 /// Name of the environment variable carrying the marker.
 pub const MARKER_VAR: &str = "ORCHESTRA_TEST_MARKER";
+
+/// `config_yaml` with [`MARKER_VAR`] added to what children inherit (`gateway.inherit_env`
+/// and every server's own `inherit_env` list): children get only the variables their config
+/// admits, and the marker is how [`procs`] finds every process of a test. Text that is not a
+/// YAML mapping (a test of a broken config) is returned unchanged.
+pub fn with_marker_inherited(config_yaml: &str) -> String {
+    use serde_yaml::{Mapping, Value as Yaml};
+    let Ok(Yaml::Mapping(mut root)) = serde_yaml::from_str::<Yaml>(config_yaml) else {
+        return config_yaml.to_owned();
+    };
+    let marker = Yaml::String(MARKER_VAR.to_owned());
+    // Adds the marker to an `inherit_env` list; `all` already admits it.
+    let admit = |entry: &mut Mapping| match entry.get_mut("inherit_env") {
+        None => {
+            entry.insert("inherit_env".into(), Yaml::Sequence(vec![marker.clone()]));
+        }
+        Some(Yaml::Sequence(names)) if !names.contains(&marker) => names.push(marker.clone()),
+        Some(_) => {}
+    };
+    match root.get_mut("gateway") {
+        Some(Yaml::Mapping(gateway)) => admit(gateway),
+        Some(_) => return config_yaml.to_owned(),
+        None => {
+            let mut gateway = Mapping::new();
+            admit(&mut gateway);
+            root.insert("gateway".into(), Yaml::Mapping(gateway));
+        }
+    }
+    if let Some(Yaml::Mapping(servers)) = root.get_mut("servers") {
+        for (_, server) in servers.iter_mut() {
+            if let Yaml::Mapping(server) = server {
+                if server.contains_key("inherit_env") {
+                    admit(server);
+                }
+            }
+        }
+    }
+    serde_yaml::to_string(&Yaml::Mapping(root)).unwrap_or_else(|_| config_yaml.to_owned())
+}
 
 type Replies = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 
@@ -217,7 +257,7 @@ impl Gateway {
     pub fn spawn(config_yaml: &str, env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("gw");
         let config = dir.join("orchestra.yaml");
-        std::fs::write(&config, config_yaml).expect("writing config");
+        std::fs::write(&config, with_marker_inherited(config_yaml)).expect("writing config");
         let marker = new_marker();
         let mut cmd = Command::new(gateway_bin());
         cmd.arg("serve")

@@ -1,5 +1,6 @@
 //! Finding a test's processes through /proc: every descendant of the gateway under test
-//! inherits its marker variable, whatever process group or parent it ends up with.
+//! inherits its marker variable (the kit admits it in the config's `inherit_env`: see
+//! `with_marker_inherited`), whatever process group or parent it ends up with.
 
 use std::time::{Duration, Instant};
 

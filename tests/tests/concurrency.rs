@@ -417,11 +417,11 @@ async fn progress_precedes_its_response_on_the_wire() {
     let config = dir.join("orchestra.yaml");
     std::fs::write(
         &config,
-        format!(
+        orchestra_tests::with_marker_inherited(&format!(
             "gateway: {{call_timeout: 30s}}\nservers:\n{}{}",
             everything_entry(),
             fault_server("alpha", "", &[])
-        ),
+        )),
     )
     .unwrap();
     let marker = orchestra_tests::new_marker();

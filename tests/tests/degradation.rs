@@ -448,14 +448,14 @@ async fn health_cli_reports_misconfigured_server_and_lost_domain() {
     let file = dir.join("orchestra.yaml");
     std::fs::write(
         &file,
-        config(
+        orchestra_tests::with_marker_inherited(&config(
             "startup_timeout: 10s",
             &[
                 fault_server("fine", "", &[]),
                 "  gone: {command: \"/nonexistent/x\"}\n".to_owned(),
             ],
             "domain_boundaries: {research: gone}\n",
-        ),
+        )),
     )
     .expect("writing config");
 

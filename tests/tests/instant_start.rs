@@ -8,10 +8,10 @@ use orchestra_tests::{fault_child, finish, text_of, Gateway, TempDir, STEP};
 use serde_json::json;
 
 /// The config is identical across runs (so the cache applies); each run changes the child's
-/// behaviour through the environment it inherits from the gateway.
+/// behaviour through `FAULT_MODE`, which the server inherits from the gateway by name.
 fn config() -> String {
     format!(
-        "servers:\n  f: {{command: \"{}\"}}\n",
+        "servers:\n  f: {{command: \"{}\", inherit_env: [FAULT_MODE]}}\n",
         fault_child().display()
     )
 }

@@ -95,7 +95,7 @@ async fn long_and_odd_names_are_shortened_and_still_routed() {
 async fn the_tools_command_prints_the_catalog_and_the_mapping() {
     let dir = TempDir::new("toolscmd");
     let path = dir.join("orchestra.yaml");
-    std::fs::write(&path, config()).unwrap();
+    std::fs::write(&path, orchestra_tests::with_marker_inherited(&config())).unwrap();
     let marker = orchestra_tests::new_marker();
     let out = Command::new(orchestra_tests::gateway_bin())
         .arg("tools")

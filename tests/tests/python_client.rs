@@ -11,7 +11,7 @@ use serde_json::Value;
 async fn run_python_client(config_yaml: &str, marker: &str) -> Value {
     let dir = TempDir::new("py");
     let config = dir.join("orchestra.yaml");
-    std::fs::write(&config, config_yaml).unwrap();
+    std::fs::write(&config, orchestra_tests::with_marker_inherited(config_yaml)).unwrap();
     let script = orchestra_tests::workspace_root().join("tests/python/e2e_client.py");
     let out = within(
         Duration::from_secs(90),

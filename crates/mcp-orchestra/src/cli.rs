@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use orchestra_config::{Config, Format, LoadError};
 use orchestra_gateway::catalog_cache::CatalogCache;
 use orchestra_gateway::child::State;
+use orchestra_gateway::containment::{reaper, shim};
 use orchestra_gateway::front::{stdio, FrontSink};
 use orchestra_gateway::{health, watchdog, Gateway, StartOptions};
 use tokio::signal::unix::{signal, SignalKind};
@@ -68,6 +69,12 @@ impl ConfigArg {
 }
 
 pub fn main() -> ExitCode {
+    // The spawn shim runs first in every child: before clap (its arguments are the child's
+    // command line, not ours) and before tracing (its stderr is the child's).
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == shim::SPAWN_ARG) {
+        return ExitCode::from(shim::run(args.collect()) as u8);
+    }
     let cli = Cli::parse();
     if let Command::Watchdog = cli.command {
         return ExitCode::from(watchdog::run_watchdog() as u8);
@@ -141,6 +148,11 @@ fn with_config(
 fn start(config: Config, front: FrontSink) -> anyhow::Result<Gateway> {
     let exe =
         std::env::current_exe().context("locating the gateway executable for the watchdog")?;
+    // Descendants orphaned by a dying child become ours rather than init's, so that they can
+    // still be found and killed (the watchdog's keeper reaps them).
+    if let Err(e) = reaper::become_subreaper() {
+        tracing::warn!(error = %e, "cannot become a child subreaper; orphaned descendants are tracked only until they are orphaned");
+    }
     Gateway::start(
         config,
         front,

@@ -10,6 +10,7 @@ pub mod app;
 pub mod catalog;
 pub mod catalog_cache;
 pub mod child;
+pub mod containment;
 pub mod domains;
 pub mod error;
 pub mod events;

@@ -27,10 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::{self, Backoff};
 use super::connection::{Connection, ReaderEnd, RequestError, RetryFn};
-use super::process::{self, describe, group_exists, signal_group, SpawnError};
+use super::process::{self, describe, SpawnError};
 use super::state::State;
 use super::ChildShared;
 use crate::catalog_cache::CatalogCache;
+use crate::containment::Contained;
 use crate::error::GatewayError;
 use crate::events::{EventKind, EventLog};
 use crate::front::FrontSink;
@@ -204,7 +205,7 @@ pub(crate) async fn run(shared: Arc<ChildShared>, cx: TaskContext) {
 /// One life of the child process: spawn, handshake, serve until death or shutdown.
 async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     let name = shared.name.clone();
-    let mut spawned = match process::spawn(&shared.spec) {
+    let mut spawned = match process::spawn(&shared.spec, cx.watchdog.as_deref()) {
         Ok(s) => s,
         Err(e @ (SpawnError::NotFound(_) | SpawnError::NotExecutable(_))) => {
             return Outcome::Misconfigured(e.to_string())
@@ -217,9 +218,6 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         }
     };
     let pid = spawned.pid;
-    if let Some(w) = &cx.watchdog {
-        w.guard(pid);
-    }
     tracing::info!(server = %name, pid, command = %shared.spec.command, "child started");
     shared.stderr.clear();
     shared.status.send_modify(|s| {
@@ -248,11 +246,9 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     let (conn, tasks) = match started {
         Ok(started) => started,
         Err(e) => {
-            signal_group(pid, Signal::SIGKILL);
+            spawned.contained.kill_all();
             let _ = spawned.child.wait().await;
-            if let Some(w) = &cx.watchdog {
-                w.release(pid);
-            }
+            spawned.contained.release().await;
             return Outcome::Ended {
                 reason: format!("cannot set up its stdio: {e}"),
                 ready_for: None,
@@ -266,7 +262,7 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         shared,
         cx,
         conn: &conn,
-        pgid: pid,
+        contained: &spawned.contained,
     };
 
     // Handshake, racing the child's exit and the gateway's shutdown.
@@ -579,14 +575,15 @@ struct Life<'a> {
     shared: &'a ChildShared,
     cx: &'a TaskContext,
     conn: &'a Connection,
-    pgid: u32,
+    contained: &'a Contained,
 }
 
 impl Life<'_> {
-    /// Stops the child and everything in its process group: answer pending calls with `why`,
-    /// then — when `graceful` — close stdin, SIGTERM, SIGKILL, each after a grace period;
-    /// otherwise (it died, hangs or broke the protocol) SIGKILL at once. Then reap and sweep
-    /// group stragglers (npx's node, a shell's children).
+    /// Stops the child and everything it started: answer pending calls with `why`, then —
+    /// when `graceful` — close stdin, SIGTERM, SIGKILL, each after a grace period; otherwise
+    /// (it died, hangs or broke the protocol) kill at once. Then reap, and kill what is left:
+    /// the group's stragglers (npx's node, a shell's children) and descendants that left the
+    /// group (its cgroup, tracked processes; see `containment`).
     async fn stop(
         &self,
         child: &mut Child,
@@ -597,33 +594,32 @@ impl Life<'_> {
         self.conn.close(why, retry.then_some(&self.cx.retry)).await;
         *self.shared.conn.write().unwrap_or_else(|p| p.into_inner()) = None;
         self.conn.close_input();
-        let (name, pgid) = (&self.shared.name, self.pgid);
-        if !graceful && !wait_for(child, Duration::ZERO).await {
-            signal_group(pgid, Signal::SIGKILL);
+        let (name, pgid, all) = (&self.shared.name, self.contained.pgid(), self.contained);
+        if !graceful {
+            // Dead, hung or broken: nothing it started gets a grace period either.
+            all.kill_all();
         }
         let mut exited = wait_for(child, EOF_GRACE.min(self.cx.grace)).await;
         if !exited {
-            tracing::info!(server = %name, pgid, "child ignored stdin EOF; sending SIGTERM to its group");
-            signal_group(pgid, Signal::SIGTERM);
+            tracing::info!(server = %name, pgid, "child ignored stdin EOF; sending SIGTERM to its processes");
+            all.signal(Signal::SIGTERM);
             exited = wait_for(child, self.cx.grace).await;
         }
         if !exited {
-            tracing::warn!(server = %name, pgid, "child ignored SIGTERM; sending SIGKILL to its group");
-            signal_group(pgid, Signal::SIGKILL);
+            tracing::warn!(server = %name, pgid, "child ignored SIGTERM; killing its processes");
+            all.kill_all();
             let _ = child.wait().await;
         }
-        // The leader is gone; its group may not be. Give stragglers a moment, then kill them.
+        // The leader is gone; what it started may not be. Give it a moment, then kill it.
         let until = Instant::now() + Duration::from_millis(500);
-        while group_exists(pgid) && Instant::now() < until {
+        while !all.is_empty() && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if group_exists(pgid) {
-            tracing::info!(server = %name, pgid, "killing processes left in the child's group");
-            signal_group(pgid, Signal::SIGKILL);
+        if !all.is_empty() {
+            tracing::info!(server = %name, pgid, "killing processes the child left behind");
+            all.kill_all();
         }
-        if let Some(w) = &self.cx.watchdog {
-            w.release(pgid);
-        }
+        all.release().await;
     }
 }
 

@@ -26,7 +26,8 @@
 //!   An unknown or malformed directive makes the child exit with code 2.
 //! * `FAULT_LOG=<path>` — lines appended: `request <method> <id>` for every
 //!   request received (before any `hang_on`), `cancelled <id> <reason|->` for
-//!   every `notifications/cancelled`, `grandchild <pid>` for `spawn_grandchild`.
+//!   every `notifications/cancelled`, `grandchild <pid>` for `spawn_grandchild`,
+//!   `setsid_grandchild <pid>` for `setsid_sleeper`.
 //!   String ids are written without quotes.
 //! * `FAULT_MARKER=<path>` — `start <pid> <unix_millis>` appended at startup
 //!   (before `exit_on_start`), so tests can count spawns.
@@ -56,6 +57,12 @@
 //! * `ignore_eof` — on stdin EOF keep running forever instead of exiting.
 //! * `spawn_grandchild` — spawn `sleep 3600` (same process group, null stdio,
 //!   SIGTERM not blocked) at start; its pid goes to stderr and to `FAULT_LOG` as `grandchild <pid>`.
+//! * `spawn_setsid_grandchild` — at start, spawn a copy of this program in
+//!   `setsid_sleeper` mode (null stdio): a grandchild in its own session and
+//!   process group that ignores SIGTERM.
+//! * `setsid_sleeper` — instead of serving MCP: block SIGTERM, call `setsid()`,
+//!   append `setsid_grandchild <pid>` to `FAULT_LOG` (so the line means the
+//!   session is already new), then sleep forever.
 //! * `tools_change_after:N` — once N `tools/call` have been answered, add the
 //!   echo-like tool `added_later` and send `notifications/tools/list_changed`.
 //! * `extra_tools:N` — also expose echo-like tools `tool_0` .. `tool_{N-1}`.
@@ -131,6 +138,8 @@ struct Config {
     ignore_sigterm: bool,
     ignore_eof: bool,
     spawn_grandchild: bool,
+    spawn_setsid_grandchild: bool,
+    setsid_sleeper: bool,
     tools_change_after: Option<u64>,
     extra_tools: usize,
     tool_names: Vec<String>,
@@ -190,6 +199,8 @@ impl Config {
             "ignore_sigterm" => self.ignore_sigterm = flag(name, value)?,
             "ignore_eof" => self.ignore_eof = flag(name, value)?,
             "spawn_grandchild" => self.spawn_grandchild = flag(name, value)?,
+            "spawn_setsid_grandchild" => self.spawn_setsid_grandchild = flag(name, value)?,
+            "setsid_sleeper" => self.setsid_sleeper = flag(name, value)?,
             "tools_change_after" => self.tools_change_after = Some(parse_value(name, value)?),
             "extra_tools" => self.extra_tools = parse_value(name, value)?,
             "tool_name" => self
@@ -427,6 +438,46 @@ fn block_sigterm() {
     match set.thread_block() {
         Ok(()) => eprintln!("fault-child: SIGTERM blocked"),
         Err(err) => eprintln!("fault-child: cannot block SIGTERM: {err}"),
+    }
+}
+
+/// Spawns a copy of this program as a `setsid_sleeper` with null stdio.
+fn spawn_setsid_grandchild() -> Option<Child> {
+    let spawned = std::env::current_exe().and_then(|exe| {
+        Command::new(exe)
+            .env("FAULT_MODE", "setsid_sleeper")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    });
+    match spawned {
+        Ok(child) => {
+            eprintln!("fault-child: setsid grandchild pid {}", child.id());
+            Some(child)
+        }
+        Err(err) => {
+            eprintln!("fault-child: cannot spawn the setsid grandchild: {err}");
+            None
+        }
+    }
+}
+
+/// The `setsid_sleeper` mode: a process that escapes its parent's session and process
+/// group, ignores SIGTERM, and sleeps until SIGKILLed.
+fn setsid_sleeper() -> ! {
+    block_sigterm();
+    if let Err(err) = nix::unistd::setsid() {
+        exit_with(1, &format!("setsid failed: {err}"));
+    }
+    if let Some(path) = std::env::var_os("FAULT_LOG") {
+        append_line(
+            Path::new(&path),
+            &format!("setsid_grandchild {}", process::id()),
+        );
+    }
+    loop {
+        thread::sleep(Duration::from_secs(3600));
     }
 }
 
@@ -972,6 +1023,9 @@ fn main() {
     if let Some(code) = config.exit_on_start {
         exit_with(code, "exit_on_start");
     }
+    if config.setsid_sleeper {
+        setsid_sleeper();
+    }
     // Spawned before SIGTERM is blocked: the child inherits our signal mask.
     let grandchild = if config.spawn_grandchild {
         spawn_grandchild()
@@ -985,6 +1039,13 @@ fn main() {
     let server = Arc::new(Server::new(config));
     if let Some(child) = grandchild {
         server.watch_grandchild(child);
+    }
+    if server.config.spawn_setsid_grandchild {
+        if let Some(mut child) = spawn_setsid_grandchild() {
+            thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
     }
     server.startup_faults();
     server.run();
