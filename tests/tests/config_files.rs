@@ -154,3 +154,20 @@ fn every_command_explains_itself_with_help() {
         assert!(text.contains("Usage: mcp-orchestra"), "{command:?}: {text}");
     }
 }
+
+/// `check | head` and `import … | head`: a reader that stops reading early is not an error of
+/// ours (no panic, exit 0).
+#[test]
+fn printing_into_a_closed_pipe_is_not_a_panic() {
+    let config = workspace_root().join("config/orchestra.yaml");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(gateway_bin())
+        .args(["check".as_ref(), "-c".as_ref(), config.as_os_str()])
+        .stdout(writer)
+        .output()
+        .expect("running mcp-orchestra check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -83,8 +83,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(c) => with_config(&c.path(), |config| run(serve(config))),
         Command::Check(c) => with_config(&c.path(), |config| {
-            print_check(&config);
-            Ok(ExitCode::SUCCESS)
+            printed(print_check(&config, &mut std::io::stdout().lock()))
         }),
         Command::Tools(c) => with_config(&c.path(), |config| run(tools(config))),
         Command::Health { config: c, json } => {
@@ -254,17 +253,20 @@ async fn health_cmd(config: Config, json: bool) -> anyhow::Result<ExitCode> {
     .await
 }
 
-fn print_check(config: &Config) {
+/// The `check` summary. Written through `out` so that a closed pipe (`check | head`) is an
+/// error to handle, not a panic in `println!`.
+fn print_check(config: &Config, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let d = orchestra_config::duration::format;
-    println!("{}: valid", config.source.display());
-    println!(
+    writeln!(out, "{}: valid", config.source.display())?;
+    writeln!(
+        out,
         "gateway: separator \"{}\", call_timeout {}, startup_timeout {}, shutdown_grace {}",
         config.gateway.separator,
         d(config.gateway.call_timeout),
         d(config.gateway.startup_timeout),
         d(config.gateway.shutdown_grace)
-    );
-    println!("servers ({}):", config.servers.len());
+    )?;
+    writeln!(out, "servers ({}):", config.servers.len())?;
     for s in &config.servers {
         let mut line = format!("  {}: {} {}", s.name, s.command, s.args.join(" "));
         if s.call_timeout != config.gateway.call_timeout {
@@ -273,35 +275,46 @@ fn print_check(config: &Config) {
         if !s.tools.is_empty() {
             line.push_str(" [tool filters]");
         }
-        println!("{}", line.trim_end());
+        writeln!(out, "{}", line.trim_end())?;
     }
     if !config.domains.is_empty() {
-        println!("domain_boundaries ({}):", config.domains.len());
+        writeln!(out, "domain_boundaries ({}):", config.domains.len())?;
         for dom in &config.domains {
             let secondary: Vec<&str> = dom.secondary.iter().map(|s| s.as_str()).collect();
             if secondary.is_empty() {
-                println!("  {}: {}", dom.name, dom.primary);
+                writeln!(out, "  {}: {}", dom.name, dom.primary)?;
             } else {
-                println!(
+                writeln!(
+                    out,
                     "  {}: {} (secondary: {})",
                     dom.name,
                     dom.primary,
                     secondary.join(", ")
-                );
+                )?;
             }
         }
     }
     if !config.alternatives.is_empty() {
-        println!("server_alternatives ({}):", config.alternatives.len());
+        writeln!(out, "server_alternatives ({}):", config.alternatives.len())?;
         for a in &config.alternatives {
-            println!(
+            writeln!(
+                out,
                 "  {} -> {} (degraded: [{}], lost: [{}])",
                 a.server,
                 a.fallback,
                 a.degraded_capabilities.join(", "),
                 a.lost_capabilities.join(", ")
-            );
+            )?;
         }
+    }
+    Ok(())
+}
+
+/// A reader that stopped reading our output (`| head`) is not a failure of ours.
+fn printed(result: std::io::Result<()>) -> anyhow::Result<ExitCode> {
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -312,8 +325,11 @@ fn import(file: &Path) -> anyhow::Result<ExitCode> {
     let keep = |name: &str| Some(format!("${{{name}}}"));
     match orchestra_config::load_from_str(&text, Format::Json, file, &keep) {
         Ok(config) => {
-            print!("{}", orchestra_config::import::to_yaml(&config));
-            Ok(ExitCode::SUCCESS)
+            let yaml = orchestra_config::import::to_yaml(&config);
+            printed(std::io::Write::write_all(
+                &mut std::io::stdout().lock(),
+                yaml.as_bytes(),
+            ))
         }
         Err(e) => {
             eprint!("error: {e}");
