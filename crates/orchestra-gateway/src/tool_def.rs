@@ -346,6 +346,21 @@ mod tests {
     }
 
     #[test]
+    fn the_report_is_redacted_for_display() {
+        let secret = "Wx7-tango-Q9-lima";
+        let (_, report) = sanitize(vec![
+            json!({"name": secret, "inputSchema": {"type": "object"}}),
+            json!({"name": secret, "inputSchema": {"type": "object"}}),
+            json!({"name": "t", "inputSchema": {"type": secret}}),
+        ]);
+        let shown = report.redacted(&Redactor::builder().secret(secret).build());
+        assert_eq!(shown.dropped.len(), 2);
+        assert_eq!(shown.dropped[0].tool.as_deref(), Some("[REDACTED]"));
+        assert!(shown.dropped[1].reason.contains("[REDACTED]"), "{shown:?}");
+        assert!(!format!("{shown:?}").contains(secret), "{shown:?}");
+    }
+
+    #[test]
     fn what_cannot_be_repaired_is_dropped_with_its_reason() {
         let (kept, report) = sanitize(vec![
             json!("just a string"),
