@@ -144,3 +144,89 @@ async fn secrets_on_a_childs_stderr_are_redacted_everywhere_they_are_shown() {
 
     finish(gw).await;
 }
+
+/// What a child says about itself and its tools is shown by the health report too: its
+/// `serverInfo` and `protocolVersion`, and the tool definitions the gateway dropped (quoted by
+/// name). A credential there is hidden like one on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_server_info_and_tool_reports_are_redacted() {
+    // The second tool named CONFIGURED is a duplicate: dropped, and reported by its name.
+    let mode = format!(
+        "server_version:token={GITHUB_TOKEN},tool_name:{CONFIGURED},tool_name:{CONFIGURED}"
+    );
+    let yaml = format!(
+        "gateway: {{startup_timeout: 10s}}\nservers:\n{}",
+        fault_with("chatty", &mode, &[("WEATHER_API_TOKEN", CONFIGURED)], "")
+    );
+    let gw = Gateway::start(&yaml).await;
+    let chatty = gw
+        .wait_server("chatty", Duration::from_secs(15), |s| s["state"] == "ready")
+        .await;
+    assert_eq!(
+        chatty["server_info"]["version"], "token=[REDACTED]",
+        "{chatty}"
+    );
+    assert_eq!(chatty["protocol_version"], "token=[REDACTED]", "{chatty}");
+    let dropped = chatty["tools_dropped"].as_array().expect("tools_dropped");
+    assert_eq!(dropped.len(), 1, "{chatty}");
+    assert_eq!(dropped[0]["tool"], MARKER, "{chatty}");
+    for secret in secrets() {
+        assert!(!chatty.to_string().contains(secret), "{secret} in {chatty}");
+    }
+    let health = gw
+        .call("orchestrator_health", json!({}))
+        .await
+        .expect("health");
+    for secret in secrets() {
+        assert!(
+            !health.to_string().contains(secret),
+            "{secret} in the health answer: {health}"
+        );
+    }
+    finish(gw).await;
+}
+
+/// Configured values that say how a child runs (an environment name, a log level, a host, a
+/// region) are not secrets, so the child's log lines that mention them stay readable; a
+/// configured secret is still hidden, as a whole word only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordinary_configured_values_do_not_shred_a_childs_stderr() {
+    let plain = "WARNING:root:retrying in production against localhost in us-east-1";
+    let secret = format!("upstream refused {CONFIGURED}; see the reproduction steps");
+    let yaml = format!(
+        "gateway: {{startup_timeout: 10s}}\nservers:\n{}",
+        fault_with(
+            "plain",
+            &format!("stderr_line:{plain},stderr_line:{secret}"),
+            &[
+                ("NODE_ENV", "production"),
+                ("FASTMCP_LOG_LEVEL", "WARNING"),
+                ("HOST", "localhost"),
+                ("AWS_REGION", "us-east-1"),
+                ("WEATHER_API_TOKEN", CONFIGURED),
+            ],
+            "",
+        )
+    );
+    let gw = Gateway::start(&yaml).await;
+    let server = gw
+        .wait_server("plain", Duration::from_secs(15), |s| {
+            s["state"] == "ready" && s["stderr_tail"].as_array().is_some_and(|t| t.len() >= 2)
+        })
+        .await;
+    let tail: Vec<&str> = server["stderr_tail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        tail[..2],
+        [
+            plain,
+            "upstream refused [REDACTED]; see the reproduction steps"
+        ],
+        "{server}"
+    );
+    finish(gw).await;
+}

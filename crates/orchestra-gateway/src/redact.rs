@@ -1,20 +1,22 @@
 //! Secrets removed from text a child wrote before the gateway shows that text to the client or
-//! the model: the health report's stderr tail, a server's reason and last error, supervision
-//! events, and the answers for unavailable tools all quote the child's stderr or error replies,
-//! and children print credentials (a connection string in a stack trace, `API_KEY=…` in a
-//! start-up banner, a token in an HTTP error).
+//! the model: the health report's stderr tail, a server's reason, last error, `serverInfo` and
+//! tool-definition reports, supervision events, and the answers for unavailable tools all quote
+//! the child, and children print credentials (a connection string in a stack trace, `API_KEY=…`
+//! in a start-up banner, a token in an HTTP error).
 //!
 //! Two kinds of secret are found:
 //! - **known values**: every value of a server's `env` that is not plain ([`Builder::configured`]),
 //!   and values of settings that look secret ([`is_secret_setting`]): the gateway's own
-//!   environment (a child may have inherited any of it) and secret-looking `--flag` arguments
-//!   ([`Redactor::for_config`]). Any further source
-//!   of secrets (HTTP headers, say) is one more [`Builder::setting`] or [`Builder::secret`].
+//!   environment (a child may have inherited any of it) and secret-looking arguments
+//!   (`--token=…`, `--api-key …`, `-e NAME=…`, `--header "Authorization: Bearer …"`;
+//!   [`Redactor::for_config`]). Any further source of secrets (HTTP headers, say) is one more
+//!   [`Builder::setting`] or [`Builder::secret`]. Each line of a multi-line value (a PEM key, a
+//!   service-account JSON) is known too, and so is the value's JSON-escaped form.
 //! - **credential shapes**, whoever the secret belongs to: `key=value`, `key: value` and
 //!   `"key": "value"` under a secret-looking key (`API_KEY=…`, `--password=…`,
-//!   `Authorization: Bearer …`), bare `Bearer …` tokens, URL passwords
-//!   (`postgres://admin:…@db`) and tokens with a well-known prefix (`sk-…`, `ghp_…`, `AKIA…`,
-//!   JWTs…).
+//!   `Authorization: Bearer …`, a whole `Cookie:` header), bare `Bearer …` tokens, URL
+//!   passwords (`postgres://admin:…@db`) and tokens with a well-known prefix (`sk-…`, `ghp_…`,
+//!   `AKIA…`, JWTs…).
 //!
 //! A secret becomes [`MARKER`]; what names it stays (`API_KEY=[REDACTED]`,
 //! `postgres://admin:[REDACTED]@db`, `ghp_[REDACTED]`), so an operator still sees what was
@@ -22,24 +24,40 @@
 //! read. The gateway's own tracing logs keep the raw text: they go to the operator's terminal,
 //! and the operator owns those secrets anyway.
 //!
-//! What is *not* treated as secret, so that ordinary text is not shredded: values shorter than
-//! [`MIN_SECRET_CHARS`], numbers, paths, URLs without a password, booleans and status words
-//! (`true`, `required`, `missing`…). A value under an innocuous name (`NODE_ENV=production`,
-//! `MODEL=claude-3-5-sonnet`) is only a known secret when it looks generated (long, mixed case
-//! and digits) or is a URL with a password.
+//! What is *not* treated as secret, so that ordinary text is not shredded:
+//! - values shorter than [`MIN_SECRET_CHARS`], and *plain* values, whatever they are called:
+//!   numbers, paths, bare URLs (`scheme://host[:port]` and a short path, without userinfo,
+//!   query or fragment), booleans, status words (`true`, `required`, `missing`…), placeholders
+//!   and `$VARIABLE` references;
+//! - a configured `env` value under an innocuous name that is an *ordinary* word: a log level
+//!   (`WARNING`), an environment name (`production`), `localhost`, a host name
+//!   (`db.example.com`) or a cloud region (`us-east-1`). Under a secret-looking name
+//!   (`DB_PASSWORD: production`) it is still a secret;
+//! - a known value found inside a longer word: a value shorter than 24 characters only matches
+//!   as a whole token (no letter or digit right before or after it), so `production` in
+//!   `reproduction` stays; a longer one matches anywhere (it is no English word);
+//! - under a generic key (`key`, `auth`, `pass`, `cache_key`…, or one whose secret word is not
+//!   the last, like `secret_sauce` or `token_type`), a value that does not look random (no digit
+//!   or inner capital): `cache key: user:42:profile`, `[auth] key: rotated`; keys naming an
+//!   error (`KeyError: 'name'`) and Rust paths (`auth::login`) are no assignments at all.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use orchestra_config::Config;
 use regex::{Captures, Regex};
+use serde_json::Value;
 
 /// What a secret is replaced with.
 pub const MARKER: &str = "[REDACTED]";
-/// Shorter known values are never redacted: they would match ordinary words and numbers.
+/// Shorter values are never redacted: they would match ordinary words and numbers.
 pub const MIN_SECRET_CHARS: usize = 6;
-/// A value under an innocuous name must be at least this long to count as generated.
+/// A value under an innocuous name must be at least this long to count as generated; a known
+/// value this long is matched even inside a longer word.
 const MIN_GENERATED_CHARS: usize = 24;
+/// Text past a cut that [`Redactor::redact_capped`] still redacts, beyond the longest known
+/// value: the longest credential shape a cut could split (a key and its start, a URL's user).
+const SHAPE_MARGIN: usize = 1024;
 
 /// Removes secrets from text. Cheap to share (`Arc`); `Default` knows the credential shapes
 /// but no configured values.
@@ -60,17 +78,17 @@ impl Redactor {
         Builder::default()
     }
 
-    /// The redactor for a configuration: secret-looking values of every server's `env` and
-    /// of its `--flag value` / `--flag=value` arguments, and of the gateway's own environment
-    /// (children inherit it, so they can print it).
+    /// The redactor for a configuration: every server's `env` values that are not plain, the
+    /// secret-looking settings in its arguments, and the gateway's own environment (children
+    /// inherit it, so they can print it).
     pub fn for_config(config: &Config) -> Self {
         let mut b = Self::builder();
         for server in &config.servers {
             // A value the user configured for a child is treated as secret whatever its name
             // (the config is where tokens go); only plain values are exempt. The gateway's
             // own environment, full of PWD, PATH and the like, goes by name and shape.
-            for (_, value) in &server.env {
-                b = b.configured(value);
+            for (name, value) in &server.env {
+                b = b.configured(name, value);
             }
             b = b.flags(&server.args);
         }
@@ -86,8 +104,8 @@ impl Redactor {
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for secret in &self.known {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), MARKER));
+            if let Some(s) = replace_known(&out, secret) {
+                out = Cow::Owned(s);
             }
         }
         if let Cow::Owned(s) = assignments(&out) {
@@ -106,52 +124,177 @@ impl Redactor {
             Cow::Owned(s) => s,
         }
     }
+
+    /// `text` redacted and cut to `cap` bytes (with `…` when cut). Redacting comes first (a cut
+    /// could leave the start of a secret that no longer matches), but only of the part that
+    /// can survive the cut plus what a secret starting in it can span: a child's 16 MiB error
+    /// or 64 KiB stderr line costs no more than a short one.
+    pub fn redact_capped(&self, text: &str, cap: usize) -> String {
+        let longest = self.known.first().map_or(0, String::len);
+        let head = cut(
+            text,
+            cap.saturating_add(longest).saturating_add(SHAPE_MARGIN),
+        );
+        let mut out = self.redact(head).into_owned();
+        if out.len() > cap || head.len() < text.len() {
+            out.truncate(cut(&out, cap).len());
+            out.push('…');
+        }
+        out
+    }
+
+    /// Redacts every string in `value` (object keys too): JSON a child sent, kept for display.
+    pub fn redact_json(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(r) = self.redact(s) {
+                    *s = r;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
+            Value::Object(map) => {
+                if map.keys().any(|k| matches!(self.redact(k), Cow::Owned(_))) {
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(k, v)| (self.redact_owned(k), v))
+                        .collect();
+                }
+                map.values_mut().for_each(|v| self.redact_json(v));
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a char boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `text` with each occurrence of the known value `secret` replaced, or None if there is none.
+/// A short value only counts as a whole token: where it starts (ends) with a letter or digit,
+/// the character before (after) it must not be one (`production` in `reproduction` is not the
+/// value). A long one counts anywhere: glued to other text (`%3D…`) it is still the secret.
+fn replace_known(text: &str, secret: &str) -> Option<String> {
+    let bounded = secret.chars().count() < MIN_GENERATED_CHARS;
+    let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let (starts_alnum, ends_alnum) = (
+        alnum(secret.chars().next()),
+        alnum(secret.chars().next_back()),
+    );
+    let mut out: Option<String> = None;
+    let (mut copied, mut from) = (0, 0);
+    while let Some(i) = text[from..].find(secret) {
+        let (at, end) = (from + i, from + i + secret.len());
+        if bounded
+            && ((starts_alnum && alnum(text[..at].chars().next_back()))
+                || (ends_alnum && alnum(text[end..].chars().next())))
+        {
+            // Not a whole token; an overlapping occurrence may still be one.
+            from = at + secret.chars().next().map_or(1, char::len_utf8);
+            continue;
+        }
+        let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+        o.push_str(&text[copied..at]);
+        o.push_str(MARKER);
+        (copied, from) = (end, end);
+    }
+    let mut out = out?;
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 impl Builder {
     /// A value known to be secret, redacted wherever it appears (ignored when shorter than
-    /// [`MIN_SECRET_CHARS`]: it would shred ordinary text).
+    /// [`MIN_SECRET_CHARS`]: it would shred ordinary text). Of a multi-line value (a PEM key,
+    /// a JSON credentials file) each line that is not plain is known too — a child prints one
+    /// line at a time — and so is its JSON-escaped form (`…\n…`), as a child embeds it in JSON.
     pub fn secret(mut self, value: &str) -> Self {
         let value = value.trim();
-        if value.chars().count() >= MIN_SECRET_CHARS && !self.known.iter().any(|k| k == value) {
-            self.known.push(value.to_owned());
+        if value.contains('\n') {
+            for line in value.lines().map(str::trim) {
+                // PEM armour (`-----BEGIN PRIVATE KEY-----`) names the secret; it is not one.
+                if !is_plain_value(line) && !line.starts_with("-----") {
+                    self.push(line);
+                }
+            }
+            if let Ok(json) = serde_json::to_string(value) {
+                self.push(&json[1..json.len() - 1]);
+            }
         }
+        self.push(value);
         self
     }
 
-    /// A value configured for a child (its `env`): a known secret unless it is a plain value
-    /// (number, path, URL without a password, boolean or status word) or too short.
-    pub fn configured(self, value: &str) -> Self {
-        if is_plain_value(value.trim()) {
+    fn push(&mut self, value: &str) {
+        if value.chars().count() >= MIN_SECRET_CHARS && !self.known.iter().any(|k| k == value) {
+            self.known.push(value.to_owned());
+        }
+    }
+
+    /// A value configured for a child's `env` variable `name`: a known secret unless it is
+    /// plain or too short, or is an ordinary word (log level, environment name, host name,
+    /// region) under a name that does not look secret. Of `Bearer <token>` the token is known.
+    pub fn configured(self, name: &str, value: &str) -> Self {
+        let v = without_scheme(value.trim());
+        if is_plain_value(v) || (!is_secret_name(name) && is_ordinary_value(v)) {
             self
         } else {
-            self.secret(value)
+            self.secret(v)
         }
     }
 
     /// A named setting (environment variable, header, flag): its value is a known secret if
-    /// [`is_secret_setting`] says so.
+    /// [`is_secret_setting`] says so. Of `Bearer <token>` the token is known.
     pub fn setting(self, name: &str, value: &str) -> Self {
-        if is_secret_setting(name, value) {
-            self.secret(value)
+        let v = without_scheme(value.trim());
+        if is_secret_setting(name, v) {
+            self.secret(v)
         } else {
             self
         }
     }
 
-    /// Command-line arguments: the value of `--name=value`, or of `--name value`, is a setting.
+    /// Command-line arguments: the value of `--name=value`, or of `--name value`, is a setting,
+    /// and so is an argument that is itself a setting, `NAME=value` (`-e GITHUB_TOKEN=…`,
+    /// `env API_KEY=… node`) or a header `Name: value` (`--header "Authorization: Bearer …"`).
     pub fn flags(mut self, args: &[String]) -> Self {
         for (i, arg) in args.iter().enumerate() {
             let Some(flag) = arg.strip_prefix('-') else {
+                if let Some((name, value)) = embedded_setting(arg) {
+                    self = self.setting(name, value);
+                }
                 continue;
             };
-            match flag.split_once('=') {
-                Some((name, value)) => self = self.setting(name, value),
-                None => {
-                    if let Some(value) = args.get(i + 1).filter(|v| !v.starts_with('-')) {
-                        self = self.setting(flag, value);
+            let flag = flag.trim_start_matches('-');
+            let (name, value) = match flag.split_once('=') {
+                Some((name, value)) => {
+                    if let Some((inner, value)) = embedded_setting(value) {
+                        self = self.setting(inner, value);
                     }
+                    (name, Some(value))
                 }
+                // A next argument that is a setting itself is also read on its own turn.
+                None => (
+                    flag,
+                    args.get(i + 1)
+                        .map(String::as_str)
+                        .filter(|v| !v.starts_with('-')),
+                ),
+            };
+            // `-e NAME=value` is the setting NAME, not a value of `e`; under a secret flag
+            // (`--password=user:pass`) the whole value is the secret.
+            if let Some(value) =
+                value.filter(|v| is_secret_name(name) || embedded_setting(v).is_none())
+            {
+                self = self.setting(name, value);
             }
         }
         self
@@ -163,9 +306,27 @@ impl Builder {
     }
 }
 
+/// `NAME=value` or `Name: value` (a header; `Name:value` too, but not `scheme://…`) as one
+/// argument, with a name that could be a variable or header name.
+fn embedded_setting(arg: &str) -> Option<(&str, &str)> {
+    let split = arg.find(['=', ':'])?;
+    let (name, value) = (&arg[..split], &arg[split + 1..]);
+    let name_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    let value = value.trim();
+    (name_ok && !value.is_empty() && !value.starts_with("//")).then_some((name, value))
+}
+
+/// `value` without a leading authorization scheme (`Bearer `, `Basic `…).
+fn without_scheme(value: &str) -> &str {
+    &value[scheme_len(value)..]
+}
+
 /// Whether the value of the setting `name` is a secret: at least [`MIN_SECRET_CHARS`] long, not
-/// a plain value (number, path, URL without a password, boolean or status word), and either
-/// under a secret-looking name ([`is_secret_name`]), a URL with a password, or generated-looking
+/// a plain value (number, path, bare URL, boolean or status word), and either under a
+/// secret-looking name ([`is_secret_name`]), a URL with a password, or generated-looking
 /// (≥ 24 characters without spaces, with upper case, lower case and digits).
 pub fn is_secret_setting(name: &str, value: &str) -> bool {
     let v = value.trim();
@@ -181,6 +342,15 @@ pub fn is_secret_setting(name: &str, value: &str) -> bool {
 /// ends in PASSWORD, TOKEN, SECRET, APIKEY… (`PGPASSWORD`, `GHTOKEN`). `SESSION` alone is not
 /// enough (`DESKTOP_SESSION=ubuntu`), nor are `AUTHOR`, `KEYBOARD`, `MONKEY` or `TOKENS`.
 pub fn is_secret_name(name: &str) -> bool {
+    let words = words(name);
+    words.iter().any(|w| is_secret_word(w))
+        || words.windows(2).any(|p| {
+            p[0] == "session" && matches!(p[1].as_str(), "id" | "key" | "token" | "secret")
+        })
+}
+
+/// One lower-case word of a name that says it holds a secret (see [`is_secret_name`]).
+fn is_secret_word(w: &str) -> bool {
     const WORDS: &[&str] = &[
         "key",
         "apikey",
@@ -213,12 +383,78 @@ pub fn is_secret_name(name: &str) -> bool {
         "secretkey",
         "sessionid",
     ];
-    let words = words(name);
-    words.iter().any(|w| {
-        WORDS.contains(&w.as_str()) || ENDINGS.iter().any(|e| w.len() > e.len() && w.ends_with(e))
-    }) || words
-        .windows(2)
-        .any(|p| p[0] == "session" && matches!(p[1].as_str(), "id" | "key" | "token" | "secret"))
+    WORDS.contains(&w) || ENDINGS.iter().any(|e| w.len() > e.len() && w.ends_with(e))
+}
+
+/// How strongly a key found before `=`/`:` in text says its value is a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyStrength {
+    /// Not a secret key, or no assignment (`KeyError: …`).
+    None,
+    /// A generic word (`key: …`, `auth: …`, `cache_key: …`) or a secret word that is not the
+    /// last (`secret_sauce: …`, `token_type=…`): only a random-looking value is a secret.
+    Weak,
+    /// `password`, `API_KEY`, `x-api-key`, `access_token`…: any value that is not plain.
+    Strong,
+}
+
+fn key_strength(key: &str) -> KeyStrength {
+    /// Alone, these name many things besides credentials (`cache key: …`, `pass: 3 tests`).
+    const GENERIC: &[&str] = &[
+        "key",
+        "auth",
+        "pass",
+        "pwd",
+        "cred",
+        "creds",
+        "credential",
+        "credentials",
+    ];
+    /// `<word>_key` where the key is a data-structure key, not a credential.
+    const DATA_KEYS: &[&str] = &[
+        "cache",
+        "primary",
+        "foreign",
+        "sort",
+        "partition",
+        "hash",
+        "range",
+        "map",
+        "lookup",
+        "index",
+        "unique",
+        "composite",
+        "row",
+        "object",
+        "dict",
+        "group",
+        "routing",
+        "shard",
+        "dedup",
+        "idempotency",
+    ];
+    let words = words(key);
+    let Some(last) = words.last() else {
+        return KeyStrength::None;
+    };
+    // `KeyError: 'model_name'`, `TokenExpiredError: jwt expired`: an error's name.
+    if matches!(
+        last.as_str(),
+        "error" | "errors" | "err" | "exception" | "exceptions"
+    ) || !is_secret_name(key)
+    {
+        return KeyStrength::None;
+    }
+    let generic = match words.as_slice() {
+        [only] => GENERIC.contains(&only.as_str()),
+        [.., before, last] => last == "key" && DATA_KEYS.contains(&before.as_str()),
+        [] => false,
+    };
+    if is_secret_word(last) && !generic {
+        KeyStrength::Strong
+    } else {
+        KeyStrength::Weak
+    }
 }
 
 /// Lower-case words of a name: split at non-alphanumerics and at lower→upper case changes.
@@ -246,8 +482,8 @@ fn words(name: &str) -> Vec<String> {
     words
 }
 
-/// Values that are never secrets, whatever they are called: numbers, paths, URLs without a
-/// password, placeholders, booleans and status words.
+/// Values that are never secrets, whatever they are called: numbers, paths, bare URLs,
+/// placeholders, booleans and status words.
 fn is_plain_value(v: &str) -> bool {
     const WORDS: &[&str] = &[
         "true",
@@ -287,11 +523,11 @@ fn is_plain_value(v: &str) -> bool {
     v.contains(MARKER)
         || WORDS.contains(&lower.as_str())
         || v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        || v.starts_with('/')
+        || is_path(v)
         || v.starts_with("./")
         || v.starts_with("../")
         || v.starts_with("~/")
-        || (v.contains("://") && !has_url_password(v))
+        || is_bare_url(v)
         || v.bytes().all(|b| b == b'*' || b == b'x' || b == b'X')
         || (v.starts_with('<') && v.ends_with('>'))
         // `$TOKEN`, `${TOKEN}`: a reference to a variable, not its value.
@@ -300,6 +536,100 @@ fn is_plain_value(v: &str) -> bool {
             name.bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
         })
+}
+
+/// An absolute path: starts with `/`, has no `+` or `=` and no segment that looks random. One
+/// base64 secret in 64 starts with `/` (`/9j/4AAQ…`), and base64 has `+`, `=` padding, or long
+/// runs mixing upper case, lower case and digits; path segments rarely do.
+fn is_path(v: &str) -> bool {
+    v.starts_with('/') && !v.contains(['+', '=']) && !v.split('/').any(random_segment)
+}
+
+/// At least 8 characters mixing upper case, lower case and digits.
+fn random_segment(s: &str) -> bool {
+    s.len() >= 8
+        && s.bytes().any(|b| b.is_ascii_uppercase())
+        && s.bytes().any(|b| b.is_ascii_lowercase())
+        && s.bytes().any(|b| b.is_ascii_digit())
+}
+
+/// `scheme://host[:port]` with at most a short path (≤ 32 bytes, no random-looking segment),
+/// and no userinfo, query or fragment. A webhook URL (`hooks.slack.com/services/T…/B…/…`), a
+/// signed URL (`?sig=…`) or one with a user is a credential in itself.
+fn is_bare_url(v: &str) -> bool {
+    let Some((scheme, rest)) = v.split_once("://") else {
+        return false;
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'))
+        && !authority.is_empty()
+        && !v.contains(|c: char| c.is_whitespace() || matches!(c, '?' | '#'))
+        && !authority.contains('@')
+        && path.len() <= 32
+        && !path.split('/').any(random_segment)
+}
+
+/// Values that say how or where a program runs, not who it is: log levels, environment names,
+/// `localhost`, host names and cloud regions. Ordinary under an innocuous name; under a
+/// secret-looking one (`DB_PASSWORD: production`) the value is still a secret.
+fn is_ordinary_value(v: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "trace",
+        "debug",
+        "info",
+        "notice",
+        "warn",
+        "warning",
+        "error",
+        "critical",
+        "fatal",
+        "verbose",
+        "silent",
+        "production",
+        "prod",
+        "development",
+        "dev",
+        "staging",
+        "test",
+        "testing",
+        "local",
+        "localhost",
+    ];
+    static REGION: LazyLock<Regex> = LazyLock::new(|| {
+        // AWS `us-east-1`, `us-gov-west-1`, `eu-west-2a`; GCP `us-central1`, `europe-west4-b`.
+        Regex::new(concat!(
+            r"^(?:us|eu|ap|sa|ca|me|af|il|mx|cn|asia|europe|northamerica|southamerica|australia|africa)",
+            r"(?:-[a-z]+)+-?[0-9]{1,2}[a-z]?(?:-[a-z])?$",
+        ))
+        .expect("region pattern")
+    });
+    let lower = v.to_ascii_lowercase();
+    WORDS.contains(&lower.as_str()) || is_host_name(v) || REGION.is_match(v)
+}
+
+/// A lower-case DNS name with at least two labels and an alphabetic top-level label
+/// (`db.internal.example.com`, `api.github.com:443`), or `localhost[:port]`.
+fn is_host_name(v: &str) -> bool {
+    let host = match v.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => v,
+    };
+    let labels: Vec<&str> = host.split('.').collect();
+    host == "localhost"
+        || (labels.len() >= 2
+            && labels.iter().all(|l| {
+                (1..=63).contains(&l.len())
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            })
+            && labels
+                .last()
+                .is_some_and(|t| t.len() >= 2 && t.bytes().all(|b| b.is_ascii_lowercase())))
 }
 
 /// `scheme://user:password@host…` (a whole value, no spaces).
@@ -330,11 +660,25 @@ fn looks_random(t: &str) -> bool {
         .any(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
 }
 
+/// What a value under a weak key must look like to be a secret: one unbroken run without `:`
+/// (`user:42:profile` is a compound key), mixing letters with digits or with an inner capital
+/// (`9f8e7d6c5b4a`, `zQmTwLpX`), or generated.
+fn looks_random_value(v: &str) -> bool {
+    let letters = v.bytes().any(|b| b.is_ascii_alphabetic());
+    let digits = v.bytes().any(|b| b.is_ascii_digit());
+    let inner_capital = v.bytes().skip(1).any(|b| b.is_ascii_uppercase())
+        && v.bytes().any(|b| b.is_ascii_lowercase());
+    !v.contains(|c: char| c.is_whitespace() || c == ':')
+        && ((letters && digits) || inner_capital || looks_generated(v))
+}
+
 /// The credential shapes, compiled once. Both are linear-time (the regex crate has no
-/// backtracking), and a line without a candidate costs one DFA scan each.
+/// backtracking), and a line without a candidate costs one DFA scan each. Every run before a
+/// fixed part is bounded, so that a match (and the capture search over it) stays short
+/// whatever precedes it (1 MiB of `x` before `password=`).
 struct Shapes {
     /// The `key=`, `key: `, `"key": `, `key => ` before a value, under a key containing a
-    /// secret-looking word; the key is checked by [`is_secret_name`] and the value is read by
+    /// secret-looking word; the key is checked by [`key_strength`] and the value is read by
     /// [`value_span`] afterwards, so that a key found not secret does not swallow its value
     /// (`tokens: password=…`).
     assignment: Regex,
@@ -345,13 +689,13 @@ struct Shapes {
 static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
     Shapes {
     assignment: Regex::new(concat!(
-        r#"(?i)(?P<key>[a-z0-9_.-]*(?:key|token|secret|pass|pwd|cred|auth|cookie|session|dsn|jwt|bearer)[a-z0-9_.-]*)"#,
-        r#"["']?[ \t]*(?:=>?|:)[ \t]*"#,
+        r#"(?i)(?P<key>[a-z0-9_.-]{0,64}(?:key|token|secret|pass|pwd|cred|auth|cookie|session|dsn|jwt|bearer)[a-z0-9_.-]{0,64})"#,
+        r#"["']?[ \t]*(?P<sep>=>?|:)[ \t]*"#,
     ))
     .expect("assignment pattern"),
     token: Regex::new(concat!(
-        // A URL's password: the scheme and user stay.
-        r#"[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@"'<>]*:(?P<url>[^\s/?#@"'<>]+)@"#,
+        // A URL's password, up to the last `@` of the authority (`p@ss@db`): scheme and user stay.
+        r#"[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s:/?#@"'<>]{0,255}:(?P<url>[^\s/?#"'<>]+)@"#,
         // Well-known prefixes: the prefix stays.
         r#"|(?-u:\b)(?:sk-ant-|sk-proj-|sk-svcacct-|sk-|glpat-)(?P<dash>[A-Za-z0-9_-]{20,})"#,
         r#"|(?-u:\b)(?:sk_live_|sk_test_|rk_live_|rk_test_|npm_|hf_)(?P<alnum>[A-Za-z0-9]{16,})"#,
@@ -379,21 +723,35 @@ fn assignments(text: &str) -> Cow<'_, str> {
     let mut out = String::new();
     let (mut copied, mut pos) = (0, 0);
     while let Some(caps) = re.captures_at(text, pos) {
-        let (Some(whole), Some(key)) = (caps.get(0), caps.name("key")) else {
+        let (Some(whole), Some(key), Some(sep)) = (caps.get(0), caps.name("key"), caps.name("sep"))
+        else {
             break;
         };
         // The key is never empty, so the search always moves on.
         pos = whole.end();
+        let before = &text[..whole.start()];
         // `https://auth.example.com:8443`: a host and port, not a key and value.
-        let authority =
-            text[..whole.start()].ends_with("//") || text[..whole.start()].ends_with('@');
-        if authority || !is_secret_name(key.as_str()) {
+        let authority = before.ends_with("//") || before.ends_with('@');
+        // `auth::login`, `crate::token: …`: a Rust path, not an assignment.
+        let path =
+            sep.as_str() == ":" && (text[sep.end()..].starts_with(':') || before.ends_with("::"));
+        let strength = key_strength(key.as_str());
+        if authority || path || strength == KeyStrength::None {
             continue;
         }
-        let Some((from, to, end)) = value_span(&text[pos..]) else {
+        // A cookie header is all secret: `Cookie: a=1; sid=…` to the end of the line.
+        let whole_line = sep.as_str() == ":"
+            && ["cookie", "set-cookie"]
+                .iter()
+                .any(|c| key.as_str().eq_ignore_ascii_case(c));
+        let Some((from, to, end)) = value_span(&text[pos..], whole_line) else {
             continue;
         };
-        if is_plain_value(&text[pos + from..pos + to]) {
+        let value = &text[pos + from..pos + to];
+        if value.chars().count() < MIN_SECRET_CHARS
+            || is_plain_value(value)
+            || (strength == KeyStrength::Weak && !looks_random_value(value))
+        {
             continue;
         }
         out.push_str(&text[copied..pos + from]);
@@ -409,29 +767,37 @@ fn assignments(text: &str) -> Cow<'_, str> {
 }
 
 /// Where the secret of the value at the start of `rest` lies, and where the value ends:
-/// `"…"` or `'…'` (to the closing quote on the same line), or an unquoted run up to a space,
-/// quote or separator. A leading authorization scheme (`Bearer `) is not part of the secret.
-fn value_span(rest: &str) -> Option<(usize, usize, usize)> {
+/// `"…"` or `'…'` (to the closing quote on the same line; `\"` does not close it), to the end
+/// of the line when `whole_line`, or else an unquoted run up to a space, quote or separator.
+/// A leading authorization scheme (`Bearer `) is not part of the secret, and it takes the
+/// next word only when that could be a token (`token_type=Bearer expires_in=3600` is not).
+fn value_span(rest: &str, whole_line: bool) -> Option<(usize, usize, usize)> {
+    let run = |s: &str| {
+        s.find(|c: char| c.is_whitespace() || "\"',;&<>(){}[]".contains(c))
+            .unwrap_or(s.len())
+    };
     let (open, body) = match rest.as_bytes().first()? {
-        q @ (b'"' | b'\'') => {
+        &q @ (b'"' | b'\'') => {
             let body = &rest[1..];
-            let len = body.find([*q as char, '\r', '\n']).unwrap_or(body.len());
-            (1, &body[..len])
+            (1, &body[..quoted_len(body, q)])
+        }
+        _ if whole_line => {
+            let len = rest.find(['\r', '\n']).unwrap_or(rest.len());
+            (0, rest[..len].trim_end())
         }
         _ => {
-            let len = rest
-                .find(|c: char| c.is_whitespace() || "\"',;&<>(){}[]".contains(c))
-                .unwrap_or(rest.len());
-            // `Bearer abc…`: the scheme word ends the run; the token follows it.
             let scheme = scheme_len(rest);
-            let token_len = rest[scheme..]
-                .find(|c: char| c.is_whitespace() || "\"',;&<>(){}[]".contains(c))
-                .unwrap_or(rest.len() - scheme);
-            match (scheme, token_len) {
-                (0, _) => (0, &rest[..len]),
+            let token = &rest[scheme..][..run(&rest[scheme..])];
+            if scheme == 0 {
+                (0, &rest[..run(rest)])
+            } else if token.is_empty() {
                 // `Bearer [REDACTED]`, `Bearer "…`: nothing here to hide.
-                (_, 0) => return None,
-                _ => (0, &rest[..scheme + token_len]),
+                return None;
+            } else if token.contains(':') || token.trim_end_matches('=').contains('=') {
+                // The next word is another field; the value is the scheme word alone.
+                (0, &rest[..run(rest)])
+            } else {
+                (0, &rest[..scheme + token.len()])
             }
         }
     };
@@ -442,6 +808,21 @@ fn value_span(rest: &str) -> Option<(usize, usize, usize)> {
     }
     let closing = usize::from(open == 1 && rest[to..].starts_with(['"', '\'']));
     Some((from, to, to + closing))
+}
+
+/// Length of a quoted string's body before its closing quote `q` (or line end), skipping
+/// backslash escapes. Always a char boundary: it stops only at an ASCII byte.
+fn quoted_len(body: &str, q: u8) -> usize {
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b if b == q || b == b'\r' || b == b'\n' => return i,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
 }
 
 /// Length of a leading authorization scheme word and the spaces after it (`Bearer `), if any.
@@ -495,11 +876,11 @@ mod tests {
     #[test]
     fn every_configured_value_is_a_secret_unless_plain() {
         let r = Redactor::builder()
-            .configured("hunter2x")
-            .configured("/srv/data")
-            .configured("true")
-            .configured("8080")
-            .configured("abc")
+            .configured("LOGIN", "hunter2x")
+            .configured("DATA", "/srv/data")
+            .configured("FLAG", "true")
+            .configured("PORT", "8080")
+            .configured("X", "abc")
             .build();
         assert_eq!(
             r.redact("login failed for hunter2x at /srv/data on 8080 (abc: true)"),
@@ -781,6 +1162,229 @@ mod tests {
             r#"fatal API_KEY=[REDACTED] token=[REDACTED] dsn postgres://admin:[REDACTED]@db/x {"password": "[REDACTED]"} Authorization: Bearer [REDACTED]"#
         );
         assert_eq!(r.redact(&once), once);
+    }
+
+    #[test]
+    fn configured_values_match_whole_tokens_and_ordinary_words_stay() {
+        let r = Redactor::builder()
+            .configured("NODE_ENV", "production")
+            .configured("HOST", "localhost")
+            .configured("REGION", "us-east-1")
+            .configured("FASTMCP_LOG_LEVEL", "WARNING")
+            .configured("DB_HOST", "db.internal.example.com:5432")
+            .configured("GCP_ZONE", "europe-west4-b")
+            .configured("WEATHER", "tango-lima")
+            .configured("UPSTREAM", "zq8Xv2Lm9Rt4Wy7Kp3Nb6Hd1")
+            .build();
+        let line = "WARNING:root:retrying in production against localhost in us-east-1 \
+                    via db.internal.example.com:5432 (europe-west4-b)";
+        assert_eq!(r.redact(line), line);
+        // A configured value is hidden as a whole token, not inside another word.
+        assert_eq!(
+            r.redact("tango-lima failed (tango-lima); xtango-lima tango-limax kept"),
+            "[REDACTED] failed ([REDACTED]); xtango-lima tango-limax kept"
+        );
+        // A long one is hidden even glued to other text.
+        assert_eq!(
+            r.redact("GET /hook?sig%3Dzq8Xv2Lm9Rt4Wy7Kp3Nb6Hd1x"),
+            "GET /hook?sig%3D[REDACTED]x"
+        );
+        // Under a secret-looking name an ordinary word is still a secret.
+        let r = Redactor::builder()
+            .configured("DB_PASSWORD", "production")
+            .build();
+        assert_eq!(
+            r.redact("login with production failed; reproduction steps"),
+            "login with [REDACTED] failed; reproduction steps"
+        );
+    }
+
+    #[test]
+    fn errors_paths_short_values_and_plain_words_under_generic_keys_stay() {
+        for line in [
+            "KeyError: 'model_name'",
+            "TokenExpiredError: jwt expired",
+            "AuthenticationException: try again",
+            "Missing key: name",
+            "primary key: id",
+            "cache key: user:42:profile",
+            "cache_key: user-profile-page",
+            "[auth] key: rotated",
+            "secret_sauce: recipe-book",
+            "test auth::login ... ok",
+            "token_type=Bearer expires_in=3600",
+            "password: abc",
+        ] {
+            assert_eq!(shapes(line), line);
+        }
+        // Random-looking values under the same generic keys are still hidden.
+        for (line, want) in [
+            ("key: 9f8e7d6c5b4a", "key: [REDACTED]"),
+            ("auth: zQmTwLpXvR", "auth: [REDACTED]"),
+            ("secret_sauce: Zx9kQ2mLp7", "secret_sauce: [REDACTED]"),
+            (
+                "token_type=Bearer access_token=Zx9kQ2mLp7",
+                "token_type=Bearer access_token=[REDACTED]",
+            ),
+        ] {
+            assert_eq!(shapes(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn base64_that_starts_with_a_slash_and_credential_urls_are_not_plain() {
+        let r = Redactor::builder()
+            .configured("IMAGE_KEY", "/9j/4AAQSkZJRgABAQAAAQABAAD")
+            .configured("SIGNING", "/Zx9kQ2mLp7+vR4t=")
+            .configured(
+                "SLACK",
+                "https://hooks.slack.com/services/T0A1B2C3D/B4E5F6/Xy7Zq8Wv9",
+            )
+            .configured(
+                "DOWNLOAD",
+                "https://bucket.example.com/f?X-Amz-Signature=ab12cd",
+            )
+            .configured("GIT", "https://oauth@git.example.com")
+            .build();
+        assert_eq!(
+            r.redact(
+                "key /9j/4AAQSkZJRgABAQAAAQABAAD sig /Zx9kQ2mLp7+vR4t= \
+                 posting to https://hooks.slack.com/services/T0A1B2C3D/B4E5F6/Xy7Zq8Wv9 \
+                 https://bucket.example.com/f?X-Amz-Signature=ab12cd https://oauth@git.example.com"
+            ),
+            "key [REDACTED] sig [REDACTED] posting to [REDACTED] [REDACTED] [REDACTED]"
+        );
+        for plain in [
+            "/srv/data",
+            "/tmp",
+            "/tmp/ssh-XXXX/agent.1",
+            "/home/user/My Documents/notes.md",
+            "http://localhost:3000",
+            "https://api.example.com/v1/mcp",
+        ] {
+            assert!(is_plain_value(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn settings_inside_arguments_are_read() {
+        let args: Vec<String> = [
+            "-y",
+            "mcp-remote",
+            "https://mcp.example.com/sse",
+            "--header",
+            "Authorization: Bearer Zx9kQ2mLp7",
+            "--header=X-Api-Key:abcdef123",
+            "-e",
+            "GITHUB_TOKEN=gh0_tok3n_val",
+            "--password=user:pass99",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let r = Redactor::builder().flags(&args).build();
+        assert_eq!(
+            r.redact("got Zx9kQ2mLp7, abcdef123, gh0_tok3n_val, user:pass99 from https://mcp.example.com/sse"),
+            "got [REDACTED], [REDACTED], [REDACTED], [REDACTED] from https://mcp.example.com/sse"
+        );
+    }
+
+    #[test]
+    fn each_line_of_a_multi_line_secret_is_known() {
+        let pem = "-----BEGIN PRIVATE KEY-----\n\
+                   MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n\
+                   BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n\
+                   -----END PRIVATE KEY-----\n";
+        let r = Redactor::builder().configured("GOOGLE_KEY", pem).build();
+        assert_eq!(
+            r.redact("bad line: BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"),
+            "bad line: [REDACTED]"
+        );
+        assert_eq!(
+            r.redact("-----BEGIN PRIVATE KEY-----"),
+            "-----BEGIN PRIVATE KEY-----"
+        );
+        let json = serde_json::json!({ "blob": pem.trim() }).to_string();
+        assert_eq!(r.redact(&json), r#"{"blob":"[REDACTED]"}"#);
+    }
+
+    #[test]
+    fn secrets_are_hidden_whole() {
+        for (line, want) in [
+            (
+                "postgres://admin:p@ss@db:5432/x",
+                "postgres://admin:[REDACTED]@db:5432/x",
+            ),
+            (
+                r#"{"password": "ab\"cdefgh", "user": "bob"}"#,
+                r#"{"password": "[REDACTED]", "user": "bob"}"#,
+            ),
+            (
+                "Cookie: a=1; sid=9f8e7d6c5b4a\nnext",
+                "Cookie: [REDACTED]\nnext",
+            ),
+            (
+                "Set-Cookie: sid=9f8e7d6c5b4a; Path=/; HttpOnly",
+                "Set-Cookie: [REDACTED]",
+            ),
+        ] {
+            assert_eq!(shapes(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn json_strings_and_keys_are_redacted() {
+        let r = Redactor::builder().secret("Wx7-tango-Q9-lima").build();
+        let mut v = serde_json::json!({
+            "name": "srv",
+            "version": format!("1.0 token={GITHUB}"),
+            "nested": [{ "Wx7-tango-Q9-lima": 1 }, "via Wx7-tango-Q9-lima", 3, null],
+        });
+        r.redact_json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "name": "srv",
+                "version": "1.0 token=[REDACTED]",
+                "nested": [{ "[REDACTED]": 1 }, "via [REDACTED]", 3, null],
+            })
+        );
+    }
+
+    #[test]
+    fn capped_redaction_hides_secrets_across_the_cut_and_skips_the_rest() {
+        let r = Redactor::builder().secret("Wx7-tango-Q9-lima").build();
+        let text = format!("{}Wx7-tango-Q9-lima and more", "a ".repeat(145));
+        // Longer than the cap raw, not once redacted: nothing is cut.
+        assert!(text.len() > 310);
+        let out = r.redact_capped(&text, 310);
+        assert_eq!(out, format!("{}[REDACTED] and more", "a ".repeat(145)));
+        let out = r.redact_capped(&text, 295);
+        assert!(out.ends_with('…') && !out.contains("Wx7"), "{out}");
+        assert!(out.len() <= 295 + '…'.len_utf8());
+        // A 16 MiB error full of candidates costs what its first kilobytes cost.
+        let huge = "password=hunter22 ".repeat(1 << 20);
+        let t = std::time::Instant::now();
+        let out = r.redact_capped(&huge, 300);
+        assert!(!out.contains("hunter22"), "{out}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_long_run_before_a_key_is_cheap() {
+        // Unbounded, the key run made this take ~1.7 s in a debug build (~40 ms bounded).
+        let text = "x".repeat(1 << 20) + "password=hunter22";
+        let t = std::time::Instant::now();
+        assert!(shapes(&text).ends_with("password=[REDACTED]"));
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(600),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::redact::Redactor;
+
 /// One tool that was repaired or dropped, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ToolIssue {
@@ -63,6 +65,16 @@ pub struct ToolReport {
 impl ToolReport {
     pub fn is_empty(&self) -> bool {
         self.repaired.is_empty() && self.dropped.is_empty()
+    }
+
+    /// The report with the child's text in it (tool names, reasons quoting its values)
+    /// redacted: the health report shows it to the client and the model.
+    pub fn redacted(mut self, redactor: &Redactor) -> Self {
+        for issue in self.repaired.iter_mut().chain(self.dropped.iter_mut()) {
+            issue.reason = redactor.redact_owned(std::mem::take(&mut issue.reason));
+            issue.tool = issue.tool.take().map(|t| redactor.redact_owned(t));
+        }
+        self
     }
 }
 
@@ -331,6 +343,21 @@ mod tests {
             .reason
             .starts_with("inputSchema was null"));
         assert!(report.dropped.is_empty());
+    }
+
+    #[test]
+    fn the_report_is_redacted_for_display() {
+        let secret = "Wx7-tango-Q9-lima";
+        let (_, report) = sanitize(vec![
+            json!({"name": secret, "inputSchema": {"type": "object"}}),
+            json!({"name": secret, "inputSchema": {"type": "object"}}),
+            json!({"name": "t", "inputSchema": {"type": secret}}),
+        ]);
+        let shown = report.redacted(&Redactor::builder().secret(secret).build());
+        assert_eq!(shown.dropped.len(), 2);
+        assert_eq!(shown.dropped[0].tool.as_deref(), Some("[REDACTED]"));
+        assert!(shown.dropped[1].reason.contains("[REDACTED]"), "{shown:?}");
+        assert!(!format!("{shown:?}").contains(secret), "{shown:?}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ use crate::redact::Redactor;
 /// Log-linear buckets over microseconds: 4 sub-buckets per power of two (≤ 19 % error).
 const SUB_BITS: u32 = 2;
 const BUCKETS: usize = 4 * 40;
+/// `last_error` is cut to this many bytes.
+const LAST_ERROR_CAP: usize = 300;
 
 /// Counters of one server. All updates are relaxed atomics: they are statistics, not locks.
 #[derive(Debug)]
@@ -59,17 +61,10 @@ impl Stats {
     }
 
     /// Remembers the most recent failure of a call (for the health report), secrets redacted
-    /// before it is cut to length (a cut could leave the start of a secret).
-    pub fn note_error(&self, what: impl Into<String>) {
-        let mut what = self.redactor.redact_owned(what.into());
-        if what.len() > 300 {
-            let mut end = 300;
-            while !what.is_char_boundary(end) {
-                end -= 1;
-            }
-            what.truncate(end);
-            what.push('…');
-        }
+    /// and cut to length ([`Redactor::redact_capped`]: only what can be shown is redacted, so
+    /// a child's 16 MiB error payload costs no more than a short one).
+    pub fn note_error(&self, what: impl AsRef<str>) {
+        let what = self.redactor.redact_capped(what.as_ref(), LAST_ERROR_CAP);
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(what);
     }
 

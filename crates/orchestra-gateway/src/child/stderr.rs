@@ -31,18 +31,11 @@ impl StderrTail {
         }
     }
 
-    /// Keeps `line`, redacted and then cut to `LINE_CAP` bytes (redacting first: a cut could
-    /// leave the start of a secret that no longer matches).
+    /// Keeps `line`, redacted and cut to `LINE_CAP` bytes ([`Redactor::redact_capped`]:
+    /// redacting first, as a cut could leave the start of a secret that no longer matches,
+    /// but only of what can be shown, as lines may be 64 KiB).
     pub fn push(&self, line: &str) {
-        let mut cut = self.redactor.redact(line).into_owned();
-        if cut.len() > LINE_CAP {
-            let mut end = LINE_CAP;
-            while !cut.is_char_boundary(end) {
-                end -= 1;
-            }
-            cut.truncate(end);
-            cut.push('…');
-        }
+        let cut = self.redactor.redact_capped(line, LINE_CAP);
         let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
         if lines.len() == TAIL_LINES {
             lines.pop_front();

@@ -484,12 +484,18 @@ async fn handshake(
         })?;
     let result: Value = serde_json::from_str(result.get())
         .map_err(|e| format!("initialize result is not JSON: {e}"))?;
+    // Both are the child's own text, shown by the health report: redacted as they are kept.
+    let protocol_version = result
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .map(|v| shared.redact(v.to_owned()));
+    let mut server_info = result.get("serverInfo").cloned();
+    if let Some(info) = &mut server_info {
+        shared.redactor.redact_json(info);
+    }
     shared.status.send_modify(|s| {
-        s.protocol_version = result
-            .get("protocolVersion")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        s.server_info = result.get("serverInfo").cloned();
+        s.protocol_version = protocol_version;
+        s.server_info = server_info;
     });
     conn.notify("notifications/initialized", None);
     list_tools(shared, conn, cache, deadline).await.map(|_| ())
@@ -550,7 +556,8 @@ async fn list_tools(
         tracing::warn!(server = %shared.name, tool = issue.tool.as_deref().unwrap_or("?"), index = issue.index, reason = %issue.reason, "dropped a tool definition from the child");
     }
     shared.hidden_tools.store(hidden, Ordering::Relaxed);
-    *shared.tool_report.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(report);
+    *shared.tool_report.lock().unwrap_or_else(|p| p.into_inner()) =
+        Arc::new(report.redacted(&shared.redactor));
     let mut current = shared.tools.lock().unwrap_or_else(|p| p.into_inner());
     let changed = **current != tools || shared.provisional.load(Ordering::Acquire);
     if changed {

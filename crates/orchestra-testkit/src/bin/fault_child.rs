@@ -100,6 +100,9 @@
 //!   its own (crash, `crash_after`, `exit_on_start`, stdin EOF), followed by a
 //!   100 ms pause so the reader has them before the exit is seen (repeatable,
 //!   in order; TEXT cannot contain a comma).
+//! * `server_version:TEXT` — answer `initialize` with `serverInfo.version` TEXT
+//!   (and `protocolVersion` TEXT too) instead of `0.1.0` and the requested
+//!   version; TEXT cannot contain a comma.
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -156,6 +159,7 @@ struct Config {
     empty_response: bool,
     server_request: Option<String>,
     stderr_lines: Vec<String>,
+    server_version: Option<String>,
 }
 
 impl Config {
@@ -220,6 +224,7 @@ impl Config {
             "stderr_line" => self
                 .stderr_lines
                 .push(required_value(name, value)?.to_owned()),
+            "server_version" => self.server_version = Some(required_value(name, value)?.to_owned()),
             "page_size" => {
                 let size: usize = parse_value(name, value)?;
                 if size == 0 {
@@ -708,12 +713,16 @@ impl Server {
         let version = params["protocolVersion"]
             .as_str()
             .unwrap_or(DEFAULT_PROTOCOL_VERSION);
+        let (version, server_version) = match &self.config.server_version {
+            Some(text) => (text.as_str(), text.as_str()),
+            None => (version, "0.1.0"),
+        };
         self.send_result(
             id,
             json!({
                 "protocolVersion": version,
                 "capabilities": {"tools": {"listChanged": true}},
-                "serverInfo": {"name": "fault-child", "version": "0.1.0"},
+                "serverInfo": {"name": "fault-child", "version": server_version},
             }),
         );
     }
