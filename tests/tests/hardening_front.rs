@@ -1,0 +1,193 @@
+//! Hardening of the client-facing side: a client that stops reading slows its own intake
+//! (and no child is blamed for it), calls made while a server restarts wait for it, and the
+//! front answers malformed JSON-RPC envelopes strictly.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use orchestra_tests::{
+    fault_with, gateway_bin, new_marker, procs, within, TempDir, MARKER_VAR, STEP,
+};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// The gateway with raw stdio: the test alone decides when stdout is read.
+struct RawGateway {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+    marker: String,
+    _dir: TempDir,
+}
+
+impl RawGateway {
+    fn spawn(config_yaml: &str) -> Self {
+        let dir = TempDir::new("front-raw");
+        let config = dir.join("orchestra.yaml");
+        std::fs::write(&config, config_yaml).expect("writing config");
+        let marker = new_marker();
+        let mut child = Command::new(gateway_bin())
+            .arg("serve")
+            .arg("-c")
+            .arg(&config)
+            .env(MARKER_VAR, &marker)
+            .env("ORCHESTRA_CACHE_DIR", dir.join("cache"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawning mcp-orchestra");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::with_capacity(1 << 20, child.stdout.take().expect("stdout")).lines();
+        Self {
+            child,
+            stdin,
+            stdout,
+            marker,
+            _dir: dir,
+        }
+    }
+
+    async fn write(&mut self, msg: &Value) {
+        let line = format!("{msg}\n");
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        within(STEP, "writing to the gateway", stdin.write_all(line.as_bytes()))
+            .await
+            .expect("write");
+    }
+
+    /// The next line on stdout, as JSON.
+    async fn next(&mut self) -> Value {
+        let line = within(STEP, "a line from the gateway", self.stdout.next_line())
+            .await
+            .expect("reading stdout")
+            .expect("gateway closed stdout");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Sends a request and reads lines until its response (notifications are skipped).
+    async fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
+        self.write(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        loop {
+            let msg = self.next().await;
+            if msg.get("method").is_none() {
+                assert_eq!(msg["id"], id, "{msg}");
+                return msg;
+            }
+        }
+    }
+
+    async fn handshake(&mut self) {
+        let init = self
+            .request(
+                0,
+                "initialize",
+                json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "orchestra-tests", "version": "0"}}),
+            )
+            .await;
+        assert!(init.get("result").is_some(), "{init}");
+        self.write(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+    }
+
+    /// Closes stdin and checks the gateway exits 0 and leaves no process behind.
+    async fn finish(mut self) {
+        self.stdin.take();
+        let status = within(Duration::from_secs(20), "gateway exit", self.child.wait())
+            .await
+            .expect("wait");
+        assert!(status.success(), "gateway exit: {status}");
+        procs::assert_none_left(&self.marker, Duration::from_secs(5)).await;
+    }
+}
+
+/// Fault #4: a client that stops reading its answers for a while (5 s, longer than the call
+/// timeout) while it pipelines thousands of ~10 kB calls to a fast child. Its backlog must wait
+/// in its own stdin pipe: once it reads again every call has its own successful answer — no
+/// "server is not reading its input" (-31006) and no timeout (-31003) blamed on a child that
+/// answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_slows_its_intake_and_no_child_is_blamed() {
+    const CALLS: u64 = 5000;
+    let mut gw = RawGateway::spawn(&format!(
+        "servers:\n{}",
+        fault_with("fastecho", "", &[], "call_timeout: 2s")
+    ));
+    gw.handshake().await;
+    let list = gw.request(1, "tools/list", json!({})).await;
+    assert!(
+        list["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == "fastecho__echo")),
+        "{list}"
+    );
+
+    // The writer runs on its own: a gateway that (rightly) stops reading blocks it.
+    let mut stdin = gw.stdin.take().expect("stdin");
+    let pad = "x".repeat(10_000);
+    let writer = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(1 << 20);
+        for id in 100..100 + CALLS {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "fastecho__echo", "arguments": {"text": format!("{id}:{pad}")}}});
+            batch.extend_from_slice(call.to_string().as_bytes());
+            batch.push(b'\n');
+            if batch.len() > 512 * 1024 {
+                stdin.write_all(&batch).await.expect("writing calls");
+                batch.clear();
+            }
+        }
+        stdin.write_all(&batch).await.expect("writing calls");
+        stdin
+    });
+
+    // Not reading for longer than the calls' timeout.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let started = Instant::now();
+    let mut answered = std::collections::HashSet::new();
+    let mut failures = Vec::new();
+    within(Duration::from_secs(120), "every call answered", async {
+        while (answered.len() + failures.len()) < CALLS as usize {
+            let msg = gw.next().await;
+            if msg.get("method").is_some() {
+                continue;
+            }
+            let id = msg["id"].as_u64().unwrap_or_else(|| panic!("{msg}"));
+            if let Some(err) = msg.get("error") {
+                failures.push(err.clone());
+                continue;
+            }
+            let text = msg["result"]["content"][0]["text"].as_str().unwrap_or("");
+            assert!(
+                text.starts_with(&format!("{id}:")) && text.len() == 10_000 + format!("{id}:").len(),
+                "call {id} got its own answer"
+            );
+            assert!(answered.insert(id), "call {id} answered twice");
+        }
+    })
+    .await;
+    eprintln!(
+        "read {} answers in {:?} after a 5 s stall",
+        answered.len(),
+        started.elapsed()
+    );
+    let mut summary = std::collections::BTreeMap::<String, usize>::new();
+    for e in &failures {
+        *summary
+            .entry(format!("{} {}", e["code"], e["message"]))
+            .or_default() += 1;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {CALLS} calls failed although the child answered every one at once: {summary:?}",
+        failures.len()
+    );
+    gw.stdin = Some(within(STEP, "the writer to finish", writer).await.expect("writer"));
+    gw.finish().await;
+}
