@@ -106,14 +106,16 @@ impl RawGateway {
     }
 }
 
-/// Fault #4: a client that stops reading its answers for a while (5 s, longer than the call
-/// timeout) while it pipelines thousands of ~10 kB calls to a fast child. Its backlog must wait
-/// in its own stdin pipe: once it reads again every call has its own successful answer — no
-/// "server is not reading its input" (-31006) and no timeout (-31003) blamed on a child that
-/// answered at once.
+/// Fault #4: a client pipelines thousands of ~10 kB calls to a fast child at a pace the child
+/// keeps up with easily (500 a second), but stops reading its answers for 6 s — longer than the
+/// call timeout, and long enough for its calls to fill the child's input queue (16 MiB) had the
+/// gateway kept taking them in. Its backlog must wait in its own stdin pipe: once it reads again
+/// every call has its own successful answer — no "server is not reading its input" (-31006)
+/// and no timeout (-31003) blamed on a child that answered each call at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_slows_its_intake_and_no_child_is_blamed() {
-    const CALLS: u64 = 5000;
+    let calls: u64 = env_or("CALLS", 3000);
+    let stall = Duration::from_secs(env_or("STALL", 6));
     let mut gw = RawGateway::spawn(&format!(
         "servers:\n{}",
         fault_with("fastecho", "", &[], "call_timeout: 2s")
@@ -127,33 +129,33 @@ async fn a_client_that_stops_reading_slows_its_intake_and_no_child_is_blamed() {
         "{list}"
     );
 
-    // The writer runs on its own: a gateway that (rightly) stops reading blocks it.
+    // The writer runs on its own: a gateway that (rightly) stops reading blocks it. 10 calls
+    // every 20 ms at most, never catching up after a blocked write.
     let mut stdin = gw.stdin.take().expect("stdin");
     let pad = "x".repeat(10_000);
     let writer = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(1 << 20);
-        for id in 100..100 + CALLS {
-            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                "params": {"name": "fastecho__echo", "arguments": {"text": format!("{id}:{pad}")}}});
-            batch.extend_from_slice(call.to_string().as_bytes());
-            batch.push(b'\n');
-            if batch.len() > 512 * 1024 {
-                stdin.write_all(&batch).await.expect("writing calls");
-                batch.clear();
+        let ids: Vec<u64> = (100..100 + calls).collect();
+        for chunk in ids.chunks(10) {
+            let mut batch = Vec::with_capacity(128 * 1024);
+            for id in chunk {
+                let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": "fastecho__echo", "arguments": {"text": format!("{id}:{pad}")}}});
+                batch.extend_from_slice(call.to_string().as_bytes());
+                batch.push(b'\n');
             }
+            stdin.write_all(&batch).await.expect("writing calls");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        stdin.write_all(&batch).await.expect("writing calls");
         stdin
     });
 
-    // Not reading for longer than the calls' timeout.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(stall).await;
 
     let started = Instant::now();
     let mut answered = std::collections::HashSet::new();
     let mut failures = Vec::new();
     within(Duration::from_secs(120), "every call answered", async {
-        while (answered.len() + failures.len()) < CALLS as usize {
+        while answered.len() + failures.len() < calls as usize {
             let msg = gw.next().await;
             if msg.get("method").is_some() {
                 continue;
@@ -165,7 +167,7 @@ async fn a_client_that_stops_reading_slows_its_intake_and_no_child_is_blamed() {
             }
             let text = msg["result"]["content"][0]["text"].as_str().unwrap_or("");
             assert!(
-                text.starts_with(&format!("{id}:")) && text.len() == 10_000 + format!("{id}:").len(),
+                text.strip_prefix(&format!("{id}:")) == Some(pad_ref()),
                 "call {id} got its own answer"
             );
             assert!(answered.insert(id), "call {id} answered twice");
@@ -173,7 +175,7 @@ async fn a_client_that_stops_reading_slows_its_intake_and_no_child_is_blamed() {
     })
     .await;
     eprintln!(
-        "read {} answers in {:?} after a 5 s stall",
+        "read {} answers in {:?} after a {stall:?} stall",
         answered.len(),
         started.elapsed()
     );
@@ -185,9 +187,18 @@ async fn a_client_that_stops_reading_slows_its_intake_and_no_child_is_blamed() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {CALLS} calls failed although the child answered every one at once: {summary:?}",
+        "{} of {calls} calls failed although the child answered every one at once: {summary:?}",
         failures.len()
     );
     gw.stdin = Some(within(STEP, "the writer to finish", writer).await.expect("writer"));
     gw.finish().await;
+}
+
+fn pad_ref() -> &'static str {
+    static PAD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PAD.get_or_init(|| "x".repeat(10_000))
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).map_or(default, |v| v.parse().expect(name))
 }

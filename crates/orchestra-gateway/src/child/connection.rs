@@ -142,6 +142,9 @@ enum Pending {
         deadline: Instant,
         timeout: Duration,
         reply: FrontSink,
+        /// `reply.stalled()` when `deadline` was last set: time the client spends not reading
+        /// moves the deadline (see `expire`).
+        stalled: Duration,
         failover: Option<Box<str>>,
     },
     /// The gateway's own request.
@@ -227,6 +230,7 @@ impl Connection {
                 deadline,
                 timeout,
                 reply: reply.clone(),
+                stalled: reply.stalled(),
                 failover: failover.map(Into::into),
             },
         );
@@ -674,14 +678,30 @@ async fn expire(conn: &Connection) {
     {
         let mut pending = conn.lock();
         let ids: Vec<u64> = pending
-            .iter()
-            .filter_map(|(id, p)| match p {
-                Pending::Call { deadline, .. } if *deadline <= now => Some(*id),
-                Pending::Call { deadline, .. } => {
-                    next = Some(next.map_or(*deadline, |n: Instant| n.min(*deadline)));
-                    None
+            .iter_mut()
+            .filter_map(|(id, p)| {
+                let Pending::Call {
+                    deadline,
+                    reply,
+                    stalled,
+                    ..
+                } = p
+                else {
+                    return None;
+                };
+                if *deadline <= now {
+                    // While the client is far behind, this child's reader waits for it and its
+                    // answers sit unread in the pipe: that time is the client's, not the
+                    // child's, and does not count toward the call's timeout.
+                    let total = reply.stalled();
+                    *deadline += total.saturating_sub(*stalled);
+                    *stalled = total;
                 }
-                Pending::Internal(_) => None,
+                if *deadline <= now {
+                    return Some(*id);
+                }
+                next = Some(next.map_or(*deadline, |n: Instant| n.min(*deadline)));
+                None
             })
             .collect();
         for id in ids {
