@@ -63,7 +63,9 @@ pub enum GatewayError {
         tool: String,
         after: Duration,
     },
-    #[error("server \"{server}\" is not reading its input (queue full); try again shortly")]
+    /// Only the child can cause this: while the client is behind, the gateway takes in no more
+    /// of its calls, so a full queue means the child reads slower than its calls arrive.
+    #[error("server \"{server}\" is not keeping up with its input (queue full: it reads calls slower than they arrive); try again shortly")]
     Overloaded { server: String },
     #[error("internal error: {0}")]
     Internal(String),

@@ -159,7 +159,10 @@ mod tests {
         assert!(r.has_buffered(), "\"two\" is complete");
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
         assert_eq!(buf, b"two");
-        assert!(!r.has_buffered(), "\"thr\" is only part of a line: the burst ends");
+        assert!(
+            !r.has_buffered(),
+            "\"thr\" is only part of a line: the burst ends"
+        );
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
         assert_eq!(buf, b"thr");
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Eof);
