@@ -203,3 +203,111 @@ async fn a_client_that_stops_reading_slows_its_intake_and_no_child_is_blamed() {
     );
     gw.finish().await;
 }
+
+/// Fault #10 (front): envelopes that parse but are not valid JSON-RPC are answered -32600 —
+/// with their id whenever it is readable, `null` otherwise (an id of `null` included: such a
+/// request is not a notification to stay silent on); a `tools/call` whose `arguments` is not
+/// an object is answered -32602 and never reaches the child. The session carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_envelopes_are_answered_strictly_with_the_readable_id() {
+    let dir = TempDir::new("front-strict");
+    let log = dir.join("child.log");
+    let log_s = log.display().to_string();
+    let mut gw = RawGateway::spawn(&format!(
+        "servers:\n{}",
+        fault_with("f", "", &[("FAULT_LOG", log_s.as_str())], "")
+    ));
+    gw.handshake().await;
+    let cases: &[(&str, i64, Value, &str)] = &[
+        (
+            r#"{"jsonrpc":"2.0","id":6,"method":42}"#,
+            -32600,
+            json!(6),
+            "method",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+            -32600,
+            Value::Null,
+            "id",
+        ),
+        (
+            r#"{"id":"no-version","method":"ping"}"#,
+            -32600,
+            json!("no-version"),
+            "jsonrpc",
+        ),
+        (
+            r#"{"jsonrpc":"1.0","id":8,"method":"ping"}"#,
+            -32600,
+            json!(8),
+            "jsonrpc",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}"#,
+            -32600,
+            Value::Null,
+            "id",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":9.5,"method":"ping"}"#,
+            -32600,
+            Value::Null,
+            "id",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","method":7}"#,
+            -32600,
+            Value::Null,
+            "method",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"f__echo","arguments":"text"}}"#,
+            -32602,
+            json!(10),
+            "arguments",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"f__echo","arguments":[1]}}"#,
+            -32602,
+            json!(11),
+            "arguments",
+        ),
+    ];
+    for (line, code, id, names) in cases {
+        let stdin = gw.stdin.as_mut().expect("stdin");
+        within(
+            STEP,
+            "writing",
+            stdin.write_all(format!("{line}\n").as_bytes()),
+        )
+        .await
+        .unwrap();
+        let answer = gw.next().await;
+        assert_eq!(answer["jsonrpc"], "2.0", "{line} → {answer}");
+        assert_eq!(answer["error"]["code"], *code, "{line} → {answer}");
+        assert_eq!(answer["id"], *id, "{line} → {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(names),
+            "{line} → the message names {names}: {answer}"
+        );
+    }
+
+    // Still serving, and the calls with bad arguments never reached the child.
+    let ok = gw
+        .request(
+            12,
+            "tools/call",
+            json!({"name": "f__echo", "arguments": {"text": "fine"}}),
+        )
+        .await;
+    assert_eq!(ok["result"]["content"][0]["text"], "fine", "{ok}");
+    let calls = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("request tools/call"))
+        .count();
+    assert_eq!(calls, 1, "only the valid call reached the child");
+    gw.finish().await;
+}

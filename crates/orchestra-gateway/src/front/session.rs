@@ -68,9 +68,20 @@ impl Session {
                 return self.reply_err("null", &err).await;
             }
         };
-        match env.kind() {
+        let kind = env.kind();
+        if let Some(defect) = env.defect {
+            // Not valid JSON-RPC: every request or notification gets -32600 (with its id when
+            // that is readable); a bad response from the client is only logged.
+            if kind == Kind::Response {
+                tracing::debug!(%defect, "ignored an invalid response from the client");
+                return;
+            }
+            let err = GatewayError::InvalidRequest(defect.to_string());
+            return self.reply_err(env.reply_id(), &err).await;
+        }
+        match kind {
             Kind::Request => {
-                let id = env.id.map(|i| i.get()).unwrap_or("null");
+                let id = env.reply_id();
                 let method = env.method.as_deref().unwrap_or_default();
                 if let Err(err) = self.request(id, method, env.params).await {
                     self.reply_err(id, &err).await;
@@ -82,7 +93,7 @@ impl Session {
             // We send the client no requests, so there is nothing to match a response to.
             Kind::Response => tracing::debug!("ignored a response from the client"),
             Kind::Invalid => {
-                let id = env.id.map(|i| i.get()).unwrap_or("null");
+                let id = env.reply_id();
                 self.reply_err(
                     id,
                     &GatewayError::InvalidRequest("not a request, notification or response".into()),
