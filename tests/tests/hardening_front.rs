@@ -6,7 +6,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use orchestra_tests::{
-    fault_with, gateway_bin, new_marker, procs, within, TempDir, MARKER_VAR, STEP,
+    deps, fault_with, finish, gateway_bin, new_marker, procs, str_of, text_of, unavailable_detail,
+    within, Gateway, TempDir, MARKER_VAR, STEP,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -310,4 +311,181 @@ async fn invalid_envelopes_are_answered_strictly_with_the_readable_id() {
         .count();
     assert_eq!(calls, 1, "only the valid call reached the child");
     gw.finish().await;
+}
+
+/// Fault #9: `server-everything` is SIGKILLed; a call to one of its tools made as soon as the
+/// gateway has seen it die (state `restarting`, next attempt 300 ms away — well within the
+/// call's 30 s timeout, no fallback) waits for the restart and succeeds, answered by the new
+/// process, instead of an "unavailable, retry later" answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_a_real_server_killed_moments_ago_waits_for_its_restart() {
+    let gw = Gateway::start(&format!(
+        "gateway: {{startup_timeout: 20s, call_timeout: 30s}}\nservers:\n  everything: {{command: \"{}\", args: [stdio], restart: {{initial_backoff: 300ms, jitter: 0.0}}}}\n",
+        deps().everything
+    ))
+    .await;
+    let ready = gw
+        .wait_server("everything", Duration::from_secs(15), |s| {
+            s["state"] == "ready"
+        })
+        .await;
+    let pid = ready["pid"].as_u64().expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL");
+    let down = gw
+        .wait_server("everything", Duration::from_secs(5), |s| {
+            s["state"] != "ready"
+        })
+        .await;
+    assert_eq!(down["state"], "restarting", "{down}");
+
+    let asked = Instant::now();
+    let answer = gw
+        .call("everything__echo", json!({"message": "after the kill"}))
+        .await
+        .unwrap_or_else(|e| panic!("everything__echo failed: {e}"));
+    let waited = asked.elapsed();
+    assert_ne!(answer["isError"], true, "{answer}");
+    assert_eq!(text_of(&answer), "Echo: after the kill", "{answer}");
+    eprintln!("the call waited {waited:?} for the restart");
+    let back = gw.server_health("everything").await;
+    assert_eq!(
+        (back["state"].as_str(), back["restarts"].as_u64()),
+        (Some("ready"), Some(1)),
+        "{back}"
+    );
+    assert_ne!(back["pid"].as_u64(), Some(pid), "a new process: {back}");
+    finish(gw).await;
+}
+
+/// Fault #9, the limits: a crash-looping server is not worth waiting for. A call made while it
+/// still restarts waits only until the breaker trips, then is answered at once (state
+/// `failed`) — not at its 20 s timeout; once failed, calls are answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_server_is_answered_at_once_not_waited_for() {
+    let gw = Gateway::start(&format!(
+        "gateway: {{call_timeout: 20s}}\nservers:\n{}",
+        fault_with(
+            "quits",
+            "exit_on_start:7",
+            &[],
+            "restart: {initial_backoff: 300ms, multiplier: 1.0, jitter: 0.0, max_restarts: 2, within: 1m, reprobe_after: 10m}",
+        )
+    ))
+    .await;
+    let early = gw
+        .wait_server("quits", Duration::from_secs(5), |s| {
+            s["state"] == "restarting" && s["next_attempt"].is_string()
+        })
+        .await;
+    assert_eq!(early["restarts"], 0, "{early}");
+
+    let asked = Instant::now();
+    let answer = gw
+        .call("quits__echo", json!({"text": "x"}))
+        .await
+        .expect("an isError result");
+    let waited = asked.elapsed();
+    let detail = unavailable_detail(&answer, "quits");
+    assert_eq!(
+        detail["state"], "failed",
+        "answered once the breaker tripped: {answer}"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "answered {waited:?} after the call, not at its timeout"
+    );
+
+    let failed = gw.server_health("quits").await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(str_of(&failed, "reason").contains("crash loop"), "{failed}");
+    let asked = Instant::now();
+    let answer = gw
+        .call("quits__echo", json!({"text": "x"}))
+        .await
+        .expect("an isError result");
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "a call to a failed server took {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(unavailable_detail(&answer, "quits")["state"], "failed");
+    finish(gw).await;
+}
+
+/// Fault #9: a call waiting for a restarting server is still the client's to cancel: it gets
+/// no answer and never reaches the server once it is back, while another waiting call is
+/// answered by the restarted process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_a_restart_can_be_cancelled() {
+    let dir = TempDir::new("front-restart-cancel");
+    let log = dir.join("child.log");
+    let log_s = log.display().to_string();
+    let gw = Gateway::start(&format!(
+        "gateway: {{call_timeout: 20s}}\nservers:\n{}",
+        fault_with(
+            "fragile",
+            "",
+            &[("FAULT_LOG", log_s.as_str())],
+            "restart: {initial_backoff: 1500ms, jitter: 0.0}",
+        )
+    ))
+    .await;
+    gw.wait_server("fragile", Duration::from_secs(5), |s| s["state"] == "ready")
+        .await;
+    let crash = gw.call("fragile__crash", json!({})).await.unwrap_err();
+    assert_eq!(crash["code"], -31002, "{crash}");
+    gw.wait_server("fragile", Duration::from_secs(3), |s| {
+        s["state"] == "restarting"
+    })
+    .await;
+
+    let (cancelled_id, mut cancelled) = gw
+        .send_request_with_id(
+            "tools/call",
+            json!({"name": "fragile__echo", "arguments": {"text": "never"}}),
+        )
+        .await;
+    let kept = gw
+        .send_request(
+            "tools/call",
+            json!({"name": "fragile__echo", "arguments": {"text": "kept"}}),
+        )
+        .await;
+    gw.notify(
+        "notifications/cancelled",
+        json!({"requestId": cancelled_id, "reason": "user"}),
+    )
+    .await;
+
+    let answer = within(STEP, "the waiting call that was not cancelled", kept)
+        .await
+        .expect("answered");
+    assert_eq!(text_of(&answer["result"]), "kept", "{answer}");
+    let back = gw.server_health("fragile").await;
+    assert_eq!(back["restarts"], 1, "{back}");
+    assert_eq!(
+        answer["result"]["structuredContent"]["pid"], back["pid"],
+        "answered by the restarted process: {answer}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        cancelled.try_recv().is_err(),
+        "a cancelled call must get no answer"
+    );
+    let calls: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("request tools/call"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        calls.len(),
+        2,
+        "only the crash and the kept call reached a child: {calls:?}"
+    );
+    finish(gw).await;
 }
