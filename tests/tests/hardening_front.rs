@@ -376,12 +376,10 @@ async fn a_crash_looping_server_is_answered_at_once_not_waited_for() {
         )
     ))
     .await;
-    let early = gw
-        .wait_server("quits", Duration::from_secs(5), |s| {
-            s["state"] == "restarting" && s["next_attempt"].is_string()
-        })
-        .await;
-    assert_eq!(early["restarts"], 0, "{early}");
+    gw.wait_server("quits", Duration::from_secs(5), |s| {
+        s["state"] == "restarting" && s["next_attempt"].is_string()
+    })
+    .await;
 
     let asked = Instant::now();
     let answer = gw
