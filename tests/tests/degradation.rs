@@ -201,8 +201,10 @@ async fn no_same_named_tool_on_the_fallback_points_to_its_tools() {
         d.memory,
         data.join("memory.jsonl").display()
     );
+    // The restart (10 s away) is due after the call's timeout (5 s): the call is answered at
+    // once instead of waiting for it.
     let gw = Gateway::start(&config(
-        "startup_timeout: 15s",
+        "startup_timeout: 15s, call_timeout: 5s",
         &[
             fault_with("primary", "tool_name:special_op", &[], &down_for("10s")),
             memory,
@@ -268,8 +270,9 @@ async fn no_same_named_tool_on_the_fallback_points_to_its_tools() {
 /// answer saying so (with no alternative to offer), and the summary shows it as LOST.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallbackless_domain_is_reported_lost() {
+    // The restart (10 s away) is due after the call's timeout (5 s): answered at once.
     let gw = Gateway::start(&config(
-        "startup_timeout: 10s",
+        "startup_timeout: 10s, call_timeout: 5s",
         &[
             fault_with("lonely", "", &[], &down_for("10s")),
             fault_server("bystander", "", &[]),

@@ -101,7 +101,9 @@ async fn silent_child_is_killed_at_startup_timeout_and_retried_later() {
             "mute",
             "hang_on:initialize",
             &[],
-            "startup_timeout: 2s, restart: {initial_backoff: 20s, jitter: 0.0}",
+            // The next attempt (20 s away) is due after a call's timeout (5 s): calls are
+            // answered at once rather than waiting for it.
+            "startup_timeout: 2s, call_timeout: 5s, restart: {initial_backoff: 20s, jitter: 0.0}",
         )],
     ))
     .await;
@@ -357,21 +359,32 @@ async fn child_crash_answers_in_flight_calls_then_the_child_comes_back() {
     );
     assert!(after.iter().any(|n| n == "everything__echo"), "{after:?}");
 
-    let down = gw
-        .call("fragile__echo", json!({"text": "x"}))
-        .await
-        .expect("an isError result");
-    assert_eq!(
-        unavailable_detail(&down, "fragile")["state"],
-        "restarting",
-        "{down}"
-    );
+    // A call made while it restarts (due within 2 s, well inside the 20 s call timeout)
+    // waits for it and is answered by the new process.
+    let waiting = gw
+        .send_request(
+            "tools/call",
+            json!({"name": "fragile__echo", "arguments": {"text": "x"}}),
+        )
+        .await;
 
     // Back after the backoff: ready, tools listed again, the client told, calls work.
     let back = gw
         .wait_server("fragile", Duration::from_secs(8), |s| s["state"] == "ready")
         .await;
     assert_eq!(back["restarts"], 1, "{back}");
+    let waited = within(
+        Duration::from_secs(5),
+        "the call made while restarting",
+        waiting,
+    )
+    .await
+    .expect("answered");
+    assert_eq!(text_of(&waited["result"]), "x", "{waited}");
+    assert_eq!(
+        waited["result"]["structuredContent"]["pid"], back["pid"],
+        "answered by the restarted process: {waited}"
+    );
     assert!(
         gw.next_notification("notifications/tools/list_changed", Duration::from_secs(3))
             .await

@@ -67,7 +67,9 @@ pub enum GatewayError {
         tool: String,
         after: Duration,
     },
-    #[error("server \"{server}\" is not reading its input (queue full); try again shortly")]
+    /// Only the child can cause this: while the client is behind, the gateway takes in no more
+    /// of its calls, so a full queue means the child reads slower than its calls arrive.
+    #[error("server \"{server}\" is not keeping up with its input (queue full: it reads calls slower than they arrive); try again shortly")]
     Overloaded { server: String },
     #[error("server \"{server}\" answered \"{tool}\" with a message of {size} bytes, over its max_message_size of {limit} bytes; the answer was dropped")]
     ResponseTooLarge {

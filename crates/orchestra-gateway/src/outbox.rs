@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::net::unix::pipe;
 use tokio::sync::Notify;
@@ -48,6 +49,22 @@ pub struct Outbox {
     limit: usize,
     overflow: Overflow,
     closed: CancellationToken,
+    /// How long the queue has been over its limit in all (see [`Outbox::stalled`]).
+    stall: StallClock,
+}
+
+/// A running total of the time a queue spent over its limit: while it is, producers that
+/// wait in `ready` (a child's reader, toward the client) are held up by the reader on the
+/// other side, and the time is theirs to discount (call timeouts).
+///
+/// Started and stopped under the outbox's lock; read lock-free.
+struct StallClock {
+    epoch: Instant,
+    /// Nanoseconds since `epoch` at which the current stall began, plus one; 0 when the queue
+    /// is under its limit.
+    since: AtomicU64,
+    /// Nanoseconds of stalls that have ended.
+    total: AtomicU64,
 }
 
 struct State {
@@ -79,6 +96,7 @@ impl Outbox {
             limit,
             overflow,
             closed: CancellationToken::new(),
+            stall: StallClock::new(),
         });
         tokio::spawn(drain(Arc::downgrade(&outbox), outbox.closed.clone()));
         outbox
@@ -103,6 +121,9 @@ impl Outbox {
         let before = st.buf.len();
         write(&mut st.buf);
         st.total_pushed += (st.buf.len() - before) as u64;
+        if st.buf.len() - st.sent >= self.limit {
+            self.stall.start();
+        }
         if let Some(id) = request {
             let end = st.total_pushed;
             st.requests.push_back((id, end));
@@ -152,6 +173,12 @@ impl Outbox {
         st.sent < st.buf.len()
     }
 
+    /// Total time the queue has spent over its limit so far: the time its reader kept
+    /// everyone waiting in [`Outbox::ready`]. Cheap (two atomic loads).
+    pub fn stalled(&self) -> Duration {
+        self.stall.total()
+    }
+
     /// Highest request id written completely to the pipe.
     pub fn written_id(&self) -> u64 {
         self.written_id.load(Ordering::Acquire)
@@ -165,6 +192,7 @@ impl Outbox {
         st.buf.clear();
         st.sent = 0;
         st.requests.clear();
+        self.stall.stop();
         unsent
     }
 
@@ -190,6 +218,7 @@ impl Outbox {
         st.pipe = None;
         st.buf.clear();
         st.sent = 0;
+        self.stall.stop();
         drop(st);
         self.closed.cancel();
         self.drained.notify_waiters();
@@ -246,6 +275,9 @@ impl Outbox {
             st.buf.drain(..sent);
             st.sent = 0;
         }
+        if st.buf.len() - st.sent < self.limit {
+            self.stall.stop();
+        }
         self.drained.notify_waiters();
         Ok(done)
     }
@@ -254,12 +286,53 @@ impl Outbox {
     /// that the owner can still take it back (`take_unsent`) and send it elsewhere.
     fn fail(&self, st: &mut State) {
         st.pipe = None;
+        self.stall.stop();
         self.closed.cancel();
         self.drained.notify_waiters();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl StallClock {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            since: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// The queue went over its limit (no-op if it already was).
+    fn start(&self) {
+        if self.since.load(Ordering::Relaxed) == 0 {
+            self.since.store(self.now() + 1, Ordering::Release);
+        }
+    }
+
+    /// The queue is under its limit again (no-op if it was).
+    fn stop(&self) {
+        let since = self.since.load(Ordering::Relaxed);
+        if since != 0 {
+            let length = self.now().saturating_sub(since - 1);
+            self.total.fetch_add(length, Ordering::AcqRel);
+            self.since.store(0, Ordering::Release);
+        }
+    }
+
+    fn total(&self) -> Duration {
+        let since = self.since.load(Ordering::Acquire);
+        let running = match since {
+            0 => 0,
+            since => self.now().saturating_sub(since - 1),
+        };
+        Duration::from_nanos(self.total.load(Ordering::Acquire) + running)
     }
 }
 

@@ -198,6 +198,9 @@ enum Pending {
         deadline: Instant,
         timeout: Duration,
         reply: FrontSink,
+        /// `reply.stalled()` when `deadline` was last set: time the client spends not reading
+        /// moves the deadline (see `expire`).
+        stalled: Duration,
         failover: Option<Box<str>>,
         /// The client's `_meta.progressToken` (canonical JSON), if it asked for progress.
         progress: Option<Box<str>>,
@@ -295,6 +298,7 @@ impl Connection {
                 deadline,
                 timeout,
                 reply: reply.clone(),
+                stalled: reply.stalled(),
                 failover: failover.map(Into::into),
                 progress,
             },
@@ -852,14 +856,30 @@ async fn expire(conn: &Connection) {
         let mut pending = conn.lock();
         let ids: Vec<u64> = pending
             .by_id
-            .iter()
-            .filter_map(|(id, p)| match p {
-                Pending::Call { deadline, .. } if *deadline <= now => Some(*id),
-                Pending::Call { deadline, .. } => {
-                    next = Some(next.map_or(*deadline, |n: Instant| n.min(*deadline)));
-                    None
+            .iter_mut()
+            .filter_map(|(id, p)| {
+                let Pending::Call {
+                    deadline,
+                    reply,
+                    stalled,
+                    ..
+                } = p
+                else {
+                    return None;
+                };
+                if *deadline <= now {
+                    // While the client is far behind, this child's reader waits for it and its
+                    // answers sit unread in the pipe: that time is the client's, not the
+                    // child's, and does not count toward the call's timeout.
+                    let total = reply.stalled();
+                    *deadline += total.saturating_sub(*stalled);
+                    *stalled = total;
                 }
-                Pending::Internal(_) => None,
+                if *deadline <= now {
+                    return Some(*id);
+                }
+                next = Some(next.map_or(*deadline, |n: Instant| n.min(*deadline)));
+                None
             })
             .collect();
         for id in ids {
@@ -909,6 +929,7 @@ mod tests {
             timeout: Duration::ZERO,
             reply: FrontSink::discard(),
             failover: None,
+            stalled: Duration::ZERO,
             progress: progress.map(Into::into),
         }
     }

@@ -82,6 +82,14 @@ impl FrontSink {
         }
     }
 
+    /// Total time the client has been far behind (its outbox over the limit, producers held in
+    /// [`FrontSink::ready`]): time that call timeouts do not count.
+    pub fn stalled(&self) -> std::time::Duration {
+        self.0
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |out| out.stalled())
+    }
+
     /// Whether two sinks are the same client.
     pub fn same(&self, other: &FrontSink) -> bool {
         match (&self.0, &other.0) {

@@ -4,7 +4,7 @@
 //! reader answers it later. A slow call therefore never delays the next message.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -68,9 +68,20 @@ impl Session {
                 return self.reply_err("null", &err).await;
             }
         };
-        match env.kind() {
+        let kind = env.kind();
+        if let Some(defect) = env.defect {
+            // Not valid JSON-RPC: every request or notification gets -32600 (with its id when
+            // that is readable); a bad response from the client is only logged.
+            if kind == Kind::Response {
+                tracing::debug!(%defect, "ignored an invalid response from the client");
+                return;
+            }
+            let err = GatewayError::InvalidRequest(defect.to_string());
+            return self.reply_err(env.reply_id(), &err).await;
+        }
+        match kind {
             Kind::Request => {
-                let id = env.id.map(|i| i.get()).unwrap_or("null");
+                let id = env.reply_id();
                 let method = env.method.as_deref().unwrap_or_default();
                 if let Err(err) = self.request(id, method, env.params).await {
                     self.reply_err(id, &err).await;
@@ -82,7 +93,7 @@ impl Session {
             // We send the client no requests, so there is nothing to match a response to.
             Kind::Response => tracing::debug!("ignored a response from the client"),
             Kind::Invalid => {
-                let id = env.id.map(|i| i.get()).unwrap_or("null");
+                let id = env.reply_id();
                 self.reply_err(
                     id,
                     &GatewayError::InvalidRequest("not a request, notification or response".into()),
@@ -176,7 +187,13 @@ impl Session {
                 Ok(())
             }
             Err(Unrouted::Starting(child)) => {
-                self.park(id, params, child);
+                let until = Instant::now() + child.spec().startup_timeout + Duration::from_secs(1);
+                self.park(id, params, until);
+                Ok(())
+            }
+            // Restarting, and back within the call's own timeout: worth waiting for too.
+            Err(Unrouted::Down(child)) if back_by(&child, call_deadline(&child)) => {
+                self.park(id, params, call_deadline(&child));
                 Ok(())
             }
             Err(other) => {
@@ -186,9 +203,10 @@ impl Session {
         }
     }
 
-    /// The owner is still starting: wait for it (bounded by its startup timeout) off the
-    /// reader, so other messages keep flowing, then route the call again.
-    fn park(&self, id: &str, params: &serde_json::value::RawValue, child: ChildHandle) {
+    /// The owner is starting or restarting: wait for it until `until` (its startup timeout, or
+    /// the call's timeout) off the reader, so other messages keep flowing, then route the call
+    /// again. The client can cancel the call meanwhile.
+    fn park(&self, id: &str, params: &serde_json::value::RawValue, until: Instant) {
         let (gw, out, id, params) = (
             self.gw.clone(),
             self.out.clone(),
@@ -197,7 +215,6 @@ impl Session {
         );
         // Registered now, not in the task: a cancel later in this same burst must find it.
         let cancelled = gw.park_call(&id);
-        let until = Instant::now() + child.spec().startup_timeout + Duration::from_secs(1);
         self.gw.spawn(async move {
             // `params` parsed once already on the way in; this cannot fail in practice.
             let raw = serde_json::value::RawValue::from_string(params).map_err(|e| e.to_string());
@@ -323,7 +340,8 @@ enum Waited {
 }
 
 /// Routes `call` as soon as its server — or a stand-in with the same tool — can take it, until
-/// `until`: while the owner is starting, and with `through_restarts` also while it is down.
+/// `until`: while the owner is starting or restarting in time (see [`back_by`]), and with
+/// `through_restarts` while it is down at all.
 /// `cancelled` (from [`Gateway::park_call`]) ends the wait if the client cancels the call.
 async fn forward_when_up(
     gw: &Gateway,
@@ -341,7 +359,7 @@ async fn forward_when_up(
                 break Waited::Sent;
             }
             Err(Unrouted::Starting(child)) => child,
-            Err(Unrouted::Down(child)) if through_restarts => child,
+            Err(Unrouted::Down(child)) if through_restarts || back_by(&child, until) => child,
             Err(other) => break Waited::GaveUp(other),
         };
         let mut status = child.subscribe();
@@ -353,6 +371,28 @@ async fn forward_when_up(
     };
     gw.unpark_call(id);
     waited
+}
+
+/// When a call to `child` made now must be answered by: its call timeout.
+fn call_deadline(child: &ChildHandle) -> Instant {
+    Instant::now() + child.spec().call_timeout
+}
+
+/// Whether `child` is restarting and due back by `until`: its next start is due by then, or
+/// already under way (the dead process still being stopped, or the new one starting). A
+/// failed (crash-looping), misconfigured or unhealthy server is not coming back soon, and a
+/// restart due later than `until` is not worth waiting for: those calls are answered at once.
+fn back_by(child: &ChildHandle, until: Instant) -> bool {
+    let status = child.status();
+    if status.state != State::Restarting {
+        return false;
+    }
+    match status.next_attempt {
+        None => true,
+        Some(at) => at
+            .duration_since(SystemTime::now())
+            .map_or(true, |wait| Instant::now() + wait <= until),
+    }
 }
 
 /// Why a call could not be forwarded.

@@ -29,7 +29,8 @@ pub enum Ended {
 /// answers to calls cut short by shutdown still reach the client; call
 /// [`finish`] after the gateway has shut down.
 pub async fn serve(gw: &Gateway) -> Ended {
-    let session = Session::new(gw.clone(), gw.front());
+    let front = gw.front();
+    let session = Session::new(gw.clone(), front.clone());
     let input: Box<dyn AsyncRead + Unpin + Send> = match pipe_stdin() {
         Some(pipe) => Box::new(pipe),
         None => Box::new(tokio::io::stdin()),
@@ -54,7 +55,7 @@ pub async fn serve(gw: &Gateway) -> Ended {
                 let err = GatewayError::InvalidRequest(format!(
                     "message of {n} bytes exceeds the {MAX_LINE}-byte limit"
                 ));
-                gw.front()
+                front
                     .send(jsonrpc::error_line("null", &err.to_wire()))
                     .await;
             }
@@ -68,6 +69,15 @@ pub async fn serve(gw: &Gateway) -> Ended {
         // child touched, instead of one per call).
         if !reader.has_buffered() {
             session.flush();
+            // A client far behind on reading its answers gets no more of its requests taken in
+            // until it catches up: the backlog waits in its own stdin pipe. Taking it in would
+            // only pile up calls at the children, whose answers cannot be delivered anyway —
+            // and end as errors blamed on them (overloaded, timed out).
+            tokio::select! {
+                biased;
+                _ = front.ready() => {}
+                _ = &mut stop => return Ended::Shutdown,
+            }
         }
     }
 }

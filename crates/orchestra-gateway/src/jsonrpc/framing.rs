@@ -29,20 +29,47 @@ pub enum Frame {
 pub struct LineReader<R> {
     inner: R,
     max_len: usize,
+    /// What [`LineReader::has_buffered`] found in the buffer, so `next` does not scan it twice.
+    scan: Scan,
+}
+
+/// The newline search over the current buffer, done ahead of `next`.
+#[derive(Debug, Clone, Copy)]
+enum Scan {
+    Unknown,
+    /// The next line ends at this offset of the buffer.
+    LineEndsAt(usize),
+    /// The first this many bytes of the buffer hold no newline.
+    NoNewlineIn(usize),
 }
 
 impl<R: tokio::io::AsyncRead> LineReader<tokio::io::BufReader<R>> {
-    /// Whether input is already buffered: when it is not, the next `next()` reads from the
-    /// source, so this is the moment to flush what the lines so far produced (one write per
-    /// burst instead of one per message).
-    pub fn has_buffered(&self) -> bool {
-        !self.inner.buffer().is_empty()
+    /// Whether a complete line is already buffered. When it is not, the next `next()` reads
+    /// from the source and may wait, so this is the moment to flush what the lines so far
+    /// produced (one write per burst instead of one per message). A partial line does not
+    /// count: a peer streaming long lines without pause would otherwise never end a burst.
+    pub fn has_buffered(&mut self) -> bool {
+        let buffered = self.inner.buffer();
+        match memchr(buffered) {
+            Some(i) => {
+                self.scan = Scan::LineEndsAt(i);
+                true
+            }
+            None => {
+                self.scan = Scan::NoNewlineIn(buffered.len());
+                false
+            }
+        }
     }
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     pub fn new(inner: R, max_len: usize) -> Self {
-        Self { inner, max_len }
+        Self {
+            inner,
+            max_len,
+            scan: Scan::Unknown,
+        }
     }
 
     /// Reads the next frame into `buf` (cleared first).
@@ -62,7 +89,16 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                     Frame::Line
                 });
             }
-            let (chunk, found) = match memchr(available) {
+            // The buffer is unchanged since `has_buffered` scanned it (a non-empty buffer is
+            // not refilled), so its result stands.
+            let found = match std::mem::replace(&mut self.scan, Scan::Unknown) {
+                Scan::LineEndsAt(i) if i < available.len() => Some(i),
+                Scan::NoNewlineIn(n) if n <= available.len() => {
+                    memchr(&available[n..]).map(|i| i + n)
+                }
+                _ => memchr(available),
+            };
+            let (chunk, found) = match found {
                 Some(i) => (&available[..i], Some(i)),
                 None => (available, None),
             };
@@ -145,6 +181,25 @@ mod tests {
         assert!(buf.starts_with(b"{\"id\":7,"));
         assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
         assert_eq!(buf, b"next");
+    }
+
+    #[tokio::test]
+    async fn only_a_complete_line_counts_as_buffered() {
+        let input: &[u8] = b"one\ntwo\nthr";
+        let mut r = LineReader::new(tokio::io::BufReader::with_capacity(64, input), 100);
+        let mut buf = Vec::new();
+        assert!(!r.has_buffered(), "nothing read yet");
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
+        assert!(r.has_buffered(), "\"two\" is complete");
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
+        assert_eq!(buf, b"two");
+        assert!(
+            !r.has_buffered(),
+            "\"thr\" is only part of a line: the burst ends"
+        );
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Line);
+        assert_eq!(buf, b"thr");
+        assert_eq!(r.next(&mut buf).await.unwrap(), Frame::Eof);
     }
 
     #[tokio::test]

@@ -14,18 +14,38 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// The parts of a JSON-RPC message the gateway routes on; everything else stays raw.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Envelope<'a> {
-    #[serde(borrow, default)]
+    /// The id as written, `null` included (a request with `"id": null` is not a notification).
     pub id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    /// `None` when absent — or not a string (see `defect`).
     pub method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub params: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     pub result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     pub error: Option<&'a RawValue>,
+    /// Why the message is not valid JSON-RPC 2.0 although it parsed, if it is not.
+    pub defect: Option<Defect>,
+}
+
+/// What makes a well-formed JSON object an invalid JSON-RPC message (answered with -32600).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defect {
+    /// `id` is present but neither a string nor an integer (MCP: "string or integer").
+    Id,
+    /// `jsonrpc` is missing or not `"2.0"`.
+    Version,
+    /// `method` is present but not a string.
+    Method,
+}
+
+impl std::fmt::Display for Defect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Defect::Id => "\"id\" must be a string or an integer",
+            Defect::Version => "\"jsonrpc\" must be \"2.0\"",
+            Defect::Method => "\"method\" must be a string",
+        })
+    }
 }
 
 /// What kind of message an envelope holds.
@@ -37,10 +57,34 @@ pub enum Kind {
     Invalid,
 }
 
-impl Envelope<'_> {
+/// The members as they come, every value raw; [`Envelope::parse`] checks and decodes them.
+#[derive(Deserialize)]
+struct Members<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<&'a RawValue>,
+    /// `Option` would read `null` as absent; an id of `null` must stay visible.
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
+}
+
+impl<'a> Envelope<'a> {
     /// Parses one line. Batches (`[...]`) and non-objects are errors: batching was removed from
-    /// MCP in 2025-06-18.
-    pub fn parse(line: &[u8]) -> Result<Envelope<'_>, serde_json::Error> {
+    /// MCP in 2025-06-18. An object that is not valid JSON-RPC (wrong `jsonrpc`, a method that
+    /// is not a string, an id that is neither string nor integer) parses, with its `defect`
+    /// set, so that the answer can carry the id when it is readable.
+    pub fn parse(line: &'a [u8]) -> Result<Envelope<'a>, serde_json::Error> {
         // serde would read a struct from an array too (by position): only objects are messages.
         if line.trim_ascii_start().first() != Some(&b'{') {
             return Err(serde::de::Error::custom(
@@ -51,16 +95,71 @@ impl Envelope<'_> {
         // value it borrows (params, result) on the hot path.
         let text = std::str::from_utf8(line)
             .map_err(|e| serde::de::Error::custom(format!("invalid UTF-8: {e}")))?;
-        serde_json::from_str(text)
+        let m: Members<'a> = serde_json::from_str(text)?;
+        let method = m.method.map(as_str);
+        let defect = if m.id.is_some_and(|id| !is_valid_id(id)) {
+            Some(Defect::Id)
+        } else if m
+            .jsonrpc
+            .is_none_or(|v| v.get() != "\"2.0\"" && as_str(v).as_deref() != Some("2.0"))
+        {
+            Some(Defect::Version)
+        } else if matches!(method, Some(None)) {
+            Some(Defect::Method)
+        } else {
+            None
+        };
+        Ok(Envelope {
+            id: m.id,
+            method: method.flatten(),
+            params: m.params,
+            result: m.result,
+            error: m.error,
+            defect,
+        })
     }
 
     pub fn kind(&self) -> Kind {
+        if self.defect == Some(Defect::Id) {
+            return Kind::Invalid;
+        }
         match (self.id.is_some(), self.method.is_some()) {
             (true, true) => Kind::Request,
             (false, true) => Kind::Notification,
             (true, false) if self.result.is_some() || self.error.is_some() => Kind::Response,
             _ => Kind::Invalid,
         }
+    }
+
+    /// The id to answer with: the message's own when it is a valid id, else `null` (JSON-RPC:
+    /// an id that cannot be determined is answered as null).
+    pub fn reply_id(&self) -> &'a str {
+        match self.id {
+            Some(id) if self.defect != Some(Defect::Id) => id.get(),
+            _ => "null",
+        }
+    }
+}
+
+/// A string value, borrowed when it has no escapes (every method name in practice); `None`
+/// when `raw` is not a string.
+fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    match text.as_bytes() {
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
+            Some(Cow::Borrowed(&text[1..text.len() - 1]))
+        }
+        [b'"', ..] => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
+        _ => None,
+    }
+}
+
+/// MCP request ids are strings or integers (no null, no fraction, no exponent).
+fn is_valid_id(raw: &RawValue) -> bool {
+    match raw.get().as_bytes() {
+        [b'"', ..] => true,
+        [b'-' | b'0'..=b'9', ..] => !raw.get().contains(['.', 'e', 'E']),
+        _ => false,
     }
 }
 
@@ -156,6 +255,13 @@ impl<'a> CallParams<'a> {
                     .map_err(|_| "params.name must be a string".to_owned())?;
                 name = Some(n);
             } else {
+                // Forwarded as is, never decoded: one byte tells an object from anything else.
+                if k == "arguments" && !v.get().trim_ascii_start().starts_with('{') {
+                    return Err(format!(
+                        "params.arguments must be an object, not {}",
+                        json_type(v.get())
+                    ));
+                }
                 rest.push((k, v));
             }
         }
@@ -178,6 +284,18 @@ impl<'a> CallParams<'a> {
             out.extend_from_slice(v.get().as_bytes());
         }
         out.extend_from_slice(b"}}\n");
+    }
+}
+
+/// The JSON type of a raw value, for error messages.
+fn json_type(raw: &str) -> &'static str {
+    match raw.trim_ascii_start().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
     }
 }
 
@@ -232,6 +350,70 @@ mod tests {
         );
         assert_eq!(k(r#"{"jsonrpc":"2.0","id":1}"#), Kind::Invalid);
         assert!(Envelope::parse(b"[1,2]").is_err());
+    }
+
+    #[test]
+    fn invalid_envelopes_keep_a_readable_id() {
+        let env = |s: &'static str| Envelope::parse(s.as_bytes()).unwrap();
+        let bad_method = env(r#"{"jsonrpc":"2.0","id":6,"method":42}"#);
+        assert_eq!(bad_method.defect, Some(Defect::Method));
+        assert_eq!(bad_method.reply_id(), "6");
+        assert_eq!(bad_method.kind(), Kind::Invalid);
+
+        let no_version = env(r#"{"id":"a","method":"ping"}"#);
+        assert_eq!(no_version.defect, Some(Defect::Version));
+        assert_eq!(no_version.reply_id(), r#""a""#);
+        let old_version = env(r#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#);
+        assert_eq!(old_version.defect, Some(Defect::Version));
+        let numeric_version = env(r#"{"jsonrpc":2.0,"id":7,"method":"ping"}"#);
+        assert_eq!(numeric_version.defect, Some(Defect::Version));
+        let escaped = env(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#);
+        assert_eq!(escaped.defect, None);
+        assert_eq!(escaped.method.as_deref(), Some("ping"));
+
+        // An id of null is not a notification; it is an invalid request, answered as null.
+        let null_id = env(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#);
+        assert_eq!(null_id.defect, Some(Defect::Id));
+        assert_eq!(null_id.kind(), Kind::Invalid);
+        assert_eq!(null_id.reply_id(), "null");
+        for id in [r#"{"a":1}"#, "[1]", "1.5", "1e3", "true"] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            let e = Envelope::parse(line.as_bytes()).unwrap();
+            assert_eq!((e.defect, e.reply_id()), (Some(Defect::Id), "null"), "{id}");
+        }
+        for id in ["0", "-3", "12345678901234567890", r#""x""#] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            let e = Envelope::parse(line.as_bytes()).unwrap();
+            assert_eq!((e.defect, e.kind()), (None, Kind::Request), "{id}");
+            assert_eq!(e.reply_id(), id);
+        }
+        // A method name without escapes is borrowed from the line, not copied.
+        assert!(matches!(
+            env(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#).method,
+            Some(Cow::Borrowed("tools/call"))
+        ));
+    }
+
+    #[test]
+    fn call_arguments_must_be_an_object() {
+        for (args, what) in [
+            ("\"x\"", "a string"),
+            ("[1]", "an array"),
+            ("null", "null"),
+            ("3", "a number"),
+        ] {
+            let text = format!(r#"{{"name":"t","arguments":{args}}}"#);
+            let raw: &RawValue = serde_json::from_str(&text).unwrap();
+            let err = CallParams::parse(raw).err().unwrap();
+            assert_eq!(
+                err,
+                format!("params.arguments must be an object, not {what}")
+            );
+        }
+        let raw: &RawValue = serde_json::from_str(r#"{"name":"t","arguments": {"a":1}}"#).unwrap();
+        assert!(CallParams::parse(raw).is_ok());
+        let raw: &RawValue = serde_json::from_str(r#"{"name":"t"}"#).unwrap();
+        assert!(CallParams::parse(raw).is_ok(), "arguments may be left out");
     }
 
     #[test]
