@@ -65,7 +65,8 @@ async fn secrets_on_a_childs_stderr_are_redacted_everywhere_they_are_shown() {
             "leaky",
             &mode,
             &[("WEATHER_API_TOKEN", CONFIGURED)],
-            "restart: {initial_backoff: 20s, jitter: 0.0}",
+            // Back after the call's timeout: a call gets the unavailable answer, not a wait.
+            "call_timeout: 5s, restart: {initial_backoff: 20s, jitter: 0.0}",
         )
     );
     let gw = Gateway::start(&yaml).await;
