@@ -45,7 +45,9 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use orchestra_config::Config;
-use regex::{Captures, Regex};
+use std::ops::Range;
+
+use regex::{Captures, Regex, RegexBuilder};
 use serde_json::Value;
 
 /// What a secret is replaced with.
@@ -600,11 +602,10 @@ fn is_ordinary_value(v: &str) -> bool {
     ];
     static REGION: LazyLock<Regex> = LazyLock::new(|| {
         // AWS `us-east-1`, `us-gov-west-1`, `eu-west-2a`; GCP `us-central1`, `europe-west4-b`.
-        Regex::new(concat!(
+        ascii_regex(concat!(
             r"^(?:us|eu|ap|sa|ca|me|af|il|mx|cn|asia|europe|northamerica|southamerica|australia|africa)",
             r"(?:-[a-z]+)+-?[0-9]{1,2}[a-z]?(?:-[a-z])?$",
         ))
-        .expect("region pattern")
     });
     let lower = v.to_ascii_lowercase();
     WORDS.contains(&lower.as_str()) || is_host_name(v) || REGION.is_match(v)
@@ -672,78 +673,200 @@ fn looks_random_value(v: &str) -> bool {
         && ((letters && digits) || inner_capital || looks_generated(v))
 }
 
-/// The credential shapes, compiled once. Both are linear-time (the regex crate has no
-/// backtracking), and a line without a candidate costs one DFA scan each. Every run before a
-/// fixed part is bounded, so that a match (and the capture search over it) stays short
-/// whatever precedes it (1 MiB of `x` before `password=`).
+/// The credential shapes, compiled once. Both regexes are linear-time (the regex crate has no
+/// backtracking) and small: ASCII-only (Unicode classes under bounded repetition compile to
+/// NFAs of tens of thousands of states: milliseconds at start-up and megabytes of memory), and
+/// they match only a fixed anchor: a secret word, a token prefix. What has a length limit
+/// around the anchor (a key's other words, a URL's user) is read in Rust ([`next_assignment`],
+/// [`next_url_password`]), which checks the same limits in a few bytes. A str regex that is
+/// ASCII-only matches ASCII bytes only, so every offset it reports is a char boundary.
+/// (ASCII case folding: unlike Unicode's, it does not take the Kelvin sign `K` for `k` or the
+/// long `ſ` for `s` in a key.)
 struct Shapes {
-    /// The `key=`, `key: `, `"key": `, `key => ` before a value, under a key containing a
-    /// secret-looking word; the key is checked by [`key_strength`] and the value is read by
-    /// [`value_span`] afterwards, so that a key found not secret does not swallow its value
-    /// (`tokens: password=…`).
-    assignment: Regex,
-    /// Secrets recognisable by their own shape.
+    /// A secret-looking word (`key`, `token`, `pass`…, any case) that can be part of the key of
+    /// a `key=`, `key: `, `"key": `, `key => ` ([`next_assignment`] reads the rest).
+    keyword: Regex,
+    /// Secrets recognisable by their own shape (URL passwords apart: [`next_url_password`]).
     token: Regex,
 }
 
-static SHAPES: LazyLock<Shapes> = LazyLock::new(|| {
-    Shapes {
-    assignment: Regex::new(concat!(
-        r#"(?i)(?P<key>[a-z0-9_.-]{0,64}(?:key|token|secret|pass|pwd|cred|auth|cookie|session|dsn|jwt|bearer)[a-z0-9_.-]{0,64})"#,
-        r#"["']?[ \t]*(?P<sep>=>?|:)[ \t]*"#,
-    ))
-    .expect("assignment pattern"),
-    token: Regex::new(concat!(
-        // A URL's password, up to the last `@` of the authority (`p@ss@db`): scheme and user stay.
-        r#"[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s:/?#@"'<>]{0,255}:(?P<url>[^\s/?#"'<>]+)@"#,
+static SHAPES: LazyLock<Shapes> = LazyLock::new(|| Shapes {
+    keyword: ascii_regex("(?i)key|token|secret|pass|pwd|cred|auth|cookie|session|dsn|jwt|bearer"),
+    token: ascii_regex(concat!(
         // Well-known prefixes: the prefix stays.
-        r#"|(?-u:\b)(?:sk-ant-|sk-proj-|sk-svcacct-|sk-|glpat-)(?P<dash>[A-Za-z0-9_-]{20,})"#,
-        r#"|(?-u:\b)(?:sk_live_|sk_test_|rk_live_|rk_test_|npm_|hf_)(?P<alnum>[A-Za-z0-9]{16,})"#,
-        r#"|(?-u:\b)(?:gh[pousr]_|github_pat_)(?P<github>[A-Za-z0-9_]{30,})"#,
-        r#"|(?-u:\b)xox[abposr]-(?P<slack>[A-Za-z0-9-]{10,})"#,
-        r#"|(?-u:\b)(?:AKIA|ASIA)(?P<aws>[A-Z0-9]{16})(?-u:\b)"#,
-        r#"|(?-u:\b)AIza(?P<google>[A-Za-z0-9_-]{35})"#,
-        r#"|(?-u:\b)pypi-(?P<pypi>[A-Za-z0-9_-]{50,})"#,
+        r#"\b(?:sk-ant-|sk-proj-|sk-svcacct-|sk-|glpat-)(?P<dash>[A-Za-z0-9_-]{20,})"#,
+        r#"|\b(?:sk_live_|sk_test_|rk_live_|rk_test_|npm_|hf_)(?P<alnum>[A-Za-z0-9]{16,})"#,
+        r#"|\b(?:gh[pousr]_|github_pat_)(?P<github>[A-Za-z0-9_]{30,})"#,
+        r#"|\bxox[abposr]-(?P<slack>[A-Za-z0-9-]{10,})"#,
+        r#"|\b(?:AKIA|ASIA)(?P<aws>[A-Z0-9]{16})\b"#,
+        r#"|\bAIza(?P<google>[A-Za-z0-9_-]{35})"#,
+        r#"|\bpypi-(?P<pypi>[A-Za-z0-9_-]{50,})"#,
         // A JSON Web Token: three base64url parts, the first a JSON object (`{"` = `eyJ`).
-        r#"|(?-u:\b)(?P<jwt>eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*)"#,
-        r#"|(?-u:\b)(?i:bearer)[ \t]+(?P<bearer>[A-Za-z0-9._~+/-]{16,}=*)"#,
-    ))
-    .expect("token pattern"),
-}
+        r#"|\b(?P<jwt>eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*)"#,
+        r#"|\b(?i:bearer)[ \t]+(?P<bearer>[A-Za-z0-9._~+/-]{16,}=*)"#,
+    )),
 });
+
+/// A regex without Unicode: classes, `\b` and case folding are ASCII, and a pattern that could
+/// match a non-ASCII byte is refused at build time (so offsets are char boundaries).
+fn ascii_regex(pattern: &str) -> Regex {
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .expect("redaction pattern")
+}
 
 /// The groups of [`Shapes::token`] that hold the secret.
 const TOKEN_GROUPS: &[&str] = &[
-    "url", "dash", "alnum", "github", "slack", "aws", "google", "pypi", "jwt", "bearer",
+    "dash", "alnum", "github", "slack", "aws", "google", "pypi", "jwt", "bearer",
 ];
+
+/// How many key characters may come before and after the secret word in a key
+/// (`AWS_SECRET_ACCESS_KEY`); bounded so that a long run before a key costs nothing.
+const KEY_WORDS_MAX: usize = 64;
+/// The longest word [`Shapes::keyword`] matches (`session`).
+const KEYWORD_MAX: usize = 7;
+
+/// A byte of a key: `[A-Za-z0-9_.-]`.
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
+
+/// A key under a secret word and what follows it, as found by [`next_assignment`].
+struct Assignment {
+    /// The key: a run of key bytes holding a secret word, with at most [`KEY_WORDS_MAX`] key
+    /// bytes before and after the word.
+    key: Range<usize>,
+    /// `=`, `=>` or `:`.
+    sep: Range<usize>,
+    /// Where the assignment ends and the value starts (after the blanks behind `sep`).
+    end: usize,
+}
+
+/// The first (leftmost-starting) assignment at or after `pos`: a key (see [`Assignment::key`];
+/// it cannot start before `pos`), then an optional closing quote, blanks, and `=`, `=>` or `:`
+/// and blanks. Linear: each run of key bytes is read once whole, and after that only the
+/// secret words near its end (the only ones a key can end with) are looked at again.
+fn next_assignment(text: &str, pos: usize) -> Option<Assignment> {
+    let bytes = text.as_bytes();
+    let blanks = |from: usize| {
+        from + bytes[from..]
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count()
+    };
+    let mut from = pos;
+    while let Some(word) = SHAPES.keyword.find_at(text, from) {
+        let key_end = word.end()
+            + bytes[word.end()..]
+                .iter()
+                .take_while(|&&b| is_key_byte(b))
+                .count();
+        // Every offset from here to `key_end` is a char boundary: the word and the run are ASCII.
+        if key_end - word.end() > KEY_WORDS_MAX {
+            // Only a word ending within the limit of the run's end can start the key.
+            from = (word.start() + 1).max(key_end.saturating_sub(KEY_WORDS_MAX + KEYWORD_MAX));
+            continue;
+        }
+        let mut i = key_end;
+        if matches!(bytes.get(i), Some(b'"' | b'\'')) {
+            i += 1;
+        }
+        i = blanks(i);
+        let sep = match (bytes.get(i), bytes.get(i + 1)) {
+            (Some(b'='), Some(b'>')) => i..i + 2,
+            (Some(b'=' | b':'), _) => i..i + 1,
+            // No secret word in this run can start an assignment.
+            _ => {
+                from = key_end;
+                continue;
+            }
+        };
+        let before = bytes[pos..word.start()]
+            .iter()
+            .rev()
+            .take(KEY_WORDS_MAX)
+            .take_while(|&&b| is_key_byte(b))
+            .count();
+        return Some(Assignment {
+            key: word.start() - before..key_end,
+            end: blanks(sep.end),
+            sep,
+        });
+    }
+    None
+}
+
+/// A URL's password: where the URL starts (its scheme) and ends (after the `@`), and where the
+/// password lies. The first at or after `pos` of `scheme://user:password@`: a scheme of at most
+/// 32 bytes (`[A-Za-z][A-Za-z0-9+.-]*`), a user of at most 255 characters without
+/// `:/?#@"'<>` or white space, and a password up to the last `@` before any of `/?#"'<>` or
+/// white space (`p@ss@db`). Linear: the user and password end before the next `/`, so before
+/// the next `://`.
+fn next_url_password(text: &str, pos: usize) -> Option<(Range<usize>, Range<usize>)> {
+    const USER_MAX: usize = 255;
+    const SCHEME_MAX: usize = 32;
+    let bytes = text.as_bytes();
+    let mut from = pos;
+    while let Some(i) = text[from..].find("://") {
+        let colon = from + i;
+        from = colon + 1;
+        let scheme_run = bytes[pos..colon]
+            .iter()
+            .rev()
+            .take(SCHEME_MAX)
+            .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'))
+            .count();
+        // The leftmost start, as a regex search would report it.
+        let Some(start) = (colon - scheme_run..colon).find(|&s| bytes[s].is_ascii_alphabetic())
+        else {
+            continue;
+        };
+        let after = colon + 3;
+        let user_end = text[after..]
+            .char_indices()
+            .take(USER_MAX + 1)
+            .find(|&(_, c)| c == ':' || c.is_whitespace() || "/?#@\"'<>".contains(c))
+            .filter(|&(_, c)| c == ':');
+        let Some((user_len, _)) = user_end else {
+            continue;
+        };
+        let password = after + user_len + 1;
+        let run = text[password..]
+            .find(|c: char| c.is_whitespace() || "/?#\"'<>".contains(c))
+            .unwrap_or(text.len() - password);
+        match text[password..password + run].rfind('@') {
+            Some(at) if at > 0 => {
+                return Some((start..password + at + 1, password..password + at));
+            }
+            _ => continue,
+        }
+    }
+    None
+}
 
 /// Assignments under secret keys, with their values replaced.
 fn assignments(text: &str) -> Cow<'_, str> {
-    let re = &SHAPES.assignment;
     let mut out = String::new();
     let (mut copied, mut pos) = (0, 0);
-    while let Some(caps) = re.captures_at(text, pos) {
-        let (Some(whole), Some(key), Some(sep)) = (caps.get(0), caps.name("key"), caps.name("sep"))
-        else {
-            break;
-        };
+    while let Some(found) = next_assignment(text, pos) {
+        let (key, sep) = (&text[found.key.clone()], &text[found.sep.clone()]);
         // The key is never empty, so the search always moves on.
-        pos = whole.end();
-        let before = &text[..whole.start()];
+        pos = found.end;
+        let before = &text[..found.key.start];
         // `https://auth.example.com:8443`: a host and port, not a key and value.
         let authority = before.ends_with("//") || before.ends_with('@');
         // `auth::login`, `crate::token: …`: a Rust path, not an assignment.
-        let path =
-            sep.as_str() == ":" && (text[sep.end()..].starts_with(':') || before.ends_with("::"));
-        let strength = key_strength(key.as_str());
+        let path = sep == ":" && (text[found.sep.end..].starts_with(':') || before.ends_with("::"));
+        let strength = key_strength(key);
         if authority || path || strength == KeyStrength::None {
             continue;
         }
         // A cookie header is all secret: `Cookie: a=1; sid=…` to the end of the line.
-        let whole_line = sep.as_str() == ":"
+        let whole_line = sep == ":"
             && ["cookie", "set-cookie"]
                 .iter()
-                .any(|c| key.as_str().eq_ignore_ascii_case(c));
+                .any(|c| key.eq_ignore_ascii_case(c));
         let Some((from, to, end)) = value_span(&text[pos..], whole_line) else {
             continue;
         };
@@ -841,25 +964,57 @@ fn scheme_len(value: &str) -> usize {
     }
 }
 
-/// Tokens recognisable by their shape, with the secret part replaced.
+/// Tokens recognisable by their shape and URL passwords, with the secret part replaced. Of
+/// two overlapping candidates the one starting first wins, a URL on a tie (as one regex with
+/// the URL first would choose); each search is redone only once the text before `pos` is past
+/// its candidate, so the whole text is read about once by each.
 fn tokens(text: &str) -> Cow<'_, str> {
-    SHAPES.token.replace_all(text, |caps: &Captures| {
-        let whole = caps.get(0).expect("group 0");
-        let found = TOKEN_GROUPS
-            .iter()
-            .find_map(|g| caps.name(g).map(|m| (*g, m)));
-        match found {
-            // A prefix followed by English words (`sk-learn-…`) is not a token.
-            Some((group, secret))
-                if matches!(group, "url" | "jwt" | "aws") || looks_random(secret.as_str()) =>
-            {
-                let s = whole.as_str();
-                let (from, to) = (secret.start() - whole.start(), secret.end() - whole.start());
-                format!("{}{MARKER}{}", &s[..from], &s[to..])
-            }
-            _ => whole.as_str().to_owned(),
+    let re = &SHAPES.token;
+    let mut out = String::new();
+    let (mut copied, mut pos) = (0, 0);
+    let mut url = next_url_password(text, 0);
+    let mut token = re.captures(text);
+    loop {
+        if url.as_ref().is_some_and(|(whole, _)| whole.start < pos) {
+            url = next_url_password(text, pos);
         }
-    })
+        if token
+            .as_ref()
+            .is_some_and(|c| c.get(0).is_some_and(|m| m.start() < pos))
+        {
+            token = re.captures_at(text, pos);
+        }
+        let (whole_end, secret) = match (&url, token.as_ref().and_then(token_secret)) {
+            (Some((whole, secret)), Some((start, ..))) if whole.start <= start => {
+                (whole.end, Some(secret.clone()))
+            }
+            (Some((whole, secret)), None) => (whole.end, Some(secret.clone())),
+            (_, Some((_, end, secret))) => (end, secret),
+            (None, None) => break,
+        };
+        pos = whole_end;
+        if let Some(secret) = secret {
+            out.push_str(&text[copied..secret.start]);
+            out.push_str(MARKER);
+            copied = secret.end;
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// Where a [`Shapes::token`] match starts and ends, and its secret part unless it is no token:
+/// a prefix followed by English words (`sk-learn-…`).
+fn token_secret(caps: &Captures) -> Option<(usize, usize, Option<Range<usize>>)> {
+    let whole = caps.get(0)?;
+    let (group, secret) = TOKEN_GROUPS
+        .iter()
+        .find_map(|g| caps.name(g).map(|m| (*g, m)))?;
+    let hide = matches!(group, "jwt" | "aws") || looks_random(secret.as_str());
+    Some((whole.start(), whole.end(), hide.then(|| secret.range())))
 }
 
 #[cfg(test)]
@@ -1385,6 +1540,46 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+    }
+
+    #[test]
+    fn multi_byte_text_right_next_to_secrets() {
+        // Every offset the shapes report must be a char boundary, or slicing would panic.
+        for (line, want) in [
+            ("éAPI_KEY=abc123def456é ü", "éAPI_KEY=[REDACTED] ü"),
+            ("postgres://ü:pässwörd@db/ü", "postgres://ü:[REDACTED]@db/ü"),
+            (
+                "üpostgres://admin:hunter2@dbü",
+                "üpostgres://admin:[REDACTED]@dbü",
+            ),
+            (
+                "ésk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zé",
+                "ésk-proj-[REDACTED]é",
+            ),
+            (
+                "ßAuthorization: Bearer abc.def.ghi-123ß",
+                "ßAuthorization: Bearer [REDACTED]",
+            ),
+            ("日本token=値値値値値値", "日本token=[REDACTED]"),
+            ("x://é:é@é", "x://é:[REDACTED]@é"),
+            // Non-ASCII letters are no key or token characters.
+            ("tokenü: abcdef123", "tokenü: abcdef123"),
+            ("clé_secrète=hunter22", "clé_secrète=hunter22"),
+            (
+                "Bearer éabcdefghijklmnop1234",
+                "Bearer éabcdefghijklmnop1234",
+            ),
+        ] {
+            assert_eq!(shapes(line), want, "{line}");
+        }
+        // A URL's user is limited in characters, not bytes.
+        let user = "é".repeat(255);
+        assert_eq!(
+            shapes(&format!("db://{user}:pw123456@h")),
+            format!("db://{user}:[REDACTED]@h")
+        );
+        let long = format!("db://{user}é:pw123456@h");
+        assert_eq!(shapes(&long), long);
     }
 
     #[test]
