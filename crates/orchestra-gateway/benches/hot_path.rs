@@ -5,7 +5,7 @@ use divan::{black_box, Bencher};
 use orchestra_gateway::catalog::{Catalog, ServerTools};
 use orchestra_gateway::jsonrpc::{self, CallParams, Envelope};
 use orchestra_gateway::names;
-use serde_json::{json, value::RawValue, Value};
+use serde_json::{json, Value};
 
 fn main() {
     divan::main();
@@ -60,14 +60,39 @@ fn expose_name_needing_shortening() -> names::Exposed {
     )
 }
 
+/// A client's tools/call, as the front reads it.
+const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"files__read_text_file","arguments":{"path":"/tmp/notes.txt"},"_meta":{"progressToken":17}}}"#;
+/// A child's answer, as its connection reads it.
+const ANSWER: &[u8] =
+    br#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"hello world"}]}}"#;
+
+/// The envelope alone, twice per forwarded call (the request, then the answer).
+#[divan::bench(args = ["call", "answer"])]
+fn parse_an_envelope(bencher: Bencher, which: &str) {
+    let line = if which == "call" { CALL } else { ANSWER };
+    bencher.bench(|| Envelope::parse(black_box(line)).map(|e| e.kind()).ok());
+}
+
+/// A tools/call's params alone: the tool name, the other members kept raw.
+#[divan::bench]
+fn parse_call_params(bencher: Bencher) {
+    let env = Envelope::parse(CALL).unwrap();
+    let params = env.params.unwrap();
+    bencher.bench(|| {
+        CallParams::from_raw(black_box(params))
+            .map(|c| c.rest.len())
+            .ok()
+    });
+}
+
 #[divan::bench]
 fn readdress_a_call(bencher: Bencher) {
-    let line = br#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"files__read_text_file","arguments":{"path":"/tmp/notes.txt"},"_meta":{"progressToken":17}}}"#;
+    let line = CALL;
     let mut out = Vec::with_capacity(256);
     bencher.bench_local(|| {
         out.clear();
         let env = Envelope::parse(black_box(line)).unwrap();
-        let call = CallParams::parse(env.params.unwrap()).unwrap();
+        let call = CallParams::from_raw(env.params.unwrap()).unwrap();
         call.write_request(&mut out, 42, "read_text_file");
         out.len()
     });
@@ -75,13 +100,12 @@ fn readdress_a_call(bencher: Bencher) {
 
 #[divan::bench]
 fn answer_a_call(bencher: Bencher) {
-    let line =
-        br#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"hello world"}]}}"#;
+    let line = ANSWER;
     let mut out = Vec::with_capacity(256);
     bencher.bench_local(|| {
         out.clear();
         let env = Envelope::parse(black_box(line)).unwrap();
-        let result: &RawValue = env.result.unwrap();
+        let result = env.result.unwrap();
         jsonrpc::write_answer(&mut out, "17", b"result", result.get());
         out.len()
     });

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::net::unix::pipe;
 use tokio::process::{ChildStdin, ChildStdout};
@@ -159,13 +158,13 @@ impl PendingTable {
 
 /// The progress token in a call's `_meta` (raw JSON), canonicalized so that the child's
 /// re-encoding of it (escapes, spacing) still matches.
-fn progress_token(meta: &RawValue) -> Option<Box<str>> {
+fn progress_token(meta: &str) -> Option<Box<str>> {
     #[derive(Deserialize)]
     struct Meta {
         #[serde(rename = "progressToken")]
         token: Option<Value>,
     }
-    let token = serde_json::from_str::<Meta>(meta.get()).ok()?.token?;
+    let token = serde_json::from_str::<Meta>(meta).ok()?.token?;
     Some(token.to_string().into_boxed_str())
 }
 
@@ -206,7 +205,7 @@ enum Pending {
         progress: Option<Box<str>>,
     },
     /// The gateway's own request.
-    Internal(oneshot::Sender<Result<Box<RawValue>, RequestError>>),
+    Internal(oneshot::Sender<Result<Box<str>, RequestError>>),
 }
 
 /// The live session with a child. Shared by the front (to send) and the child's tasks.
@@ -287,7 +286,7 @@ impl Connection {
             .rest
             .iter()
             .find(|(k, _)| k == "_meta")
-            .and_then(|(_, meta)| progress_token(meta));
+            .and_then(|(_, meta)| progress_token(meta.get()));
         // Registered before sending, so even an instant answer finds its entry.
         self.lock().insert(
             id,
@@ -320,13 +319,13 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends the gateway's own request and waits for the answer.
+    /// Sends the gateway's own request and waits for the answer (its result's JSON text).
     pub async fn request(
         &self,
         method: &str,
         params: Option<&str>,
         timeout: Duration,
-    ) -> Result<Box<RawValue>, RequestError> {
+    ) -> Result<Box<str>, RequestError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(RequestError::Closed);
         }
@@ -472,7 +471,7 @@ impl Connection {
 
     /// Whether a progress notification's params carry the token of one of this child's calls
     /// in flight.
-    fn progress_is_ours(&self, params: Option<&RawValue>) -> bool {
+    fn progress_is_ours(&self, params: Option<jsonrpc::Raw<'_>>) -> bool {
         #[derive(Deserialize)]
         struct Progress {
             #[serde(rename = "progressToken")]
@@ -629,7 +628,7 @@ fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSin
         conn.stats
             .unmatched_responses
             .fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(server = %conn.server, id = ?env.id.map(RawValue::get), "dropped a response that matches no pending request");
+        tracing::debug!(server = %conn.server, id = ?env.id.map(jsonrpc::Raw::get), "dropped a response that matches no pending request");
         return;
     };
     match entry {
@@ -690,7 +689,7 @@ fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSin
         }
         Pending::Internal(tx) => {
             let answer = match (env.result, env.error) {
-                (Some(result), None) => Ok(result.to_owned()),
+                (Some(result), None) => Ok(result.get().into()),
                 (None, Some(error)) => Err(RequestError::Rpc(error.get().to_owned())),
                 (Some(_), Some(_)) | (None, None) => {
                     conn.stats.invalid_responses.fetch_add(1, Ordering::Relaxed);
@@ -785,7 +784,7 @@ fn on_notification(
         // (another server's call, a call already answered) never reaches the client.
         Some("notifications/progress") if !conn.progress_is_ours(env.params) => {
             conn.stats.progress_dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(server = %conn.server, params = env.params.map(RawValue::get).unwrap_or(""), "dropped progress for no call of this server");
+            tracing::debug!(server = %conn.server, params = env.params.map(jsonrpc::Raw::get).unwrap_or(""), "dropped progress for no call of this server");
         }
         // Progress carries the client's own token (forwarded unchanged in the call's _meta), so
         // it goes to the client as is. Sent from this sequential reader, it always reaches the
@@ -800,7 +799,7 @@ fn on_notification(
         // Coalesced: the Notify keeps at most one permit, however many arrive.
         Some("notifications/tools/list_changed") => tools_changed.notify_one(),
         Some("notifications/message") => {
-            tracing::debug!(server = %conn.server, params = env.params.map(RawValue::get).unwrap_or(""), "child log message");
+            tracing::debug!(server = %conn.server, params = env.params.map(jsonrpc::Raw::get).unwrap_or(""), "child log message");
         }
         Some(other) => {
             tracing::debug!(server = %conn.server, method = other, "ignored a notification from the child")
@@ -936,17 +935,16 @@ mod tests {
 
     #[test]
     fn progress_tokens_are_canonical() {
-        let raw = |s: &str| -> Box<RawValue> { RawValue::from_string(s.to_owned()).unwrap() };
         assert_eq!(
-            progress_token(&raw(r#"{"progressToken":"\u0061b"}"#)).as_deref(),
+            progress_token(r#"{"progressToken":"\u0061b"}"#).as_deref(),
             Some(r#""ab""#)
         );
         assert_eq!(
-            progress_token(&raw(r#"{ "progressToken" : 7 }"#)).as_deref(),
+            progress_token(r#"{ "progressToken" : 7 }"#).as_deref(),
             Some("7")
         );
-        assert_eq!(progress_token(&raw(r#"{"other":1}"#)), None);
-        assert_eq!(progress_token(&raw("[]")), None);
+        assert_eq!(progress_token(r#"{"other":1}"#), None);
+        assert_eq!(progress_token("[]"), None);
     }
 
     #[test]

@@ -482,8 +482,8 @@ async fn handshake(
             e @ RequestError::TooLarge { .. } => format!("initialize {e}"),
             e => format!("initialize failed: {e}"),
         })?;
-    let result: Value = serde_json::from_str(result.get())
-        .map_err(|e| format!("initialize result is not JSON: {e}"))?;
+    let result: Value =
+        serde_json::from_str(&result).map_err(|e| format!("initialize result is not JSON: {e}"))?;
     // Both are the child's own text, shown by the health report: redacted as they are kept.
     let protocol_version = result
         .get("protocolVersion")
@@ -522,7 +522,7 @@ async fn list_tools(
                 RequestError::TooLarge { .. } => format!("tools/list {e}"),
                 e => format!("tools/list failed: {e}"),
             })?;
-        let mut page: Value = serde_json::from_str(page.get())
+        let mut page: Value = serde_json::from_str(&page)
             .map_err(|e| format!("tools/list result is not JSON: {e}"))?;
         match page.get_mut("tools").map(Value::take) {
             Some(Value::Array(tools)) => all.extend(tools),

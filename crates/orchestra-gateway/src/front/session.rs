@@ -107,7 +107,7 @@ impl Session {
         &self,
         id: &str,
         method: &str,
-        params: Option<&serde_json::value::RawValue>,
+        params: Option<jsonrpc::Raw<'_>>,
     ) -> Result<(), GatewayError> {
         match method {
             "tools/call" => {
@@ -132,7 +132,7 @@ impl Session {
         }
     }
 
-    fn notification(&self, method: &str, params: Option<&serde_json::value::RawValue>) {
+    fn notification(&self, method: &str, params: Option<jsonrpc::Raw<'_>>) {
         match method {
             // Nothing waits for it: list_changed is sent only after the client has listed.
             "notifications/initialized" => {}
@@ -167,12 +167,8 @@ impl Session {
     }
 
     /// The hot path: route by exposed name, re-address, queue for the child.
-    async fn call_tool(
-        &self,
-        id: &str,
-        params: &serde_json::value::RawValue,
-    ) -> Result<(), GatewayError> {
-        let call = CallParams::parse(params).map_err(GatewayError::InvalidParams)?;
+    async fn call_tool(&self, id: &str, params: jsonrpc::Raw<'_>) -> Result<(), GatewayError> {
+        let call = CallParams::from_raw(params).map_err(GatewayError::InvalidParams)?;
         if call.name == health::TOOL_NAME {
             let result = health::call(&self.gw);
             self.reply(id, &result.to_string()).await;
@@ -206,7 +202,7 @@ impl Session {
     /// The owner is starting or restarting: wait for it until `until` (its startup timeout, or
     /// the call's timeout) off the reader, so other messages keep flowing, then route the call
     /// again. The client can cancel the call meanwhile.
-    fn park(&self, id: &str, params: &serde_json::value::RawValue, until: Instant) {
+    fn park(&self, id: &str, params: jsonrpc::Raw<'_>, until: Instant) {
         let (gw, out, id, params) = (
             self.gw.clone(),
             self.out.clone(),
@@ -217,12 +213,7 @@ impl Session {
         let cancelled = gw.park_call(&id);
         self.gw.spawn(async move {
             // `params` parsed once already on the way in; this cannot fail in practice.
-            let raw = serde_json::value::RawValue::from_string(params).map_err(|e| e.to_string());
-            let call = match raw
-                .as_deref()
-                .map_err(Clone::clone)
-                .and_then(CallParams::parse)
-            {
+            let call = match CallParams::parse(&params) {
                 Ok(call) => call,
                 Err(e) => {
                     gw.unpark_call(&id);
@@ -260,7 +251,7 @@ impl Session {
         self.reply(id, &list).await;
     }
 
-    fn initialize(&self, params: Option<&serde_json::value::RawValue>) -> Value {
+    fn initialize(&self, params: Option<jsonrpc::Raw<'_>>) -> Value {
         let requested = params
             .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
             .and_then(|p| {
@@ -309,8 +300,7 @@ pub(crate) fn retry_call(gw: Gateway, retry: Retry) {
     let task_gw = gw.clone();
     gw.spawn(async move {
         let gw = task_gw;
-        let raw = serde_json::value::RawValue::from_string(params).ok();
-        let Some(mut call) = raw.as_deref().and_then(|raw| CallParams::parse(raw).ok()) else {
+        let Ok(mut call) = CallParams::parse(&params) else {
             gw.unpark_call(&front_id);
             return reply
                 .send(jsonrpc::error_line(&front_id, &error.to_wire()))

@@ -4,28 +4,37 @@
 //! This is the hot path's vocabulary: a forwarded call is parsed once (the envelope) and the
 //! child's answer is parsed once (the envelope); arguments and results are never decoded.
 
+#[cfg(test)]
+mod differential;
 pub mod framing;
 pub mod peek;
+mod scan;
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use scan::{Failed, Scanner};
 
 /// The parts of a JSON-RPC message the gateway routes on; everything else stays raw.
 #[derive(Debug)]
 pub struct Envelope<'a> {
     /// The id as written, `null` included (a request with `"id": null` is not a notification).
-    pub id: Option<&'a RawValue>,
+    pub id: Option<Raw<'a>>,
     /// `None` when absent — or not a string (see `defect`).
     pub method: Option<Cow<'a, str>>,
-    pub params: Option<&'a RawValue>,
-    pub result: Option<&'a RawValue>,
-    pub error: Option<&'a RawValue>,
+    /// `None` when absent or `null`, as for `result` and `error`.
+    pub params: Option<Raw<'a>>,
+    pub result: Option<Raw<'a>>,
+    pub error: Option<Raw<'a>>,
     /// Why the message is not valid JSON-RPC 2.0 although it parsed, if it is not.
     pub defect: Option<Defect>,
 }
+
+/// A JSON value exactly as written in the line (no surrounding whitespace), checked to be
+/// valid JSON: ids, params and results are passed on as text and never decoded. Only the
+/// parsers here make one, so holding a `Raw` means holding valid JSON.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Raw<'a>(&'a str);
 
 /// What makes a well-formed JSON object an invalid JSON-RPC message (answered with -32600).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,26 +66,40 @@ pub enum Kind {
     Invalid,
 }
 
-/// The members as they come, every value raw; [`Envelope::parse`] checks and decodes them.
-#[derive(Deserialize)]
-struct Members<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<&'a RawValue>,
-    /// `Option` would read `null` as absent; an id of `null` must stay visible.
-    #[serde(borrow, default, deserialize_with = "present")]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
+/// The envelope's members, by index (see [`member`]).
+const JSONRPC: usize = 0;
+const ID: usize = 1;
+const METHOD: usize = 2;
+const PARAMS: usize = 3;
+const RESULT: usize = 4;
+const ERROR: usize = 5;
+/// A member given twice is an error (as serde's derived structs made it): which of the two
+/// to route on would be a guess, and the child could guess the other way.
+const DUPLICATE: [&str; 6] = [
+    "duplicate field `jsonrpc`",
+    "duplicate field `id`",
+    "duplicate field `method`",
+    "duplicate field `params`",
+    "duplicate field `result`",
+    "duplicate field `error`",
+];
+
+impl<'a> Raw<'a> {
+    /// The value's JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+
+    /// `None` for `null`: JSON-RPC reads a `null` params, result or error as absent.
+    fn unless_null(text: &'a str) -> Option<Self> {
+        (text != "null").then_some(Raw(text))
+    }
 }
 
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&'de RawValue>::deserialize(d).map(Some)
+impl std::fmt::Debug for Raw<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
 }
 
 impl<'a> Envelope<'a> {
@@ -84,24 +107,47 @@ impl<'a> Envelope<'a> {
     /// MCP in 2025-06-18. An object that is not valid JSON-RPC (wrong `jsonrpc`, a method that
     /// is not a string, an id that is neither string nor integer) parses, with its `defect`
     /// set, so that the answer can carry the id when it is readable.
+    ///
+    /// The whole line is validated as JSON, but only the envelope's members are looked at:
+    /// values are skipped by [`scan`], not decoded (this runs twice per forwarded call).
     pub fn parse(line: &'a [u8]) -> Result<Envelope<'a>, serde_json::Error> {
-        // serde would read a struct from an array too (by position): only objects are messages.
         if line.trim_ascii_start().first() != Some(&b'{') {
             return Err(serde::de::Error::custom(
                 "a JSON-RPC message must be a JSON object",
             ));
         }
-        // Validate UTF-8 once for the whole line: `from_slice` would re-validate every raw
-        // value it borrows (params, result) on the hot path.
+        // Validated once for the whole line, so that every value is a `&str` slice of it.
         let text = std::str::from_utf8(line)
             .map_err(|e| serde::de::Error::custom(format!("invalid UTF-8: {e}")))?;
-        let m: Members<'a> = serde_json::from_str(text)?;
-        let method = m.method.map(as_str);
-        let defect = if m.id.is_some_and(|id| !is_valid_id(id)) {
+        let mut s = Scanner::new(text);
+        Self::scan(&mut s).map_err(|Failed| s.error().into_serde(text))
+    }
+
+    fn scan(s: &mut Scanner<'a>) -> Result<Envelope<'a>, Failed> {
+        s.begin_object()?;
+        // Each member's text as written (`null` included), once seen.
+        let mut members: [Option<&'a str>; 6] = [None; 6];
+        while let Some(key) = s.next_key()? {
+            let at = s.pos();
+            let member = match key.plain() {
+                Some(name) => member(name),
+                None => member(s.decode(key)?.as_bytes()),
+            };
+            let value = s.value()?;
+            if let Some(i) = member {
+                if members[i].replace(value).is_some() {
+                    return s.fail_at(DUPLICATE[i], at);
+                }
+            }
+        }
+        s.end()?;
+        let id = members[ID].map(Raw);
+        let method = members[METHOD].and_then(Raw::unless_null).map(as_str);
+        let defect = if id.is_some_and(|id| !is_valid_id(id.0)) {
             Some(Defect::Id)
-        } else if m
-            .jsonrpc
-            .is_none_or(|v| v.get() != "\"2.0\"" && as_str(v).as_deref() != Some("2.0"))
+        } else if members[JSONRPC]
+            .and_then(Raw::unless_null)
+            .is_none_or(|v| v.0 != "\"2.0\"" && as_str(v).as_deref() != Some("2.0"))
         {
             Some(Defect::Version)
         } else if matches!(method, Some(None)) {
@@ -110,11 +156,11 @@ impl<'a> Envelope<'a> {
             None
         };
         Ok(Envelope {
-            id: m.id,
+            id,
             method: method.flatten(),
-            params: m.params,
-            result: m.result,
-            error: m.error,
+            params: members[PARAMS].and_then(Raw::unless_null),
+            result: members[RESULT].and_then(Raw::unless_null),
+            error: members[ERROR].and_then(Raw::unless_null),
             defect,
         })
     }
@@ -135,16 +181,29 @@ impl<'a> Envelope<'a> {
     /// an id that cannot be determined is answered as null).
     pub fn reply_id(&self) -> &'a str {
         match self.id {
-            Some(id) if self.defect != Some(Defect::Id) => id.get(),
+            Some(id) if self.defect != Some(Defect::Id) => id.0,
             _ => "null",
         }
     }
 }
 
+/// Which envelope member a name is, if any.
+fn member(name: &[u8]) -> Option<usize> {
+    match name {
+        b"jsonrpc" => Some(JSONRPC),
+        b"id" => Some(ID),
+        b"method" => Some(METHOD),
+        b"params" => Some(PARAMS),
+        b"result" => Some(RESULT),
+        b"error" => Some(ERROR),
+        _ => None,
+    }
+}
+
 /// A string value, borrowed when it has no escapes (every method name in practice); `None`
-/// when `raw` is not a string.
-fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+/// when `raw` is not a string (or has an escape that is no character, a lone surrogate).
+fn as_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
+    let text = raw.0;
     match text.as_bytes() {
         [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
             Some(Cow::Borrowed(&text[1..text.len() - 1]))
@@ -155,10 +214,10 @@ fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
 }
 
 /// MCP request ids are strings or integers (no null, no fraction, no exponent).
-fn is_valid_id(raw: &RawValue) -> bool {
-    match raw.get().as_bytes() {
+fn is_valid_id(raw: &str) -> bool {
+    match raw.as_bytes() {
         [b'"', ..] => true,
-        [b'-' | b'0'..=b'9', ..] => !raw.get().contains(['.', 'e', 'E']),
+        [b'-' | b'0'..=b'9', ..] => !raw.contains(['.', 'e', 'E']),
         _ => false,
     }
 }
@@ -238,35 +297,70 @@ pub fn push_json_str(out: &mut String, s: &str) {
 /// order, so the call can be re-addressed to the child without touching the arguments.
 pub struct CallParams<'a> {
     pub name: Cow<'a, str>,
-    pub rest: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub rest: Vec<(Cow<'a, str>, Raw<'a>)>,
 }
 
 impl<'a> CallParams<'a> {
-    pub fn parse(params: &'a RawValue) -> Result<Self, String> {
-        let members: Vec<(Cow<'a, str>, &'a RawValue)> =
-            serde_json::from_str::<RawMembers<'a>>(params.get())
-                .map_err(|e| format!("params must be an object: {e}"))?
-                .0;
-        let mut name = None;
-        let mut rest = Vec::with_capacity(members.len());
-        for (k, v) in members {
+    /// Reads `params` (JSON text: the envelope's params, or a call kept to be sent again).
+    /// The whole text must be a JSON object; the first member that is wrong for a call (a
+    /// name that is not a string, arguments that are not an object) is the error. Member
+    /// names may repeat: the last `name` wins, the others are passed on as written.
+    pub fn parse(params: &'a str) -> Result<Self, String> {
+        Self::read_from(Scanner::new(params), params)
+    }
+
+    /// [`CallParams::parse`] for params the envelope's parse has validated already: the hot
+    /// path, which skips the arguments without checking them a second time.
+    pub fn from_raw(params: Raw<'a>) -> Result<Self, String> {
+        Self::read_from(Scanner::valid(params.0), params.0)
+    }
+
+    fn read_from(mut s: Scanner<'a>, params: &'a str) -> Result<Self, String> {
+        let mut call = Self {
+            name: Cow::Borrowed(""),
+            rest: Vec::new(),
+        };
+        let (named, wrong) = call.read(&mut s).map_err(|Failed| {
+            let e = s.error().into_serde(params);
+            format!("params must be an object: {e}")
+        })?;
+        match wrong {
+            Some(wrong) => Err(wrong),
+            None if !named => Err("params.name is required".to_owned()),
+            None => Ok(call),
+        }
+    }
+
+    /// Reads the members into `self`; says whether there was a name, and what (first) was
+    /// wrong for a call — to be reported only once the whole object is known to be JSON, as
+    /// a syntax error anywhere wins.
+    fn read(&mut self, s: &mut Scanner<'a>) -> Result<(bool, Option<String>), Failed> {
+        s.begin_object()?;
+        let mut named = false;
+        let mut wrong = None;
+        while let Some(key) = s.next_key()? {
+            let k = s.decode(key)?;
+            let v = s.value()?;
+            if wrong.is_some() {
+                continue;
+            }
             if k == "name" {
-                let n: Cow<'a, str> = serde_json::from_str(v.get())
-                    .map_err(|_| "params.name must be a string".to_owned())?;
-                name = Some(n);
-            } else {
-                // Forwarded as is, never decoded: one byte tells an object from anything else.
-                if k == "arguments" && !v.get().trim_ascii_start().starts_with('{') {
-                    return Err(format!(
-                        "params.arguments must be an object, not {}",
-                        json_type(v.get())
-                    ));
+                match as_str(Raw(v)) {
+                    Some(name) => (self.name, named) = (name, true),
+                    None => wrong = Some("params.name must be a string".to_owned()),
                 }
-                rest.push((k, v));
+            } else if k == "arguments" && !v.starts_with('{') {
+                // Forwarded as is, never decoded: one byte tells an object from anything else.
+                wrong = Some(format!(
+                    "params.arguments must be an object, not {}",
+                    json_type(v)
+                ));
+            } else {
+                self.rest.push((k, Raw(v)));
             }
         }
-        let name = name.ok_or_else(|| "params.name is required".to_owned())?;
-        Ok(Self { name, rest })
+        s.end()?;
+        Ok((named, wrong))
     }
 
     /// Appends the request line to `out` in one pass: the hot path writes it straight into
@@ -296,32 +390,6 @@ fn json_type(raw: &str) -> &'static str {
         Some(b't' | b'f') => "a boolean",
         Some(b'n') => "null",
         _ => "a number",
-    }
-}
-
-/// An object's members in document order, values raw.
-struct RawMembers<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawMembers<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
-            type Value = RawMembers<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut map: M,
-            ) -> Result<Self::Value, M::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
-                    out.push((k, v));
-                }
-                Ok(RawMembers(out))
-            }
-        }
-        d.deserialize_map(Visitor(std::marker::PhantomData))
     }
 }
 
@@ -403,25 +471,22 @@ mod tests {
             ("3", "a number"),
         ] {
             let text = format!(r#"{{"name":"t","arguments":{args}}}"#);
-            let raw: &RawValue = serde_json::from_str(&text).unwrap();
+            let raw = text.as_str();
             let err = CallParams::parse(raw).err().unwrap();
             assert_eq!(
                 err,
                 format!("params.arguments must be an object, not {what}")
             );
         }
-        let raw: &RawValue = serde_json::from_str(r#"{"name":"t","arguments": {"a":1}}"#).unwrap();
+        let raw = r#"{"name":"t","arguments": {"a":1}}"#;
         assert!(CallParams::parse(raw).is_ok());
-        let raw: &RawValue = serde_json::from_str(r#"{"name":"t"}"#).unwrap();
+        let raw = r#"{"name":"t"}"#;
         assert!(CallParams::parse(raw).is_ok(), "arguments may be left out");
     }
 
     #[test]
     fn request_lines_are_written_in_one_pass() {
-        let raw: &RawValue = serde_json::from_str(
-            r#"{"name":"files__read","arguments":{"path":"a \"b\""},"_meta":{"progressToken":"t"}}"#,
-        )
-        .unwrap();
+        let raw = r#"{"name":"files__read","arguments":{"path":"a \"b\""},"_meta":{"progressToken":"t"}}"#;
         let mut line = Vec::new();
         CallParams::parse(raw)
             .unwrap()
@@ -443,12 +508,12 @@ mod tests {
 
     #[test]
     fn call_params_errors_are_clear() {
-        let raw: &RawValue = serde_json::from_str(r#"{"arguments":{}}"#).unwrap();
+        let raw = r#"{"arguments":{}}"#;
         assert_eq!(
             CallParams::parse(raw).err().unwrap(),
             "params.name is required"
         );
-        let raw: &RawValue = serde_json::from_str(r#"[1]"#).unwrap();
+        let raw = r#"[1]"#;
         assert!(CallParams::parse(raw).is_err());
     }
 
