@@ -213,7 +213,9 @@ type Replies = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 /// The gateway under test, spoken to over its stdio.
 pub struct Gateway {
     child: Child,
-    stdin: Option<ChildStdin>,
+    /// The gateway's stdin, written only under this lock so that concurrent test tasks
+    /// sharing `&Gateway` never interleave lines.
+    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
     replies: Replies,
     next_id: AtomicU64,
     notifications: mpsc::UnboundedReceiver<Value>,
@@ -334,7 +336,7 @@ impl Gateway {
         }
         Self {
             child,
-            stdin,
+            stdin: tokio::sync::Mutex::new(stdin),
             replies,
             next_id: AtomicU64::new(1),
             notifications: nrx,
@@ -400,20 +402,17 @@ impl Gateway {
     }
 
     async fn write_bytes(&self, bytes: &[u8]) {
-        static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        let _g = LOCK.lock().await;
-        // ChildStdin writes need `&mut`; writing through a duplicate of its descriptor lets
-        // concurrent test tasks share `&Gateway` (serialized by the lock above).
-        let stdin = self.stdin.as_ref().expect("stdin open");
-        let mut dup = tokio::fs::File::from_std(std::fs::File::from(
-            std::os::fd::AsFd::as_fd(stdin)
-                .try_clone_to_owned()
-                .expect("dup stdin"),
-        ));
-        within(STEP, "writing to the gateway's stdin", dup.write_all(bytes))
-            .await
-            .expect("gateway stdin write");
-        let _ = dup.flush().await;
+        // Through the async ChildStdin itself: the pipe is non-blocking, so a blocking-thread
+        // writer (tokio::fs::File over a dup of it) would meet EAGAIN when the gateway is slow
+        // to read, and lose the rest of the line.
+        let mut stdin = self.stdin.lock().await;
+        let stdin = stdin.as_mut().expect("stdin open");
+        within(STEP, "writing to the gateway's stdin", async {
+            stdin.write_all(bytes).await?;
+            stdin.flush().await
+        })
+        .await
+        .expect("gateway stdin write");
     }
 
     /// `tools/call` → Ok(result) or Err(JSON-RPC error).
@@ -467,20 +466,25 @@ impl Gateway {
         limit: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        within(
-            limit,
-            &format!("server {name} to reach the expected state"),
-            async {
-                loop {
-                    let s = self.server_health(name).await;
-                    if pred(&s) {
-                        return s;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        // The last state seen goes into the failure message: "timed out" alone says nothing.
+        let mut last = Value::Null;
+        let found = tokio::time::timeout(limit, async {
+            loop {
+                let s = self.server_health(name).await;
+                if pred(&s) {
+                    return s;
                 }
-            },
-        )
-        .await
+                last = s;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        match found {
+            Ok(s) => s,
+            Err(_) => panic!(
+                "timed out after {limit:?}: server {name} to reach the expected state; last seen: {last}"
+            ),
+        }
     }
 
     /// The next notification with `method` (others are skipped), within `limit`.
@@ -525,7 +529,7 @@ impl Gateway {
 
     /// Closes stdin (the client goes away) and waits for the gateway to exit.
     pub async fn close(mut self, limit: Duration) -> (ExitStatus, Self) {
-        self.stdin.take();
+        self.stdin.get_mut().take();
         let status = within(limit, "gateway exit after stdin EOF", self.child.wait())
             .await
             .expect("wait");
