@@ -158,6 +158,7 @@ fn start(config: Config, front: FrontSink) -> anyhow::Result<Gateway> {
         StartOptions {
             watchdog_exe: Some(exe),
             catalog_cache: CatalogCache::from_env(),
+            local_tools: Default::default(),
         },
     )
     .context("starting the watchdog")

@@ -18,6 +18,7 @@ use crate::child::{ChildHandle, State};
 use crate::domains;
 use crate::events::EventLog;
 use crate::front::FrontSink;
+use crate::local::LocalTools;
 use crate::redact::Redactor;
 use crate::watchdog::Watchdog;
 use crate::{health, jsonrpc};
@@ -35,6 +36,8 @@ pub struct StartOptions {
     pub watchdog_exe: Option<PathBuf>,
     /// Where last known catalogs are kept for instant start.
     pub catalog_cache: CatalogCache,
+    /// The gateway's own tools (health is always there).
+    pub local_tools: LocalTools,
 }
 
 /// The running gateway. Cheap to clone.
@@ -63,6 +66,8 @@ struct Inner {
     /// tools, and until then there is nothing to announce.
     announced: Mutex<Option<Arc<str>>>,
     log: Arc<EventLog>,
+    /// The gateway's own tools.
+    local: LocalTools,
 }
 
 struct BuiltCatalog {
@@ -117,6 +122,7 @@ impl Gateway {
                 announced: Mutex::new(None),
                 parked: dashmap::DashMap::new(),
                 log: Arc::new(EventLog::new(redactor)),
+                local: options.local_tools.clone(),
                 children,
                 config,
             }),
@@ -131,7 +137,7 @@ impl Gateway {
         let weak = Arc::downgrade(&gw.inner);
         let retry: RetryFn = Arc::new(move |call| {
             if let Some(inner) = weak.upgrade() {
-                crate::front::session::retry_call(Gateway { inner }, call);
+                crate::route::retry_call(Gateway { inner }, call);
             }
         });
         let cx = TaskContext {
@@ -191,7 +197,7 @@ impl Gateway {
         }
         let _one_builder = self.inner.rebuild.lock().unwrap_or_else(|p| p.into_inner());
         let wanted = self.inner.generation.load(Ordering::Acquire);
-        let own = [health::tool_definition()];
+        let own = self.inner.local.definitions();
         let tools: Vec<_> = self.inner.children.iter().map(ChildHandle::tools).collect();
         let catalog = Arc::new(Catalog::build(
             &self.inner.config.gateway.separator,
@@ -216,6 +222,11 @@ impl Gateway {
             catalog: catalog.clone(),
         });
         catalog
+    }
+
+    /// The gateway's own tools.
+    pub fn local_tools(&self) -> &LocalTools {
+        &self.inner.local
     }
 
     /// Recent supervision events.

@@ -19,9 +19,11 @@ pub mod front;
 pub mod guidance;
 pub mod health;
 pub mod jsonrpc;
+pub mod local;
 pub mod names;
 pub mod outbox;
 pub mod redact;
+pub(crate) mod route;
 pub mod tool_def;
 pub mod watchdog;
 

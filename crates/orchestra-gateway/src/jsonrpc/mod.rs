@@ -309,6 +309,15 @@ impl<'a> CallParams<'a> {
         Self::read_from(Scanner::new(params), params)
     }
 
+    /// The call's `arguments` (raw JSON), if it has any.
+    pub fn arguments(&self) -> Option<&'a str> {
+        self.rest
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "arguments")
+            .map(|(_, v)| v.0)
+    }
+
     /// [`CallParams::parse`] for params the envelope's parse has validated already: the hot
     /// path, which skips the arguments without checking them a second time.
     pub fn from_raw(params: Raw<'a>) -> Result<Self, String> {
