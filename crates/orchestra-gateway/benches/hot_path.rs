@@ -93,7 +93,7 @@ fn readdress_a_call(bencher: Bencher) {
         out.clear();
         let env = Envelope::parse(black_box(line)).unwrap();
         let call = CallParams::from_raw(env.params.unwrap()).unwrap();
-        call.write_request(&mut out, 42, "read_text_file");
+        call.write_request(&mut out, 42, "read_text_file", None);
         out.len()
     });
 }

@@ -141,7 +141,6 @@ impl Gateway {
             }
         });
         let cx = TaskContext {
-            front,
             events: task::Events::new(events_tx, generation),
             shutdown: gw.inner.shutdown.clone(),
             watchdog: gw.inner.watchdog.clone(),

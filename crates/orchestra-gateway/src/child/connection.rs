@@ -113,59 +113,40 @@ impl std::fmt::Display for RequestError {
 /// a peer — so they need no DoS-resistant hashing: the id is its own hash.
 type PendingMap = HashMap<u64, Pending, std::hash::BuildHasherDefault<IdHasher>>;
 
-/// The pending requests, and the progress tokens of the calls among them: the child may
-/// send progress only for those (a made-up token could otherwise move another server's —
-/// or another client's — progress bar).
+/// The pending requests by child-side id.
 #[derive(Default)]
 struct PendingTable {
     by_id: PendingMap,
-    /// Canonical JSON of each token → how many pending calls carry it.
-    tokens: HashMap<Box<str>, u32>,
 }
 
 impl PendingTable {
     fn insert(&mut self, id: u64, p: Pending) {
-        if let Pending::Call {
-            progress: Some(t), ..
-        } = &p
-        {
-            *self.tokens.entry(t.clone()).or_default() += 1;
-        }
         self.by_id.insert(id, p);
     }
 
     fn remove(&mut self, id: u64) -> Option<Pending> {
-        let p = self.by_id.remove(&id)?;
-        if let Pending::Call {
-            progress: Some(t), ..
-        } = &p
-        {
-            if let Some(n) = self.tokens.get_mut(t) {
-                *n -= 1;
-                if *n == 0 {
-                    self.tokens.remove(t);
-                }
-            }
-        }
-        Some(p)
+        self.by_id.remove(&id)
     }
 
     fn drain(&mut self) -> Vec<(u64, Pending)> {
-        self.tokens.clear();
         self.by_id.drain().collect()
     }
 }
 
-/// The progress token in a call's `_meta` (raw JSON), canonicalized so that the child's
-/// re-encoding of it (escapes, spacing) still matches.
-fn progress_token(meta: &str) -> Option<Box<str>> {
-    #[derive(Deserialize)]
-    struct Meta {
-        #[serde(rename = "progressToken")]
-        token: Option<Value>,
+/// The client's progress token in a call's `_meta` (raw JSON text, exactly as the client wrote
+/// it, so that it goes back unchanged), and the `_meta` to send the child instead: the same
+/// object with the token replaced by the call's child-side id. The child then names calls by
+/// ids the gateway gave — unique per connection, whichever client or session asked — and a
+/// token it was not given matches no call.
+fn progress_remap(meta: &str, child_id: u64) -> Option<(Box<str>, String)> {
+    let mut members: serde_json::Map<String, Value> = serde_json::from_str(meta).ok()?;
+    let token = members.get("progressToken")?;
+    if !(token.is_string() || token.is_i64() || token.is_u64()) {
+        return None;
     }
-    let token = serde_json::from_str::<Meta>(meta).ok()?.token?;
-    Some(token.to_string().into_boxed_str())
+    let client_token = token.to_string().into_boxed_str();
+    members.insert("progressToken".into(), Value::from(child_id));
+    Some((client_token, Value::Object(members).to_string()))
 }
 
 #[derive(Default)]
@@ -201,7 +182,8 @@ enum Pending {
         /// moves the deadline (see `expire`).
         stalled: Duration,
         failover: Option<Box<str>>,
-        /// The client's `_meta.progressToken` (canonical JSON), if it asked for progress.
+        /// The client's `_meta.progressToken` (JSON text), if it asked for progress; the child
+        /// was given this call's id as the token instead.
         progress: Option<Box<str>>,
     },
     /// The gateway's own request.
@@ -238,7 +220,6 @@ impl Connection {
         stdin: ChildStdin,
         stdout: ChildStdout,
         stats: Arc<Stats>,
-        front: FrontSink,
         tools_changed: Arc<Notify>,
         max_message: usize,
     ) -> std::io::Result<(Arc<Self>, ConnectionTasks)> {
@@ -260,7 +241,7 @@ impl Connection {
             stats,
         });
         tokio::spawn(sweep_loop(Arc::downgrade(&conn)));
-        let reader = tokio::spawn(read_loop(conn.clone(), stdout, front, tools_changed));
+        let reader = tokio::spawn(read_loop(conn.clone(), stdout, tools_changed));
         Ok((conn, ConnectionTasks { reader }))
     }
 
@@ -282,11 +263,13 @@ impl Connection {
         let now = Instant::now();
         let deadline = now + timeout;
         // Only a call with `_meta` can ask for progress; the arguments are never looked at.
-        let progress = call
-            .rest
-            .iter()
-            .find(|(k, _)| k == "_meta")
-            .and_then(|(_, meta)| progress_token(meta.get()));
+        let (progress, meta) = match call.rest.iter().find(|(k, _)| k == "_meta") {
+            Some((_, meta)) => match progress_remap(meta.get(), id) {
+                Some((token, meta)) => (Some(token), Some(meta)),
+                None => (None, None),
+            },
+            None => (None, None),
+        };
         // Registered before sending, so even an instant answer finds its entry.
         self.lock().insert(
             id,
@@ -302,10 +285,9 @@ impl Connection {
                 progress,
             },
         );
-        if let Err(e) = self
-            .input
-            .push_with(Some(id), 0, |buf| call.write_request(buf, id, tool))
-        {
+        if let Err(e) = self.input.push_with(Some(id), 0, |buf| {
+            call.write_request(buf, id, tool, meta.as_deref())
+        }) {
             self.lock().remove(id);
             return Err(match e {
                 PushError::Full => GatewayError::Overloaded {
@@ -469,19 +451,28 @@ impl Connection {
         self.notify("notifications/cancelled", Some(&params));
     }
 
-    /// Whether a progress notification's params carry the token of one of this child's calls
-    /// in flight.
-    fn progress_is_ours(&self, params: Option<jsonrpc::Raw<'_>>) -> bool {
-        #[derive(Deserialize)]
-        struct Progress {
-            #[serde(rename = "progressToken")]
-            token: Value,
-        }
-        let Some(Ok(p)) = params.map(|p| serde_json::from_str::<Progress>(p.get())) else {
-            return false;
+    /// The client's progress notification for a child's one: the call it names (by the
+    /// child-side id the gateway gave as its token), that call's reply target, and the line
+    /// with the client's own token back in. None for a token that names no call of this
+    /// child that asked for progress.
+    fn progress_for(&self, params: Option<jsonrpc::Raw<'_>>) -> Option<(FrontSink, Vec<u8>)> {
+        let mut members: serde_json::Map<String, Value> =
+            serde_json::from_str(params?.get()).ok()?;
+        let id = members.get("progressToken")?.as_u64()?;
+        let (reply, token) = match self.lock().by_id.get(&id)? {
+            Pending::Call {
+                reply,
+                progress: Some(token),
+                ..
+            } => (reply.clone(), token.clone()),
+            _ => return None,
         };
-        let token = p.token.to_string();
-        self.lock().tokens.contains_key(token.as_str())
+        members.insert("progressToken".into(), serde_json::from_str(&token).ok()?);
+        let params = Value::Object(members).to_string();
+        Some((
+            reply,
+            jsonrpc::notification_line("notifications/progress", Some(&params)),
+        ))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PendingTable> {
@@ -536,7 +527,6 @@ struct Outcome {
 async fn read_loop(
     conn: Arc<Connection>,
     stdout: ChildStdout,
-    front: FrontSink,
     tools_changed: Arc<Notify>,
 ) -> ReaderEnd {
     let mut reader = LineReader::new(
@@ -548,7 +538,7 @@ async fn read_loop(
     let mut touched: Vec<FrontSink> = Vec::new();
     loop {
         match reader.next(&mut buf).await {
-            Ok(Frame::Line) => handle_line(&conn, &buf, &front, &tools_changed, &mut touched),
+            Ok(Frame::Line) => handle_line(&conn, &buf, &tools_changed, &mut touched),
             Ok(Frame::Oversized(n)) => on_oversized(&conn, &buf, n, &mut touched),
             Ok(Frame::Flood(n)) => {
                 conn.stats.stdout_noise.fetch_add(1, Ordering::Relaxed);
@@ -590,7 +580,6 @@ fn touch(touched: &mut Vec<FrontSink>, sink: &FrontSink) {
 fn handle_line(
     conn: &Connection,
     line: &[u8],
-    front: &FrontSink,
     tools_changed: &Notify,
     touched: &mut Vec<FrontSink>,
 ) {
@@ -608,7 +597,7 @@ fn handle_line(
     };
     match env.kind() {
         Kind::Response => on_response(conn, &env, touched),
-        Kind::Notification => on_notification(conn, &env, line, front, tools_changed, touched),
+        Kind::Notification => on_notification(conn, &env, tools_changed, touched),
         Kind::Request => on_request(conn, &env),
         // An id without method, result or error: an answer that says nothing. It still
         // answers its request (with an error), rather than leaving it to time out.
@@ -774,28 +763,24 @@ fn on_oversized(conn: &Connection, prefix: &[u8], size: usize, touched: &mut Vec
 fn on_notification(
     conn: &Connection,
     env: &Envelope<'_>,
-    line: &[u8],
-    front: &FrontSink,
     tools_changed: &Notify,
     touched: &mut Vec<FrontSink>,
 ) {
     match env.method.as_deref() {
-        // Only progress for one of this child's own calls in flight: a token it was not given
-        // (another server's call, a call already answered) never reaches the client.
-        Some("notifications/progress") if !conn.progress_is_ours(env.params) => {
-            conn.stats.progress_dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(server = %conn.server, params = env.params.map(jsonrpc::Raw::get).unwrap_or(""), "dropped progress for no call of this server");
-        }
-        // Progress carries the client's own token (forwarded unchanged in the call's _meta), so
-        // it goes to the client as is. Sent from this sequential reader, it always reaches the
-        // client before the call's response.
-        Some("notifications/progress") => {
-            let mut out = Vec::with_capacity(line.len() + 1);
-            out.extend_from_slice(line);
-            out.push(b'\n');
-            front.push(&out);
-            touch(touched, front);
-        }
+        // Progress goes to the reply target of the call it belongs to, with the client's own
+        // token back in; a token that names no call of this child that asked for progress (a
+        // made-up one, another server's, a call already answered) never reaches a client.
+        // Sent from this sequential reader, it always arrives before the call's response.
+        Some("notifications/progress") => match conn.progress_for(env.params) {
+            Some((reply, line)) => {
+                reply.push(&line);
+                touch(touched, &reply);
+            }
+            None => {
+                conn.stats.progress_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(server = %conn.server, params = env.params.map(jsonrpc::Raw::get).unwrap_or(""), "dropped progress for no call of this server");
+            }
+        },
         // Coalesced: the Notify keeps at most one permit, however many arrive.
         Some("notifications/tools/list_changed") => tools_changed.notify_one(),
         Some("notifications/message") => {
@@ -919,46 +904,24 @@ async fn expire(conn: &Connection) {
 mod tests {
     use super::*;
 
-    fn call(progress: Option<&str>) -> Pending {
-        Pending::Call {
-            front_id: "1".into(),
-            tool: "s__t".into(),
-            started: Instant::now(),
-            deadline: Instant::now(),
-            timeout: Duration::ZERO,
-            reply: FrontSink::discard(),
-            failover: None,
-            stalled: Duration::ZERO,
-            progress: progress.map(Into::into),
-        }
+    #[test]
+    fn the_child_gets_the_call_id_as_its_progress_token() {
+        let (client, meta) =
+            progress_remap(r#"{"progressToken":"p-1","trace":{"id":9}}"#, 42).unwrap();
+        assert_eq!(&*client, r#""p-1""#);
+        let meta: Value = serde_json::from_str(&meta).unwrap();
+        assert_eq!(meta["progressToken"], 42);
+        assert_eq!(meta["trace"]["id"], 9, "other _meta members are kept");
+        let (client, _) = progress_remap(r#"{ "progressToken" : 7 }"#, 1).unwrap();
+        assert_eq!(&*client, "7");
     }
 
     #[test]
-    fn progress_tokens_are_canonical() {
-        assert_eq!(
-            progress_token(r#"{"progressToken":"\u0061b"}"#).as_deref(),
-            Some(r#""ab""#)
-        );
-        assert_eq!(
-            progress_token(r#"{ "progressToken" : 7 }"#).as_deref(),
-            Some("7")
-        );
-        assert_eq!(progress_token(r#"{"other":1}"#), None);
-        assert_eq!(progress_token("[]"), None);
-    }
-
-    #[test]
-    fn a_token_is_known_while_any_call_carrying_it_is_pending() {
-        let mut t = PendingTable::default();
-        t.insert(1, call(Some("\"a\"")));
-        t.insert(2, call(Some("\"a\"")));
-        t.insert(3, call(None));
-        t.remove(1);
-        assert!(t.tokens.contains_key("\"a\""));
-        t.remove(2);
-        assert!(!t.tokens.contains_key("\"a\""));
-        t.insert(4, call(Some("5")));
-        assert_eq!(t.drain().len(), 2);
-        assert!(t.tokens.is_empty());
+    fn no_progress_token_means_no_remapping() {
+        assert_eq!(progress_remap(r#"{"other":1}"#, 1), None);
+        assert_eq!(progress_remap("[]", 1), None);
+        // MCP progress tokens are strings or integers.
+        assert_eq!(progress_remap(r#"{"progressToken":1.5}"#, 1), None);
+        assert_eq!(progress_remap(r#"{"progressToken":null}"#, 1), None);
     }
 }

@@ -34,7 +34,6 @@ use crate::catalog_cache::CatalogCache;
 use crate::containment::Contained;
 use crate::error::GatewayError;
 use crate::events::{EventKind, EventLog};
-use crate::front::FrontSink;
 use crate::tool_def;
 use crate::watchdog::Watchdog;
 
@@ -62,7 +61,6 @@ pub(crate) type FallbackOf = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// What the owning task needs from the gateway.
 #[derive(Clone)]
 pub(crate) struct TaskContext {
-    pub front: FrontSink,
     pub events: Events,
     pub shutdown: CancellationToken,
     pub watchdog: Option<Arc<Watchdog>>,
@@ -239,7 +237,6 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         spawned.stdin,
         spawned.stdout,
         shared.stats.clone(),
-        cx.front.clone(),
         tools_changed.clone(),
         shared.spec.max_message_size,
     );

@@ -374,7 +374,9 @@ impl<'a> CallParams<'a> {
 
     /// Appends the request line to `out` in one pass: the hot path writes it straight into
     /// the child's outbox, the only copy of the arguments.
-    pub fn write_request(&self, out: &mut Vec<u8>, id: u64, tool: &str) {
+    /// `meta`, when given, is written as the call's `_meta` instead of the client's (the
+    /// progress token re-addressed for the child).
+    pub fn write_request(&self, out: &mut Vec<u8>, id: u64, tool: &str, meta: Option<&str>) {
         use std::io::Write as _;
         out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
         let _ = write!(out, "{id}");
@@ -384,7 +386,10 @@ impl<'a> CallParams<'a> {
             out.push(b',');
             push_json_bytes(out, k);
             out.push(b':');
-            out.extend_from_slice(v.get().as_bytes());
+            match meta {
+                Some(meta) if k == "_meta" => out.extend_from_slice(meta.as_bytes()),
+                _ => out.extend_from_slice(v.get().as_bytes()),
+            }
         }
         out.extend_from_slice(b"}}\n");
     }
@@ -499,7 +504,7 @@ mod tests {
         let mut line = Vec::new();
         CallParams::parse(raw)
             .unwrap()
-            .write_request(&mut line, 42, "read");
+            .write_request(&mut line, 42, "read", None);
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["id"], 42);
         assert_eq!(v["method"], "tools/call");
@@ -510,7 +515,7 @@ mod tests {
         let mut odd = Vec::new();
         CallParams::parse(raw)
             .unwrap()
-            .write_request(&mut odd, 1, "we\"ird");
+            .write_request(&mut odd, 1, "we\"ird", None);
         let v: serde_json::Value = serde_json::from_slice(&odd).unwrap();
         assert_eq!(v["params"]["name"], "we\"ird");
     }
