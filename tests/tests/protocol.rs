@@ -119,3 +119,31 @@ async fn protocol_versions_are_negotiated() {
         finish(gw).await;
     }
 }
+
+/// The gateway keeps what each session negotiated (era, client, capabilities) — what decides
+/// what may be sent to it — and health lists the live sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_lists_the_session_with_what_it_negotiated() {
+    let config = format!("servers:\n{}", fault_server("f", "", &[]));
+    let gw = Gateway::spawn(&config, &[]);
+    gw.request(
+        "initialize",
+        json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"roots": {"listChanged": true}, "sampling": {}},
+            "clientInfo": {"name": "session-probe", "version": "7"},
+        }),
+    )
+    .await
+    .unwrap();
+    let health = gw.health().await;
+    let sessions = health["sessions"].as_array().expect("sessions listed");
+    assert_eq!(sessions.len(), 1, "{health}");
+    let s = &sessions[0];
+    assert_eq!(s["transport"], "stdio");
+    assert_eq!(s["protocol_version"], "2025-06-18");
+    assert_eq!(s["client"]["name"], "session-probe");
+    assert!(s["capabilities"]["sampling"].is_object(), "{s}");
+    assert!(s["capabilities"]["roots"]["listChanged"] == true, "{s}");
+    finish(gw).await;
+}

@@ -17,6 +17,7 @@ use crate::child::task::{self, ChildEvent, TaskContext};
 use crate::child::{ChildHandle, State};
 use crate::domains;
 use crate::events::EventLog;
+use crate::front::registry::Sessions;
 use crate::front::FrontSink;
 use crate::local::LocalTools;
 use crate::redact::Redactor;
@@ -68,6 +69,8 @@ struct Inner {
     log: Arc<EventLog>,
     /// The gateway's own tools.
     local: LocalTools,
+    /// The client sessions being served.
+    sessions: Sessions,
 }
 
 struct BuiltCatalog {
@@ -123,6 +126,7 @@ impl Gateway {
                 parked: dashmap::DashMap::new(),
                 log: Arc::new(EventLog::new(redactor)),
                 local: options.local_tools.clone(),
+                sessions: Sessions::default(),
                 children,
                 config,
             }),
@@ -221,6 +225,11 @@ impl Gateway {
             catalog: catalog.clone(),
         });
         catalog
+    }
+
+    /// The client sessions being served.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     /// The gateway's own tools.

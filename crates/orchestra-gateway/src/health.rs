@@ -68,6 +68,7 @@ pub fn report(gw: &Gateway) -> Value {
             "tools_exposed": catalog.len(),
         },
         "servers": servers,
+        "sessions": gw.sessions().list().iter().map(|s| s.report()).collect::<Vec<_>>(),
         "domains": domains,
         "renamed_tools": catalog.renamed(),
         "events": gw.events().recent(RECENT_EVENTS),
@@ -327,6 +328,21 @@ fn output_schema() -> Value {
     ] {
         server[counter] = json!({ "type": "integer" });
     }
+    schema["properties"]["sessions"] = json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["id", "transport", "opened_at"],
+            "properties": {
+                "id": { "type": "string" },
+                "transport": { "type": "string" },
+                "opened_at": { "type": "string" },
+                "protocol_version": nullable("string"),
+                "client": {},
+                "capabilities": {},
+            },
+        },
+    });
     schema
 }
 

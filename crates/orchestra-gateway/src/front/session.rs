@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::registry::{Negotiated, SessionState};
 use super::FrontSink;
 use crate::app::Gateway;
 use crate::child::Connection;
@@ -25,15 +26,21 @@ const FIRST_LIST_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct Session {
     gw: Gateway,
     out: FrontSink,
+    /// Its entry in the gateway's session registry (removed when the session is dropped).
+    state: Arc<SessionState>,
     /// Children that got calls during the current burst of input (written by `flush`).
     dirty: std::sync::Mutex<Vec<Arc<Connection>>>,
 }
 
 impl Session {
-    pub fn new(gw: Gateway, out: FrontSink) -> Self {
+    /// A session over `transport` (`stdio`), answering into `out`; listed in the gateway's
+    /// session registry until it is dropped.
+    pub fn new(gw: Gateway, out: FrontSink, transport: &'static str) -> Self {
+        let state = gw.sessions().open(transport);
         Self {
             gw,
             out,
+            state,
             dirty: std::sync::Mutex::default(),
         }
     }
@@ -201,17 +208,21 @@ impl Session {
     }
 
     fn initialize(&self, params: Option<jsonrpc::Raw<'_>>) -> Value {
-        let requested = params
+        let params = params
             .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-            .and_then(|p| {
-                p.get("protocolVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            });
-        let version = requested
-            .as_deref()
+            .unwrap_or(Value::Null);
+        let version = params
+            .get("protocolVersion")
+            .and_then(Value::as_str)
             .filter(|v| SUPPORTED_VERSIONS.contains(v))
             .unwrap_or(SUPPORTED_VERSIONS[0]);
+        // Kept for the session's life: which era it speaks and what it can answer (sampling,
+        // elicitation, roots) decide what may be sent to it.
+        self.state.set_negotiated(Negotiated {
+            protocol_version: Some(version.to_owned()),
+            client_info: params.get("clientInfo").cloned(),
+            capabilities: params.get("capabilities").cloned(),
+        });
         json!({
             "protocolVersion": version,
             "capabilities": { "tools": { "listChanged": true } },
@@ -230,5 +241,11 @@ impl Session {
 
     async fn reply_err(&self, id: &str, err: &GatewayError) {
         self.out.send(jsonrpc::error_line(id, &err.to_wire())).await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.gw.sessions().close(self.state.id);
     }
 }

@@ -30,7 +30,7 @@ pub enum Ended {
 /// [`finish`] after the gateway has shut down.
 pub async fn serve(gw: &Gateway) -> Ended {
     let front = gw.front();
-    let session = Session::new(gw.clone(), front.clone());
+    let session = Session::new(gw.clone(), front.clone(), "stdio");
     let input: Box<dyn AsyncRead + Unpin + Send> = match pipe_stdin() {
         Some(pipe) => Box::new(pipe),
         None => Box::new(tokio::io::stdin()),
