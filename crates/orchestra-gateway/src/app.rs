@@ -21,6 +21,7 @@ use crate::front::registry::Sessions;
 use crate::front::FrontSink;
 use crate::local::LocalTools;
 use crate::redact::Redactor;
+use crate::reply::SessionId;
 use crate::watchdog::Watchdog;
 use crate::{health, jsonrpc};
 
@@ -62,7 +63,7 @@ struct Inner {
     watchdog: Option<Arc<Watchdog>>,
     /// Calls waiting for their server, by client id, so that a cancellation reaches them too
     /// (calls already sent are cancelled through their child's connection).
-    parked: dashmap::DashMap<Box<str>, CancellationToken>,
+    parked: dashmap::DashMap<(SessionId, Box<str>), CancellationToken>,
     /// The tool list the client last saw (served or announced); None until it has listed
     /// tools, and until then there is nothing to announce.
     announced: Mutex<Option<Arc<str>>>,
@@ -305,19 +306,21 @@ impl Gateway {
     }
 
     /// Registers a call that will wait for its server; the token fires if the client cancels.
-    pub(crate) fn park_call(&self, id: &str) -> CancellationToken {
+    pub(crate) fn park_call(&self, session: SessionId, id: &str) -> CancellationToken {
         let token = CancellationToken::new();
-        self.inner.parked.insert(id.into(), token.clone());
+        self.inner
+            .parked
+            .insert((session, id.into()), token.clone());
         token
     }
 
-    pub(crate) fn unpark_call(&self, id: &str) {
-        self.inner.parked.remove(id);
+    pub(crate) fn unpark_call(&self, session: SessionId, id: &str) {
+        self.inner.parked.remove(&(session, Box::<str>::from(id)));
     }
 
     /// Cancels a waiting call; false if no call with that id is waiting.
-    pub(crate) fn cancel_parked(&self, id: &str) -> bool {
-        match self.inner.parked.remove(id) {
+    pub(crate) fn cancel_parked(&self, session: SessionId, id: &str) -> bool {
+        match self.inner.parked.remove(&(session, Box::<str>::from(id))) {
             Some((_, token)) => {
                 token.cancel();
                 true

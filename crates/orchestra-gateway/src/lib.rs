@@ -23,6 +23,7 @@ pub mod local;
 pub mod names;
 pub mod outbox;
 pub mod redact;
+pub mod reply;
 pub(crate) mod route;
 pub mod tool_def;
 pub mod watchdog;

@@ -23,12 +23,15 @@ use crate::front::FrontSink;
 use crate::jsonrpc::framing::{Frame, LineReader};
 use crate::jsonrpc::{self, peek, CallParams, Envelope, Kind};
 use crate::outbox::{Outbox, Overflow, PushError};
+use crate::reply::SessionId;
 
 /// Bytes queued toward a child before calls are refused as "overloaded".
 const INPUT_LIMIT: usize = 16 * 1024 * 1024;
 
 /// A client call that never reached a child that died: what it takes to send it again.
 pub struct Retry {
+    /// The session that sent it, and its id there.
+    pub session: SessionId,
     pub front_id: Box<str>,
     /// The name the client called.
     pub exposed: Arc<str>,
@@ -58,6 +61,8 @@ fn unsent_params(bytes: &[u8]) -> HashMap<u64, String> {
 
 /// One client call to forward.
 pub struct Forward<'a> {
+    /// The session that sent it: client ids are scoped to it (cancellation).
+    pub session: SessionId,
     /// The client's request id (raw JSON), used for the answer.
     pub front_id: &'a str,
     /// The name the client called.
@@ -172,6 +177,7 @@ impl std::hash::Hasher for IdHasher {
 enum Pending {
     /// A client's call: answer goes to `reply` under the client's own id.
     Call {
+        session: SessionId,
         front_id: Box<str>,
         tool: Arc<str>,
         started: Instant,
@@ -248,6 +254,7 @@ impl Connection {
     /// Queues a client's `tools/call` for this child (written by [`Connection::flush`]).
     pub fn forward_call(&self, call: Forward<'_>) -> Result<(), GatewayError> {
         let Forward {
+            session,
             front_id,
             exposed,
             call,
@@ -274,6 +281,7 @@ impl Connection {
         self.lock().insert(
             id,
             Pending::Call {
+                session,
                 front_id: front_id.into(),
                 tool: exposed.clone(),
                 started: now,
@@ -352,13 +360,18 @@ impl Connection {
         self.input.close();
     }
 
-    /// Forwards a client's cancellation of `front_id` to this child, if the call is here.
+    /// Forwards `session`'s cancellation of its request `front_id` to this child, if the call
+    /// is here (another session's request with the same id is not touched).
     /// The late answer, if any, is then dropped as unmatched.
-    pub fn cancel_call(&self, front_id: &str, reason: Option<&str>) -> bool {
+    pub fn cancel_call(&self, session: SessionId, front_id: &str, reason: Option<&str>) -> bool {
         let child_id = {
             let mut pending = self.lock();
             let found = pending.by_id.iter().find_map(|(id, p)| match p {
-                Pending::Call { front_id: f, .. } if &**f == front_id => Some(*id),
+                Pending::Call {
+                    session: s,
+                    front_id: f,
+                    ..
+                } if *s == session && &**f == front_id => Some(*id),
                 _ => None,
             });
             if let Some(id) = found {
@@ -388,6 +401,7 @@ impl Connection {
         for (id, p) in drained {
             match p {
                 Pending::Call {
+                    session,
                     front_id,
                     tool,
                     deadline,
@@ -399,6 +413,7 @@ impl Connection {
                         (delivered, retry, unsent.remove(&id))
                     {
                         retry(Retry {
+                            session,
                             front_id,
                             exposed: tool,
                             params,
@@ -923,5 +938,63 @@ mod tests {
         // MCP progress tokens are strings or integers.
         assert_eq!(progress_remap(r#"{"progressToken":1.5}"#, 1), None);
         assert_eq!(progress_remap(r#"{"progressToken":null}"#, 1), None);
+    }
+
+    /// A child whose stdin and stdout are pipes to a process that never answers (`sleep`).
+    async fn silent_connection() -> (Arc<Connection>, tokio::process::Child) {
+        let mut child = tokio::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sleep");
+        let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        let (conn, _tasks) = Connection::start(
+            "s".into(),
+            stdin,
+            stdout,
+            Arc::new(Stats::default()),
+            Arc::new(Notify::new()),
+            1 << 20,
+        )
+        .expect("connection");
+        (conn, child)
+    }
+
+    #[tokio::test]
+    async fn a_cancel_reaches_only_the_call_of_the_session_that_sent_it() {
+        let (conn, _child) = silent_connection().await;
+        let params = r#"{"name":"s__t","arguments":{}}"#;
+        let call = CallParams::parse(params).unwrap();
+        let exposed: Arc<str> = "s__t".into();
+        let reply = FrontSink::discard();
+        // Two sessions both use request id 1.
+        for session in [SessionId(1), SessionId(2)] {
+            conn.forward_call(Forward {
+                session,
+                front_id: "1",
+                exposed: &exposed,
+                call: &call,
+                tool: "t",
+                timeout: Duration::from_secs(30),
+                reply: &reply,
+                failover: None,
+            })
+            .unwrap();
+        }
+        assert_eq!(conn.in_flight(), 2);
+        assert!(
+            !conn.cancel_call(SessionId(3), "1", None),
+            "no such call in session 3"
+        );
+        assert!(conn.cancel_call(SessionId(2), "1", None));
+        assert_eq!(conn.in_flight(), 1, "session 1's call is untouched");
+        assert!(
+            !conn.cancel_call(SessionId(2), "1", None),
+            "already cancelled"
+        );
+        assert!(conn.cancel_call(SessionId(1), "1", None));
+        assert_eq!(conn.in_flight(), 0);
     }
 }

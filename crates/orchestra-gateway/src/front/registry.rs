@@ -8,15 +8,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-/// A session's id: unique for the gateway's life, never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub u64);
-
-impl std::fmt::Display for SessionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s{}", self.0)
-    }
-}
+pub use crate::reply::SessionId;
 
 /// What one session negotiated at `initialize` (unset until then).
 #[derive(Debug, Default, Clone)]

@@ -13,6 +13,7 @@ use crate::app::Gateway;
 use crate::child::Connection;
 use crate::error::GatewayError;
 use crate::jsonrpc::{self, CallParams, Envelope, Kind};
+use crate::reply::Caller;
 use crate::route;
 
 /// Protocol versions the front speaks, newest first (the initialize-handshake era).
@@ -28,6 +29,8 @@ pub struct Session {
     out: FrontSink,
     /// Its entry in the gateway's session registry (removed when the session is dropped).
     state: Arc<SessionState>,
+    /// This session as the caller of what it routes (its id scopes its request ids).
+    caller: Caller,
     /// Children that got calls during the current burst of input (written by `flush`).
     dirty: std::sync::Mutex<Vec<Arc<Connection>>>,
 }
@@ -37,10 +40,15 @@ impl Session {
     /// session registry until it is dropped.
     pub fn new(gw: Gateway, out: FrontSink, transport: &'static str) -> Self {
         let state = gw.sessions().open(transport);
+        let caller = Caller {
+            session: state.id,
+            reply: out.clone(),
+        };
         Self {
             gw,
             out,
             state,
+            caller,
             dirty: std::sync::Mutex::default(),
         }
     }
@@ -148,7 +156,7 @@ impl Session {
                 else {
                     return;
                 };
-                if self.gw.cancel_parked(c.request_id.get()) {
+                if self.gw.cancel_parked(self.state.id, c.request_id.get()) {
                     return;
                 }
                 let found = self
@@ -156,7 +164,9 @@ impl Session {
                     .children()
                     .iter()
                     .filter_map(|child| child.connection())
-                    .any(|conn| conn.cancel_call(c.request_id.get(), c.reason.as_deref()));
+                    .any(|conn| {
+                        conn.cancel_call(self.state.id, c.request_id.get(), c.reason.as_deref())
+                    });
                 tracing::debug!(
                     request = c.request_id.get(),
                     found,
@@ -176,7 +186,7 @@ impl Session {
             return Ok(());
         }
         if let route::Routed::Queued(conn) =
-            route::call(&self.gw, &self.out, id, params, &call).await
+            route::call(&self.gw, &self.caller, id, params, &call).await
         {
             let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
             if !dirty.iter().any(|c| Arc::ptr_eq(c, &conn)) {

@@ -20,6 +20,7 @@ use crate::error::GatewayError;
 use crate::events::EventKind;
 use crate::front::FrontSink;
 use crate::jsonrpc::{self, CallParams};
+use crate::reply::Caller;
 use crate::{guidance, names};
 
 pub(crate) use wait::retry_call;
@@ -35,28 +36,28 @@ pub(crate) enum Routed {
     Answered,
 }
 
-/// Routes one `tools/call` (`params` raw, `call` parsed from them); answers go to `out`.
+/// Routes one `tools/call` (`params` raw, `call` parsed from them) for `caller`.
 pub(crate) async fn call(
     gw: &Gateway,
-    out: &FrontSink,
+    caller: &Caller,
     id: &str,
     params: jsonrpc::Raw<'_>,
     call: &CallParams<'_>,
 ) -> Routed {
-    match forward(gw, out, id, call) {
+    match forward(gw, caller, id, call) {
         Ok(conn) => Routed::Queued(conn),
         Err(Unrouted::Starting(child)) => {
             let until = Instant::now() + child.spec().startup_timeout + Duration::from_secs(1);
-            park(gw, out, id, params.get(), until);
+            park(gw, caller, id, params.get(), until);
             Routed::Parked
         }
         // Restarting, and back within the call's own timeout: worth waiting for too.
         Err(Unrouted::Down(child)) if back_by(&child, call_deadline(&child)) => {
-            park(gw, out, id, params.get(), call_deadline(&child));
+            park(gw, caller, id, params.get(), call_deadline(&child));
             Routed::Parked
         }
         Err(other) => {
-            answer_unrouted(gw, out, id, &call.name, other).await;
+            answer_unrouted(gw, &caller.reply, id, &call.name, other).await;
             Routed::Answered
         }
     }
@@ -79,7 +80,7 @@ pub(crate) enum Unrouted {
 /// Returns the connection the call was queued on; the caller flushes it.
 pub(crate) fn forward(
     gw: &Gateway,
-    out: &FrontSink,
+    caller: &Caller,
     id: &str,
     call: &CallParams<'_>,
 ) -> Result<Arc<Connection>, Unrouted> {
@@ -99,12 +100,13 @@ pub(crate) fn forward(
         if let Some(conn) = child.connection() {
             return conn
                 .forward_call(Forward {
+                    session: caller.session,
                     front_id: id,
                     exposed: &route.exposed,
                     call,
                     tool: &route.tool,
                     timeout: child.spec().call_timeout,
-                    reply: out,
+                    reply: &caller.reply,
                     failover: None,
                 })
                 .map(|()| conn)
@@ -140,12 +142,13 @@ pub(crate) fn forward(
         format!("{} served by {}", call.name, fallback.name()),
     );
     conn.forward_call(Forward {
+        session: caller.session,
         front_id: id,
         exposed: &route.exposed,
         call,
         tool: &route.tool,
         timeout: fallback.spec().call_timeout,
-        reply: out,
+        reply: &caller.reply,
         failover: Some(&note),
     })
     .map(|()| conn)

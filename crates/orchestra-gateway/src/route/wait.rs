@@ -10,32 +10,35 @@ use crate::app::Gateway;
 use crate::child::connection::Retry;
 use crate::child::{ChildHandle, State};
 use crate::error::GatewayError;
-use crate::front::FrontSink;
 use crate::jsonrpc::{self, CallParams};
+use crate::reply::Caller;
 
 /// The owner is starting or restarting: wait for it until `until` (its startup timeout, or
 /// the call's timeout) off the reader, so other messages keep flowing, then route the call
 /// again. The client can cancel the call meanwhile.
-pub(crate) fn park(gw: &Gateway, out: &FrontSink, id: &str, params: &str, until: Instant) {
-    let (gw, out, id, params) = (gw.clone(), out.clone(), id.to_owned(), params.to_owned());
+pub(crate) fn park(gw: &Gateway, caller: &Caller, id: &str, params: &str, until: Instant) {
+    let (gw, caller, id, params) = (gw.clone(), caller.clone(), id.to_owned(), params.to_owned());
     // Registered now, not in the task: a cancel later in this same burst must find it.
-    let cancelled = gw.park_call(&id);
+    let cancelled = gw.park_call(caller.session, &id);
     let task_gw = gw.clone();
     task_gw.spawn(async move {
         // `params` parsed once already on the way in; this cannot fail in practice.
         let call = match CallParams::parse(&params) {
             Ok(call) => call,
             Err(e) => {
-                gw.unpark_call(&id);
+                gw.unpark_call(caller.session, &id);
                 let err = GatewayError::InvalidParams(e);
-                return out.send(jsonrpc::error_line(&id, &err.to_wire())).await;
+                return caller
+                    .reply
+                    .send(jsonrpc::error_line(&id, &err.to_wire()))
+                    .await;
             }
         };
         // Still starting after the budget: say so rather than wait again.
         if let Waited::GaveUp(why) =
-            forward_when_up(&gw, &out, &id, &call, until, false, cancelled).await
+            forward_when_up(&gw, &caller, &id, &call, until, false, cancelled).await
         {
-            answer_unrouted(&gw, &out, &id, &call.name, why).await;
+            answer_unrouted(&gw, &caller.reply, &id, &call.name, why).await;
         }
     });
 }
@@ -45,6 +48,7 @@ pub(crate) fn park(gw: &Gateway, out: &FrontSink, id: &str, params: &str, until:
 /// otherwise the client gets the error the call would have had.
 pub(crate) fn retry_call(gw: Gateway, retry: Retry) {
     let Retry {
+        session,
         front_id,
         exposed,
         params,
@@ -52,12 +56,16 @@ pub(crate) fn retry_call(gw: Gateway, retry: Retry) {
         reply,
         error,
     } = retry;
-    let cancelled = gw.park_call(&front_id);
+    let caller = Caller {
+        session,
+        reply: reply.clone(),
+    };
+    let cancelled = gw.park_call(session, &front_id);
     let task_gw = gw.clone();
     gw.spawn(async move {
         let gw = task_gw;
         let Ok(mut call) = CallParams::parse(&params) else {
-            gw.unpark_call(&front_id);
+            gw.unpark_call(session, &front_id);
             return reply
                 .send(jsonrpc::error_line(&front_id, &error.to_wire()))
                 .await;
@@ -65,7 +73,7 @@ pub(crate) fn retry_call(gw: Gateway, retry: Retry) {
         // The queued params name the child's tool; routing goes by the name the client used.
         call.name = std::borrow::Cow::Owned(exposed.to_string());
         tracing::info!(tool = %exposed, "re-sending a call that never reached its server");
-        match forward_when_up(&gw, &reply, &front_id, &call, deadline, true, cancelled).await {
+        match forward_when_up(&gw, &caller, &front_id, &call, deadline, true, cancelled).await {
             Waited::Sent | Waited::Cancelled => {}
             Waited::GaveUp(Unrouted::Down(_)) => {
                 reply
@@ -91,7 +99,7 @@ enum Waited {
 /// `cancelled` (from [`Gateway::park_call`]) ends the wait if the client cancels the call.
 async fn forward_when_up(
     gw: &Gateway,
-    out: &FrontSink,
+    caller: &Caller,
     id: &str,
     call: &CallParams<'_>,
     until: Instant,
@@ -99,7 +107,7 @@ async fn forward_when_up(
     cancelled: CancellationToken,
 ) -> Waited {
     let waited = loop {
-        let child = match forward(gw, out, id, call) {
+        let child = match forward(gw, caller, id, call) {
             Ok(conn) => {
                 conn.flush();
                 break Waited::Sent;
@@ -115,7 +123,7 @@ async fn forward_when_up(
             _ = tokio::time::sleep_until(until.into()) => break Waited::GaveUp(Unrouted::Down(child)),
         }
     };
-    gw.unpark_call(id);
+    gw.unpark_call(caller.session, id);
     waited
 }
 
