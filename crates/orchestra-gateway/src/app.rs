@@ -71,7 +71,9 @@ struct Inner {
     /// The gateway's own tools.
     local: LocalTools,
     /// The client sessions being served.
-    sessions: Sessions,
+    sessions: Arc<Sessions>,
+    /// The level children were last set to (0: none).
+    applied_log_level: std::sync::atomic::AtomicU8,
 }
 
 struct BuiltCatalog {
@@ -127,7 +129,8 @@ impl Gateway {
                 parked: dashmap::DashMap::new(),
                 log: Arc::new(EventLog::new(redactor)),
                 local: options.local_tools.clone(),
-                sessions: Sessions::default(),
+                sessions: Arc::default(),
+                applied_log_level: Default::default(),
                 children,
                 config,
             }),
@@ -154,6 +157,7 @@ impl Gateway {
             fallback_of,
             cache: options.catalog_cache.clone(),
             retry,
+            sessions: gw.inner.sessions.clone(),
         };
         for child in &gw.inner.children {
             gw.inner
@@ -226,6 +230,27 @@ impl Gateway {
             catalog: catalog.clone(),
         });
         catalog
+    }
+
+    /// Sets every ready child that declared logging to the most verbose level any session
+    /// asked for, when that changed.
+    pub(crate) fn apply_log_level(&self) {
+        let Some(level) = self.inner.sessions.wanted_log_level() else {
+            return;
+        };
+        if self
+            .inner
+            .applied_log_level
+            .swap(level.to_u8(), Ordering::AcqRel)
+            == level.to_u8()
+        {
+            return;
+        }
+        for child in self.inner.children.iter().filter(|c| c.state().is_up()) {
+            if let Some(conn) = child.connection() {
+                crate::child::task::set_log_level(&child.shared, &conn, level);
+            }
+        }
     }
 
     /// The client sessions being served.

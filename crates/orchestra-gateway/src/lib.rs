@@ -20,6 +20,7 @@ pub mod guidance;
 pub mod health;
 pub mod jsonrpc;
 pub mod local;
+pub mod logging;
 pub mod names;
 pub mod outbox;
 pub mod redact;

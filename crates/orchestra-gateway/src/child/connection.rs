@@ -44,6 +44,9 @@ pub struct Retry {
     pub error: GatewayError,
 }
 
+/// Where a child's `notifications/message` goes (its params, raw): the gateway's sessions.
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Sends a [`Retry`] again (provided by the gateway, which knows the routes).
 pub type RetryFn = Arc<dyn Fn(Retry) + Send + Sync>;
 
@@ -212,6 +215,8 @@ pub struct Connection {
     sweeper_at: AtomicU64,
     epoch: Instant,
     stats: Arc<Stats>,
+    /// Where the child's log messages go.
+    on_log: LogSink,
 }
 
 /// The tasks that serve one connection; the owner awaits `reader` to learn of EOF.
@@ -228,6 +233,7 @@ impl Connection {
         stats: Arc<Stats>,
         tools_changed: Arc<Notify>,
         max_message: usize,
+        on_log: LogSink,
     ) -> std::io::Result<(Arc<Self>, ConnectionTasks)> {
         let input = Outbox::new(
             pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
@@ -235,6 +241,7 @@ impl Connection {
             Overflow::Refuse,
         );
         let conn = Arc::new(Self {
+            on_log,
             server,
             input,
             pending: Mutex::new(PendingTable::default()),
@@ -799,7 +806,9 @@ fn on_notification(
         // Coalesced: the Notify keeps at most one permit, however many arrive.
         Some("notifications/tools/list_changed") => tools_changed.notify_one(),
         Some("notifications/message") => {
-            tracing::debug!(server = %conn.server, params = env.params.map(jsonrpc::Raw::get).unwrap_or(""), "child log message");
+            let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
+            tracing::debug!(server = %conn.server, params, "child log message");
+            (conn.on_log)(params);
         }
         Some(other) => {
             tracing::debug!(server = %conn.server, method = other, "ignored a notification from the child")
@@ -957,6 +966,7 @@ mod tests {
             Arc::new(Stats::default()),
             Arc::new(Notify::new()),
             1 << 20,
+            Arc::new(|_: &str| {}),
         )
         .expect("connection");
         (conn, child)

@@ -69,6 +69,8 @@ pub struct Status {
     pub protocol_version: Option<String>,
     /// The child's `serverInfo`.
     pub server_info: Option<Value>,
+    /// The capabilities the child declared at `initialize`.
+    pub capabilities: Option<Value>,
     /// Restarts since the gateway started.
     pub restarts: u32,
     /// When the next start attempt is due (restarting, failed).
@@ -89,6 +91,7 @@ impl Status {
             last_exit: None,
             protocol_version: None,
             server_info: None,
+            capabilities: None,
             restarts: 0,
             next_attempt: None,
             probe_failures: 0,

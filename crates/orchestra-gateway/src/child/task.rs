@@ -34,6 +34,8 @@ use crate::catalog_cache::CatalogCache;
 use crate::containment::Contained;
 use crate::error::GatewayError;
 use crate::events::{EventKind, EventLog};
+use crate::front::registry::Sessions;
+use crate::logging::Level;
 use crate::tool_def;
 use crate::watchdog::Watchdog;
 
@@ -70,6 +72,8 @@ pub(crate) struct TaskContext {
     pub cache: CatalogCache,
     /// Sends again calls that never reached a child that died.
     pub retry: RetryFn,
+    /// The client sessions: where log messages go, and the log level they want.
+    pub sessions: Arc<Sessions>,
 }
 
 /// What the gateway hears from child tasks.
@@ -239,6 +243,12 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         shared.stats.clone(),
         tools_changed.clone(),
         shared.spec.max_message_size,
+        {
+            let (sessions, server) = (cx.sessions.clone(), name.clone());
+            Arc::new(move |params: &str| {
+                sessions.deliver_log(&server, params);
+            })
+        },
     );
     let (conn, tasks) = match started {
         Ok(started) => started,
@@ -306,6 +316,10 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     };
     cx.log.record(&name, kind, format!("{tools} tools"));
     cx.events.tools_changed();
+    // A session asked for a log level before this child (re)started: set it here too.
+    if let Some(level) = cx.sessions.wanted_log_level() {
+        set_log_level(shared, &conn, level);
+    }
 
     // Serve until the child dies, stops answering, or the gateway stops.
     let probe = shared.spec.probe.clone();
@@ -490,7 +504,9 @@ async fn handshake(
     if let Some(info) = &mut server_info {
         shared.redactor.redact_json(info);
     }
+    let capabilities = result.get("capabilities").cloned();
     shared.status.send_modify(|s| {
+        s.capabilities = capabilities;
         s.protocol_version = protocol_version;
         s.server_info = server_info;
     });
@@ -629,4 +645,28 @@ impl Life<'_> {
 
 async fn wait_for(child: &mut Child, d: Duration) -> bool {
     matches!(tokio::time::timeout(d, child.wait()).await, Ok(Ok(_)))
+}
+
+/// Asks the child for log messages at `level` and above, if it declared logging (sent off the
+/// caller's path; a child that refuses keeps its own level, which is only logged).
+pub(crate) fn set_log_level(shared: &ChildShared, conn: &Arc<Connection>, level: Level) {
+    let declared = shared
+        .status
+        .borrow()
+        .capabilities
+        .as_ref()
+        .is_some_and(|c| c.get("logging").is_some());
+    if !declared {
+        return;
+    }
+    let (conn, server, timeout) = (conn.clone(), shared.name.clone(), shared.spec.call_timeout);
+    let params = serde_json::json!({ "level": level.as_str() }).to_string();
+    tokio::spawn(async move {
+        if let Err(e) = conn
+            .request("logging/setLevel", Some(&params), timeout)
+            .await
+        {
+            tracing::warn!(server = %server, error = %e, "the child refused logging/setLevel");
+        }
+    });
 }

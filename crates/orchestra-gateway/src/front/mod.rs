@@ -21,6 +21,16 @@ const FRONT_LIMIT: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct FrontSink(Option<Arc<Outbox>>);
 
+impl std::fmt::Debug for FrontSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "FrontSink(client)"
+        } else {
+            "FrontSink(discard)"
+        })
+    }
+}
+
 impl FrontSink {
     /// The gateway's stdout. A pipe (what MCP clients give us) is written directly; anything
     /// else (a terminal, a file) goes through a pipe to a thread that copies it out.

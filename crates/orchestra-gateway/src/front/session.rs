@@ -13,6 +13,7 @@ use crate::app::Gateway;
 use crate::child::Connection;
 use crate::error::GatewayError;
 use crate::jsonrpc::{self, CallParams, Envelope, Kind};
+use crate::logging::Level;
 use crate::reply::Caller;
 use crate::route;
 
@@ -39,7 +40,7 @@ impl Session {
     /// A session over `transport` (`stdio`), answering into `out`; listed in the gateway's
     /// session registry until it is dropped.
     pub fn new(gw: Gateway, out: FrontSink, transport: &'static str) -> Self {
-        let state = gw.sessions().open(transport);
+        let state = gw.sessions().open(transport, out.clone());
         let caller = Caller {
             session: state.id,
             reply: out.clone(),
@@ -133,7 +134,12 @@ impl Session {
                 self.reply(id, &result.to_string()).await;
                 Ok(())
             }
-            "ping" | "logging/setLevel" => {
+            "logging/setLevel" => {
+                self.set_log_level(params)?;
+                self.reply(id, "{}").await;
+                Ok(())
+            }
+            "ping" => {
                 self.reply(id, "{}").await;
                 Ok(())
             }
@@ -235,7 +241,7 @@ impl Session {
         });
         json!({
             "protocolVersion": version,
-            "capabilities": { "tools": { "listChanged": true } },
+            "capabilities": { "tools": { "listChanged": true }, "logging": {} },
             "serverInfo": {
                 "name": "mcp-orchestra",
                 "title": "mcp-orchestra gateway",
@@ -243,6 +249,30 @@ impl Session {
             },
             "instructions": self.gw.instructions(),
         })
+    }
+
+    /// `logging/setLevel`: this session gets children's messages at `level` and above; the
+    /// children are set to the most verbose level any session asked for.
+    fn set_log_level(&self, params: Option<jsonrpc::Raw<'_>>) -> Result<(), GatewayError> {
+        #[derive(serde::Deserialize)]
+        struct SetLevel {
+            level: String,
+        }
+        let asked = params
+            .and_then(|p| serde_json::from_str::<SetLevel>(p.get()).ok())
+            .ok_or_else(|| {
+                GatewayError::InvalidParams("logging/setLevel needs params.level".into())
+            })?;
+        let level = Level::parse(&asked.level).ok_or_else(|| {
+            GatewayError::InvalidParams(format!(
+                "unknown log level \"{}\" (one of: {})",
+                asked.level,
+                Level::ALL.map(Level::as_str).join(", ")
+            ))
+        })?;
+        self.state.set_log_level(level);
+        self.gw.apply_log_level();
+        Ok(())
     }
 
     async fn reply(&self, id: &str, result: &str) {

@@ -86,6 +86,10 @@
 //! * `fake_progress:TOKEN` — before answering each `tools/call`, send a
 //!   `notifications/progress` with the string token TOKEN (which it was not
 //!   given), progress 999 and message `forged`.
+//! * `log_all_levels` — declare the `logging` capability, answer `logging/setLevel`,
+//!   and before every `tools/call` response send one `notifications/message` per MCP
+//!   level (debug … emergency, `data` = the level's name), ignoring the set level (the
+//!   gateway must filter per session).
 //! * `result_and_error` — every `tools/call` response carries both a `result`
 //!   and an `error`.
 //! * `empty_response` — every `tools/call` response carries neither (only
@@ -156,6 +160,7 @@ struct Config {
     list_changed_flood: Option<u64>,
     fake_progress: Option<String>,
     result_and_error: bool,
+    log_all_levels: bool,
     empty_response: bool,
     server_request: Option<String>,
     stderr_lines: Vec<String>,
@@ -218,6 +223,7 @@ impl Config {
             "list_changed_flood" => self.list_changed_flood = Some(parse_value(name, value)?),
             "fake_progress" => self.fake_progress = Some(required_value(name, value)?.to_owned()),
             "result_and_error" => self.result_and_error = flag(name, value)?,
+            "log_all_levels" => self.log_all_levels = flag(name, value)?,
             "empty_response" => self.empty_response = flag(name, value)?,
             "slow_start" => self.slow_start = Some(parse_value(name, value)?),
             "server_request" => self.server_request = Some(required_value(name, value)?.to_owned()),
@@ -666,6 +672,7 @@ impl Server {
         match method {
             "initialize" => self.initialize(&id, &params),
             "ping" => self.send_result(&id, json!({})),
+            "logging/setLevel" if self.config.log_all_levels => self.send_result(&id, json!({})),
             "tools/list" => self.tools_list(&id, &params),
             "tools/call" => self.tools_call(id, &params),
             _ => self.send_error(
@@ -721,7 +728,11 @@ impl Server {
             id,
             json!({
                 "protocolVersion": version,
-                "capabilities": {"tools": {"listChanged": true}},
+                "capabilities": if self.config.log_all_levels {
+                    json!({"tools": {"listChanged": true}, "logging": {}})
+                } else {
+                    json!({"tools": {"listChanged": true}})
+                },
                 "serverInfo": {"name": "fault-child", "version": server_version},
             }),
         );
@@ -822,6 +833,24 @@ impl Server {
             .get("arguments")
             .cloned()
             .unwrap_or_else(|| json!({}));
+        if self.config.log_all_levels {
+            for level in [
+                "debug",
+                "info",
+                "notice",
+                "warning",
+                "error",
+                "critical",
+                "alert",
+                "emergency",
+            ] {
+                self.send(&json!({
+                    "jsonrpc": "2.0",
+                    "method": "notifications/message",
+                    "params": {"level": level, "logger": "fault", "data": level},
+                }));
+            }
+        }
         if let Some(token) = &self.config.fake_progress {
             self.send(&json!({
                 "jsonrpc": "2.0",
