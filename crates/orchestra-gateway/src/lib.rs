@@ -22,6 +22,7 @@ pub mod jsonrpc;
 pub mod local;
 pub mod names;
 pub mod outbox;
+pub mod prompts;
 pub mod redact;
 pub mod reply;
 pub(crate) mod route;

@@ -212,6 +212,9 @@ pub struct Connection {
     sweeper_at: AtomicU64,
     epoch: Instant,
     stats: Arc<Stats>,
+    /// Set by the child's `notifications/prompts/list_changed` (one permit: coalesced); the
+    /// owning task re-lists its prompts. Per connection, as the prompts are per child life.
+    prompts_changed: Notify,
 }
 
 /// The tasks that serve one connection; the owner awaits `reader` to learn of EOF.
@@ -245,10 +248,16 @@ impl Connection {
             sweeper_at: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
             stats,
+            prompts_changed: Notify::new(),
         });
         tokio::spawn(sweep_loop(Arc::downgrade(&conn)));
         let reader = tokio::spawn(read_loop(conn.clone(), stdout, tools_changed));
         Ok((conn, ConnectionTasks { reader }))
+    }
+
+    /// Fires when the child said its prompts changed (coalesced).
+    pub(crate) fn prompts_changed(&self) -> &Notify {
+        &self.prompts_changed
     }
 
     /// Queues a client's `tools/call` for this child (written by [`Connection::flush`]).
@@ -798,6 +807,7 @@ fn on_notification(
         },
         // Coalesced: the Notify keeps at most one permit, however many arrive.
         Some("notifications/tools/list_changed") => tools_changed.notify_one(),
+        Some("notifications/prompts/list_changed") => conn.prompts_changed.notify_one(),
         Some("notifications/message") => {
             tracing::debug!(server = %conn.server, params = env.params.map(jsonrpc::Raw::get).unwrap_or(""), "child log message");
         }
