@@ -178,3 +178,20 @@ async fn a_server_without_prompts_lists_none() {
     assert!(!gw.tool_names().await.is_empty());
     finish(gw).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_counts_each_servers_prompts() {
+    let gw = Gateway::start(&config()).await;
+    wait_ready(&gw, &["everything", "plain"], Duration::from_secs(60)).await;
+    let own = direct("prompts/list", json!({})).await;
+    let everything = gw.server_health("everything").await;
+    assert_eq!(
+        everything["prompts"].as_u64(),
+        own["prompts"].as_array().map(|p| p.len() as u64),
+        "{everything}"
+    );
+    assert_eq!(everything["prompts_error"], Value::Null);
+    let plain = gw.server_health("plain").await;
+    assert_eq!(plain["prompts"], 0, "{plain}");
+    finish(gw).await;
+}
