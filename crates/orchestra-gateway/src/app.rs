@@ -20,6 +20,7 @@ use crate::events::EventLog;
 use crate::front::registry::Sessions;
 use crate::front::FrontSink;
 use crate::local::LocalTools;
+use crate::prompts::{PromptCatalog, ServerPrompts};
 use crate::redact::Redactor;
 use crate::reply::SessionId;
 use crate::watchdog::Watchdog;
@@ -67,6 +68,8 @@ struct Inner {
     /// The tool list the client last saw (served or announced); None until it has listed
     /// tools, and until then there is nothing to announce.
     announced: Mutex<Option<Arc<str>>>,
+    /// The same for the prompt list (`prompts/list_changed` after the client listed prompts).
+    announced_prompts: Mutex<Option<Arc<str>>>,
     log: Arc<EventLog>,
     /// The gateway's own tools.
     local: LocalTools,
@@ -79,6 +82,8 @@ struct Inner {
 struct BuiltCatalog {
     generation: u64,
     catalog: Arc<Catalog>,
+    /// Built from the same snapshot of the children as `catalog`.
+    prompts: Arc<PromptCatalog>,
 }
 
 impl Gateway {
@@ -116,6 +121,7 @@ impl Gateway {
                 catalog: RwLock::new(Arc::new(BuiltCatalog {
                     generation: 0,
                     catalog: Arc::default(),
+                    prompts: Arc::default(),
                 })),
                 rebuild: Mutex::new(()),
                 generation: generation.clone(),
@@ -126,6 +132,7 @@ impl Gateway {
                 tracker: TaskTracker::new(),
                 watchdog,
                 announced: Mutex::new(None),
+                announced_prompts: Mutex::new(None),
                 parked: dashmap::DashMap::new(),
                 log: Arc::new(EventLog::new(redactor)),
                 local: options.local_tools.clone(),
@@ -196,11 +203,20 @@ impl Gateway {
 
     /// The current merged catalog (rebuilt on first use after any server's tools changed).
     pub fn catalog(&self) -> Arc<Catalog> {
+        self.built().catalog.clone()
+    }
+
+    /// The current merged prompt catalog (rebuilt with the tool catalog).
+    pub fn prompts(&self) -> Arc<PromptCatalog> {
+        self.built().prompts.clone()
+    }
+
+    fn built(&self) -> Arc<BuiltCatalog> {
         let wanted = self.inner.generation.load(Ordering::Acquire);
         {
             let built = self.inner.catalog.read().unwrap_or_else(|p| p.into_inner());
             if built.generation == wanted {
-                return built.catalog.clone();
+                return built.clone();
             }
         }
         let _one_builder = self.inner.rebuild.lock().unwrap_or_else(|p| p.into_inner());
@@ -221,15 +237,36 @@ impl Gateway {
                     listed: c.is_listed(),
                 }),
         ));
+        let prompts: Vec<_> = self
+            .inner
+            .children
+            .iter()
+            .map(ChildHandle::prompts)
+            .collect();
+        let prompts = Arc::new(PromptCatalog::build(
+            &self.inner.config.gateway.separator,
+            self.inner
+                .children
+                .iter()
+                .zip(&prompts)
+                .map(|(c, p)| ServerPrompts {
+                    index: c.shared.index,
+                    name: c.name(),
+                    prompts: p,
+                    listed: c.is_listed(),
+                }),
+        ));
+        let built = Arc::new(BuiltCatalog {
+            generation: wanted,
+            catalog,
+            prompts,
+        });
         *self
             .inner
             .catalog
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(BuiltCatalog {
-            generation: wanted,
-            catalog: catalog.clone(),
-        });
-        catalog
+            .unwrap_or_else(|p| p.into_inner()) = built.clone();
+        built
     }
 
     /// Sets every ready child that declared logging to the most verbose level any session
@@ -317,6 +354,15 @@ impl Gateway {
         *self
             .inner
             .announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(served.clone());
+    }
+
+    /// Records that the client has seen the prompt list (from now on changes are announced).
+    pub fn mark_prompts_listed(&self, served: &Arc<str>) {
+        *self
+            .inner
+            .announced_prompts
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(served.clone());
     }
@@ -423,19 +469,24 @@ async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<Child
             _ = tokio::time::sleep_until(until) => {}
         }
         while events.try_recv().is_ok() {}
+        let mut sent = false;
+        let prompts = gw.prompts().list_result().clone();
+        if swap_if_changed(&gw.inner.announced_prompts, prompts) {
+            tracing::info!(
+                prompts = gw.prompts().len(),
+                "prompt list changed; notifying the client"
+            );
+            gw.inner
+                .front
+                .send(jsonrpc::notification_line(
+                    "notifications/prompts/list_changed",
+                    None,
+                ))
+                .await;
+            sent = true;
+        }
         let list = gw.catalog().list_result().clone();
-        let changed = {
-            let mut announced = gw.inner.announced.lock().unwrap_or_else(|p| p.into_inner());
-            match announced.as_mut() {
-                None => continue,
-                Some(a) if **a == *list => false,
-                Some(a) => {
-                    *a = list;
-                    true
-                }
-            }
-        };
-        if changed {
+        if swap_if_changed(&gw.inner.announced, list) {
             tracing::info!(
                 tools = gw.catalog().len(),
                 "tool list changed; notifying the client"
@@ -447,7 +498,24 @@ async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<Child
                     None,
                 ))
                 .await;
+            sent = true;
+        }
+        if sent {
             last_sent = Some(tokio::time::Instant::now());
+        }
+    }
+}
+
+/// Replaces the list the client last saw with `now` and says whether it differs; nothing to
+/// announce while the client has not listed (None).
+fn swap_if_changed(announced: &Mutex<Option<Arc<str>>>, now: Arc<str>) -> bool {
+    let mut announced = announced.lock().unwrap_or_else(|p| p.into_inner());
+    match announced.as_mut() {
+        None => false,
+        Some(a) if **a == *now => false,
+        Some(a) => {
+            *a = now;
+            true
         }
     }
 }

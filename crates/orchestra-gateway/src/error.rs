@@ -44,6 +44,11 @@ pub enum GatewayError {
         name: String,
         suggestions: Vec<String>,
     },
+    #[error("unknown prompt \"{name}\"{}", hint(suggestions))]
+    UnknownPrompt {
+        name: String,
+        suggestions: Vec<String>,
+    },
     #[error("server \"{server}\" is {state}: {reason}")]
     ServerUnavailable {
         server: String,
@@ -95,9 +100,9 @@ impl GatewayError {
             GatewayError::Parse(_) => code::PARSE_ERROR,
             GatewayError::InvalidRequest(_) => code::INVALID_REQUEST,
             GatewayError::MethodNotFound(_) => code::METHOD_NOT_FOUND,
-            GatewayError::InvalidParams(_) | GatewayError::UnknownTool { .. } => {
-                code::INVALID_PARAMS
-            }
+            GatewayError::InvalidParams(_)
+            | GatewayError::UnknownTool { .. }
+            | GatewayError::UnknownPrompt { .. } => code::INVALID_PARAMS,
             GatewayError::ServerUnavailable { .. } => code::SERVER_UNAVAILABLE,
             GatewayError::ServerExited { .. } => code::SERVER_EXITED,
             GatewayError::Timeout { .. } => code::TIMEOUT,
@@ -113,6 +118,9 @@ impl GatewayError {
         match self {
             GatewayError::UnknownTool { name, suggestions } => {
                 Some(json!({ "tool": name, "suggestions": suggestions }))
+            }
+            GatewayError::UnknownPrompt { name, suggestions } => {
+                Some(json!({ "prompt": name, "suggestions": suggestions }))
             }
             GatewayError::ServerUnavailable {
                 server,

@@ -94,6 +94,9 @@ fn server_report(child: &ChildHandle) -> Value {
         "tools_hidden_by_filter": child.hidden_tools(),
         "tools_repaired": child.tool_report().repaired,
         "tools_dropped": child.tool_report().dropped,
+        // Prompts: listed like tools; a failed prompts listing leaves the tools served.
+        "prompts": if up { child.prompts().len() } else { 0 },
+        "prompts_error": child.prompts_error(),
         "calls": load(&stats.calls),
         "errors": load(&stats.errors),
         "timeouts": load(&stats.timeouts),
@@ -321,6 +324,8 @@ fn output_schema() -> Value {
     let server = &mut schema["properties"]["servers"]["items"]["properties"];
     server["tools_repaired"] = tool_issues.clone();
     server["tools_dropped"] = tool_issues;
+    server["prompts"] = json!({ "type": "integer" });
+    server["prompts_error"] = nullable("string");
     for counter in [
         "oversized_messages",
         "invalid_responses",

@@ -23,6 +23,7 @@ pub mod local;
 pub mod logging;
 pub mod names;
 pub mod outbox;
+pub mod prompts;
 pub mod redact;
 pub mod reply;
 pub(crate) mod route;

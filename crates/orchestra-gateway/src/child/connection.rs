@@ -217,6 +217,9 @@ pub struct Connection {
     stats: Arc<Stats>,
     /// Where the child's log messages go.
     on_log: LogSink,
+    /// Set by the child's `notifications/prompts/list_changed` (one permit: coalesced); the
+    /// owning task re-lists its prompts. Per connection, as the prompts are per child life.
+    prompts_changed: Notify,
 }
 
 /// The tasks that serve one connection; the owner awaits `reader` to learn of EOF.
@@ -252,10 +255,16 @@ impl Connection {
             sweeper_at: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
             stats,
+            prompts_changed: Notify::new(),
         });
         tokio::spawn(sweep_loop(Arc::downgrade(&conn)));
         let reader = tokio::spawn(read_loop(conn.clone(), stdout, tools_changed));
         Ok((conn, ConnectionTasks { reader }))
+    }
+
+    /// Fires when the child said its prompts changed (coalesced).
+    pub(crate) fn prompts_changed(&self) -> &Notify {
+        &self.prompts_changed
     }
 
     /// Queues a client's `tools/call` for this child (written by [`Connection::flush`]).
@@ -805,6 +814,7 @@ fn on_notification(
         },
         // Coalesced: the Notify keeps at most one permit, however many arrive.
         Some("notifications/tools/list_changed") => tools_changed.notify_one(),
+        Some("notifications/prompts/list_changed") => conn.prompts_changed.notify_one(),
         Some("notifications/message") => {
             let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
             tracing::debug!(server = %conn.server, params, "child log message");

@@ -41,6 +41,12 @@ pub(crate) struct ChildShared {
     pub hidden_tools: std::sync::atomic::AtomicUsize,
     /// The child's tool definitions that were repaired or dropped at its last listing.
     pub tool_report: Mutex<Arc<crate::tool_def::ToolReport>>,
+    /// The child's prompts as it defined them (empty when it does not declare the
+    /// `prompts` capability).
+    pub prompts: Mutex<Arc<Vec<Value>>>,
+    /// Why the child's prompts could not be listed at its last try (its tools are served
+    /// anyway: a broken prompts listing never takes the server down).
+    pub prompts_error: Mutex<Option<String>>,
     /// `tools` came from the catalog cache and the child has not listed them itself yet.
     pub provisional: std::sync::atomic::AtomicBool,
     pub stats: Arc<Stats>,
@@ -67,6 +73,8 @@ impl ChildHandle {
                 status: watch::Sender::new(Status::starting()),
                 conn: RwLock::new(None),
                 tools: Mutex::new(Arc::new(Vec::new())),
+                prompts: Mutex::new(Arc::new(Vec::new())),
+                prompts_error: Mutex::new(None),
                 hidden_tools: Default::default(),
                 tool_report: Default::default(),
                 provisional: Default::default(),
@@ -110,6 +118,25 @@ impl ChildHandle {
     pub fn tools(&self) -> Arc<Vec<Value>> {
         self.shared
             .tools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The prompts this server defines (its last listing; listed to the client only while
+    /// [`ChildHandle::is_listed`]).
+    pub fn prompts(&self) -> Arc<Vec<Value>> {
+        self.shared
+            .prompts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Why the last prompts listing failed, if it did (redacted: it may quote the child).
+    pub fn prompts_error(&self) -> Option<String> {
+        self.shared
+            .prompts_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

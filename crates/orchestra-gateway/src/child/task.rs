@@ -289,21 +289,24 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
             return Outcome::Shutdown;
         }
     };
-    if let Err(reason) = handshake {
-        let reason = shared.redact(reason);
-        tracing::error!(server = %name, %reason, "child failed to start");
-        let failed = reason.clone();
-        life.stop(child, false, false, |_| GatewayError::ServerUnavailable {
-            server: name.to_string(),
-            state: "restarting",
-            reason: failed.clone(),
-        })
-        .await;
-        return Outcome::Ended {
-            reason,
-            ready_for: None,
-        };
-    }
+    let declares_prompts = match handshake {
+        Ok(declares) => declares,
+        Err(reason) => {
+            let reason = shared.redact(reason);
+            tracing::error!(server = %name, %reason, "child failed to start");
+            let failed = reason.clone();
+            life.stop(child, false, false, |_| GatewayError::ServerUnavailable {
+                server: name.to_string(),
+                state: "restarting",
+                reason: failed.clone(),
+            })
+            .await;
+            return Outcome::Ended {
+                reason,
+                ready_for: None,
+            };
+        }
+    };
     let ready_at = Instant::now();
     let restarted = shared.status.borrow().restarts > 0;
     shared.status.send_modify(|s| s.enter(State::Ready, None));
@@ -332,6 +335,10 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     let mut relisting: Option<Relist<'_>> = None;
     let mut relist_due = false;
     let mut next_relist = tokio::time::Instant::now();
+    // The same for prompts, on the child's `prompts/list_changed`, independent of tools.
+    let mut prompts_relisting: Option<Relist<'_>> = None;
+    let mut prompts_due = false;
+    let mut next_prompts_relist = tokio::time::Instant::now();
     let death: String = loop {
         tokio::select! {
             _ = cx.shutdown.cancelled() => {
@@ -353,6 +360,22 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
                     }
                     Ok(false) => tracing::debug!(server = %name, "relisted after list_changed: no change"),
                     Err(e) => tracing::warn!(server = %name, error = %e, "relisting tools after list_changed failed"),
+                }
+            }
+            // Only a child that declared prompts is asked for them again.
+            _ = conn.prompts_changed().notified(), if declares_prompts && !prompts_due => prompts_due = true,
+            _ = tokio::time::sleep_until(next_prompts_relist), if prompts_due && prompts_relisting.is_none() => {
+                prompts_due = false;
+                prompts_relisting = Some(Box::pin(list_prompts(shared, &conn, shared.spec.call_timeout)));
+            }
+            listed = async { prompts_relisting.as_mut().expect("guarded").await }, if prompts_relisting.is_some() => {
+                prompts_relisting = None;
+                next_prompts_relist = tokio::time::Instant::now() + MIN_RELIST_SPACING;
+                match listed {
+                    // The catalog generation covers prompts too: one rebuild, one announcer.
+                    Ok(true) => cx.events.tools_changed(),
+                    Ok(false) => tracing::debug!(server = %name, "relisted prompts after list_changed: no change"),
+                    Err(_) => {} // logged and recorded by list_prompts
                 }
             }
             status = child.wait() => {
@@ -468,12 +491,13 @@ fn shutting_down(name: &str) -> GatewayError {
     }
 }
 
-/// `initialize`, `notifications/initialized`, then a complete `tools/list`.
+/// `initialize`, `notifications/initialized`, then a complete `tools/list`, then — when the
+/// child declares prompts — `prompts/list` (whose failure is recorded, not fatal).
 async fn handshake(
     shared: &ChildShared,
     conn: &Connection,
     cache: &CatalogCache,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let params = serde_json::json!({
         "protocolVersion": CHILD_PROTOCOL_VERSION,
         "capabilities": {},
@@ -482,6 +506,7 @@ async fn handshake(
     .to_string();
     // The caller also bounds the whole handshake by the same deadline.
     let deadline = shared.spec.startup_timeout;
+    let started = Instant::now();
     let result = conn
         .request("initialize", Some(&params), deadline)
         .await
@@ -511,7 +536,22 @@ async fn handshake(
         s.server_info = server_info;
     });
     conn.notify("notifications/initialized", None);
-    list_tools(shared, conn, cache, deadline).await.map(|_| ())
+    list_tools(shared, conn, cache, deadline).await?;
+    let declares_prompts = result
+        .get("capabilities")
+        .and_then(|c| c.get("prompts"))
+        .is_some_and(|p| !p.is_null());
+    if declares_prompts {
+        // Within what is left of the startup budget, and ending well before it: the caller's
+        // handshake deadline must never be what a slow or broken prompts listing hits, since
+        // that would fail a child whose tools are fine.
+        let left = deadline.saturating_sub(started.elapsed());
+        let budget = (left / 2).min(shared.spec.call_timeout);
+        let _ = list_prompts(shared, conn, budget).await;
+    } else {
+        clear_prompts(shared);
+    }
+    Ok(declares_prompts)
 }
 
 /// Lists every page of the child's tools, applies the config's filters, checks each
@@ -522,33 +562,7 @@ async fn list_tools(
     cache: &CatalogCache,
     timeout: Duration,
 ) -> Result<bool, String> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let params = cursor
-            .as_ref()
-            .map(|c| serde_json::json!({ "cursor": c }).to_string());
-        let page = conn
-            .request("tools/list", params.as_deref(), timeout)
-            .await
-            .map_err(|e| match e {
-                RequestError::TooLarge { .. } => format!("tools/list {e}"),
-                e => format!("tools/list failed: {e}"),
-            })?;
-        let mut page: Value = serde_json::from_str(&page)
-            .map_err(|e| format!("tools/list result is not JSON: {e}"))?;
-        match page.get_mut("tools").map(Value::take) {
-            Some(Value::Array(tools)) => all.extend(tools),
-            _ => return Err("tools/list result has no `tools` array".into()),
-        }
-        cursor = page
-            .get("nextCursor")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if cursor.is_none() {
-            break;
-        }
-    }
+    let all = list_all(conn, "tools/list", "tools", timeout).await?;
     // Config filters first (a tool the user hid is not worth a warning), then MCP's rules.
     let filter = &shared.spec.tools;
     let mut checker = tool_def::Checker::default();
@@ -580,6 +594,107 @@ async fn list_tools(
     drop(current);
     shared.provisional.store(false, Ordering::Release);
     Ok(changed)
+}
+
+/// Every page of one of the child's lists (`tools/list` → `tools`, `prompts/list` →
+/// `prompts`), following `nextCursor`, at most [`MAX_PAGES`] pages.
+async fn list_all(
+    conn: &Connection,
+    method: &str,
+    key: &str,
+    timeout: Duration,
+) -> Result<Vec<Value>, String> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = cursor
+            .as_ref()
+            .map(|c| serde_json::json!({ "cursor": c }).to_string());
+        let page = conn
+            .request(method, params.as_deref(), timeout)
+            .await
+            .map_err(|e| match e {
+                RequestError::TooLarge { .. } => format!("{method} {e}"),
+                e => format!("{method} failed: {e}"),
+            })?;
+        let mut page: Value =
+            serde_json::from_str(&page).map_err(|e| format!("{method} result is not JSON: {e}"))?;
+        match page.get_mut(key).map(Value::take) {
+            Some(Value::Array(items)) => all.extend(items),
+            _ => return Err(format!("{method} result has no `{key}` array")),
+        }
+        cursor = page
+            .get("nextCursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// Lists the child's prompts (every page) and publishes them; returns whether they changed.
+/// A failure is recorded (`prompts_error`, shown by health) and logged, never fatal: the
+/// child's tools are served whatever happens to its prompts, and the last good list stays.
+async fn list_prompts(
+    shared: &ChildShared,
+    conn: &Connection,
+    budget: Duration,
+) -> Result<bool, String> {
+    let listed =
+        match tokio::time::timeout(budget, list_all(conn, "prompts/list", "prompts", budget)).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "prompts/list: no complete answer within {}",
+                orchestra_config::duration::format(budget)
+            )),
+        };
+    let all = match listed {
+        Ok(all) => all,
+        Err(e) => {
+            let e = shared.redact(e);
+            tracing::warn!(server = %shared.name, error = %e, "cannot list the child's prompts; serving its tools without them");
+            *shared
+                .prompts_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+            return Err(e);
+        }
+    };
+    // A prompt without a string name cannot be named by a client; a repeated name could not
+    // be told apart. Everything else is the child's definition, passed on as written.
+    let mut seen = std::collections::HashSet::new();
+    let prompts: Vec<Value> = all
+        .into_iter()
+        .filter(|p| match p.get("name").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => seen.insert(n.to_owned()),
+            _ => {
+                tracing::warn!(server = %shared.name, prompt = %p, "dropped a prompt without a usable name");
+                false
+            }
+        })
+        .collect();
+    *shared
+        .prompts_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = None;
+    let mut current = shared.prompts.lock().unwrap_or_else(|p| p.into_inner());
+    let changed = **current != prompts;
+    if changed {
+        *current = Arc::new(prompts);
+    }
+    Ok(changed)
+}
+
+/// Forgets the prompts of a child that does not declare the capability (this life).
+fn clear_prompts(shared: &ChildShared) {
+    *shared.prompts.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(Vec::new());
+    *shared
+        .prompts_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = None;
 }
 
 /// `reason` with the child's last stderr line, redacted: it is shown to the client and model.

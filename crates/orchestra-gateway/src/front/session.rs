@@ -129,6 +129,11 @@ impl Session {
                 self.list_tools(id).await;
                 Ok(())
             }
+            "prompts/list" => {
+                super::prompts::list(&self.gw, &self.out, id, FIRST_LIST_HOLD).await;
+                Ok(())
+            }
+            "prompts/get" => super::prompts::get(&self.gw, &self.out, id, params),
             "initialize" => {
                 let result = self.initialize(params);
                 self.reply(id, &result.to_string()).await;
@@ -241,7 +246,13 @@ impl Session {
         });
         json!({
             "protocolVersion": version,
-            "capabilities": { "tools": { "listChanged": true }, "logging": {} },
+            // Prompts are always advertised: whether any child has prompts can change at any
+            // time (children start, restart, list_changed), and an empty list is honest.
+            "capabilities": {
+                "tools": { "listChanged": true },
+                "prompts": { "listChanged": true },
+                "logging": {},
+            },
             "serverInfo": {
                 "name": "mcp-orchestra",
                 "title": "mcp-orchestra gateway",

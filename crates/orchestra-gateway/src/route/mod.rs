@@ -182,7 +182,7 @@ pub(crate) async fn answer_unrouted(
     out.send(line).await;
 }
 
-fn unavailable(child: &ChildHandle) -> GatewayError {
+pub(crate) fn unavailable(child: &ChildHandle) -> GatewayError {
     let status = child.status();
     GatewayError::ServerUnavailable {
         server: child.name().to_owned(),
