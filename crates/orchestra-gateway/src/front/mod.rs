@@ -1,6 +1,7 @@
 //! The MCP server the client sees: its output ([`FrontSink`]), the stdio session ([`stdio`])
 //! and the method dispatch ([`session`]).
 
+mod completion;
 mod prompts;
 pub mod registry;
 pub mod session;

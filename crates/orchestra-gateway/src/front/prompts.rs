@@ -83,7 +83,7 @@ pub(super) fn get(
     gw.spawn(async move {
         let line = match conn.request("prompts/get", Some(&params), timeout).await {
             Ok(result) => jsonrpc::response_line(&id, &result),
-            Err(e) => match failure(server, prompt, timeout, e) {
+            Err(e) => match failure("prompts/get", server, prompt, timeout, e) {
                 Ok(err) => jsonrpc::error_line(&id, &err.to_wire()),
                 // The child's own error (unknown prompt, missing argument…) reaches the
                 // client unchanged: it is the child's answer to the request.
@@ -96,7 +96,8 @@ pub(super) fn get(
 }
 
 /// What the client is told when the child gave no answer of its own (`Err`: the child's own JSON-RPC error, passed on).
-fn failure(
+pub(super) fn failure(
+    method: &str,
     server: String,
     prompt: String,
     after: std::time::Duration,
@@ -107,7 +108,7 @@ fn failure(
         // Not `GatewayError::Timeout`: that one promises the child was sent
         // notifications/cancelled, which the gateway's own requests do not do yet.
         RequestError::Timeout => GatewayError::Internal(format!(
-            "server \"{server}\" did not answer prompts/get for \"{prompt}\" within {}",
+            "server \"{server}\" did not answer {method} for \"{prompt}\" within {}",
             orchestra_config::duration::format(after)
         )),
         RequestError::TooLarge { size, limit } => GatewayError::ResponseTooLarge {

@@ -134,6 +134,7 @@ impl Session {
                 Ok(())
             }
             "prompts/get" => super::prompts::get(&self.gw, &self.out, id, params),
+            "completion/complete" => super::completion::complete(&self.gw, &self.out, id, params),
             "initialize" => {
                 let result = self.initialize(params);
                 self.reply(id, &result.to_string()).await;
@@ -251,6 +252,7 @@ impl Session {
             "capabilities": {
                 "tools": { "listChanged": true },
                 "prompts": { "listChanged": true },
+                "completions": {},
                 "logging": {},
             },
             "serverInfo": {
