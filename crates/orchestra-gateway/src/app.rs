@@ -1,5 +1,6 @@
 //! The gateway as a whole: start order, the merged catalog, shutdown.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,6 +26,22 @@ use crate::redact::Redactor;
 use crate::reply::SessionId;
 use crate::watchdog::Watchdog;
 use crate::{health, jsonrpc};
+
+/// A server's own instructions are cut to this many bytes in the gateway's (one verbose child
+/// must not crowd out the rest).
+const MAX_CHILD_INSTRUCTIONS: usize = 8 * 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, marked when cut.
+fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… (cut)", &text[..end]).into()
+}
 
 /// How long to gather more tool changes before telling the client (a restart storm or a burst
 /// of child list_changed notifications becomes one notification).
@@ -112,6 +129,9 @@ impl Gateway {
                     "using the cached catalog until the child is ready"
                 );
                 child.seed_tools(tools);
+            }
+            if let Some(text) = options.catalog_cache.load_instructions(child.spec()) {
+                child.seed_instructions(text);
             }
         }
         let generation = Arc::new(AtomicU64::new(1));
@@ -411,14 +431,29 @@ impl Gateway {
     /// The `instructions` given to the client at initialize.
     pub fn instructions(&self) -> String {
         let names: Vec<&str> = self.inner.children.iter().map(ChildHandle::name).collect();
-        format!(
-            "mcp-orchestra aggregates {} MCP servers ({}). Their tools are named \
-             <server>{}<tool>. Call {} to see which servers and domains are up, what failed and why.",
+        let separator = &self.inner.config.gateway.separator;
+        let mut text = format!(
+            "mcp-orchestra aggregates {} MCP servers ({}). Their tools and prompts are named \
+             <server>{separator}<name>. Call {} to see which servers and domains are up, what \
+             failed and why.",
             names.len(),
             names.join(", "),
-            self.inner.config.gateway.separator,
             health::TOOL_NAME
-        )
+        );
+        // Each server's own instructions, under its name: known once it has been ready (now,
+        // or in the last run with this same configuration).
+        for child in &self.inner.children {
+            let Some(own) = child.instructions() else {
+                continue;
+            };
+            let name = child.name();
+            let _ = write!(
+                text,
+                "\n\n## Server \"{name}\" (its tools and prompts are {name}{separator}*)\n\n{}",
+                cut(&own, MAX_CHILD_INSTRUCTIONS)
+            );
+        }
+        text
     }
 
     /// Stops every child (stdin EOF, SIGTERM, SIGKILL to its group; reaped), waits with a

@@ -53,13 +53,28 @@ impl CatalogCache {
         }
     }
 
-    /// Remembers `tools` for `server` (atomically; failures only cost the next instant start).
-    pub fn store(&self, server: &Server, tools: &[Value]) {
+    /// The `instructions` `server` gave last time it ran with this same configuration.
+    pub fn load_instructions(&self, server: &Server) -> Option<String> {
+        let text = std::fs::read_to_string(self.path(server)?).ok()?;
+        serde_json::from_str::<Value>(&text)
+            .ok()?
+            .get("instructions")?
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Remembers `tools` (and the `instructions` it gave) for `server` (atomically; failures
+    /// only cost the next instant start).
+    pub fn store(&self, server: &Server, tools: &[Value], instructions: Option<&str>) {
         let Some(path) = self.path(server) else {
             return;
         };
-        let body =
-            serde_json::json!({ "server": server.name.as_str(), "tools": tools }).to_string();
+        let body = serde_json::json!({
+            "server": server.name.as_str(),
+            "tools": tools,
+            "instructions": instructions,
+        })
+        .to_string();
         if std::fs::read_to_string(&path).is_ok_and(|old| old == body) {
             return;
         }

@@ -47,6 +47,8 @@ pub(crate) struct ChildShared {
     /// Why the child's prompts could not be listed at its last try (its tools are served
     /// anyway: a broken prompts listing never takes the server down).
     pub prompts_error: Mutex<Option<String>>,
+    /// The `instructions` the child gave at `initialize` (or, until it is ready, last time).
+    pub instructions: Mutex<Option<Arc<str>>>,
     /// `tools` came from the catalog cache and the child has not listed them itself yet.
     pub provisional: std::sync::atomic::AtomicBool,
     pub stats: Arc<Stats>,
@@ -75,6 +77,7 @@ impl ChildHandle {
                 tools: Mutex::new(Arc::new(Vec::new())),
                 prompts: Mutex::new(Arc::new(Vec::new())),
                 prompts_error: Mutex::new(None),
+                instructions: Mutex::new(None),
                 hidden_tools: Default::default(),
                 tool_report: Default::default(),
                 provisional: Default::default(),
@@ -134,6 +137,24 @@ impl ChildHandle {
     }
 
     /// Why the last prompts listing failed, if it did (redacted: it may quote the child).
+    /// The child's own `instructions`, if it gave any.
+    pub fn instructions(&self) -> Option<Arc<str>> {
+        self.shared
+            .instructions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Seeds the instructions from the catalog cache before the first start.
+    pub(crate) fn seed_instructions(&self, text: String) {
+        *self
+            .shared
+            .instructions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(text.into());
+    }
+
     pub fn prompts_error(&self) -> Option<String> {
         self.shared
             .prompts_error

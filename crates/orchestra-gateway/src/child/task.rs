@@ -530,6 +530,20 @@ async fn handshake(
         shared.redactor.redact_json(info);
     }
     let capabilities = result.get("capabilities").cloned();
+    let instructions: Option<Arc<str>> = result
+        .get("instructions")
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+        .map(Into::into);
+    let instructions_changed = {
+        let mut kept = shared
+            .instructions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let changed = *kept != instructions;
+        *kept = instructions;
+        changed
+    };
     shared.status.send_modify(|s| {
         s.capabilities = capabilities;
         s.protocol_version = protocol_version;
@@ -537,6 +551,20 @@ async fn handshake(
     });
     conn.notify("notifications/initialized", None);
     list_tools(shared, conn, cache, deadline).await?;
+    if instructions_changed {
+        // Kept for the next instant start even when the tools did not change.
+        let tools = shared
+            .tools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let instructions = shared
+            .instructions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        cache.store(&shared.spec, &tools, instructions.as_deref());
+    }
     let declares_prompts = result
         .get("capabilities")
         .and_then(|c| c.get("prompts"))
@@ -588,7 +616,12 @@ async fn list_tools(
     let mut current = shared.tools.lock().unwrap_or_else(|p| p.into_inner());
     let changed = **current != tools || shared.provisional.load(Ordering::Acquire);
     if changed {
-        cache.store(&shared.spec, &tools);
+        let instructions = shared
+            .instructions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        cache.store(&shared.spec, &tools, instructions.as_deref());
         *current = Arc::new(tools);
     }
     drop(current);
