@@ -140,8 +140,14 @@ mod tests {
         let cache = CatalogCache::in_dir(&dir);
         let tools = vec![serde_json::json!({"name": "t", "inputSchema": {"type": "object"}})];
         assert!(cache.load(&server("a")).is_none());
-        cache.store(&server("a"), &tools);
-        assert_eq!(cache.load(&server("a")), Some(tools));
+        cache.store(&server("a"), &tools, Some("use t"));
+        assert_eq!(cache.load(&server("a")), Some(tools.clone()));
+        assert_eq!(
+            cache.load_instructions(&server("a")).as_deref(),
+            Some("use t")
+        );
+        cache.store(&server("a"), &tools, None);
+        assert_eq!(cache.load_instructions(&server("a")), None);
         assert!(
             cache.load(&server("b")).is_none(),
             "another config must not reuse it"
