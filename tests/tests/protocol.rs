@@ -147,3 +147,34 @@ async fn health_lists_the_session_with_what_it_negotiated() {
     assert!(s["capabilities"]["roots"]["listChanged"] == true, "{s}");
     finish(gw).await;
 }
+
+/// A 2026-07-28-era client opens with `server/discover`: it gets an immediate -32601 that
+/// says to initialize (what makes SDK clients fall back), and the handshake then works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_discover_gets_an_immediate_answer_that_leads_to_initialize() {
+    let config = format!("servers:\n{}", fault_server("f", "", &[]));
+    let gw = Gateway::spawn(&config, &[]);
+    let started = std::time::Instant::now();
+    let err = gw.request("server/discover", json!({})).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once"
+    );
+    assert_eq!(err["code"], -32601, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("send initialize"),
+        "{err}"
+    );
+    let init = gw
+        .request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}),
+        )
+        .await
+        .expect("initialize after the probe");
+    assert_eq!(init["protocolVersion"], "2025-11-25");
+    finish(gw).await;
+}

@@ -149,6 +149,13 @@ impl Session {
                 self.reply(id, "{}").await;
                 Ok(())
             }
+            // The 2026-07-28 era's opening probe. Clients fall back to `initialize` on an
+            // error (the SDKs key on -32601, some on any error), so answer at once, plainly.
+            "server/discover" => Err(GatewayError::MethodNotFound(
+                "server/discover: this gateway speaks the initialize handshake \
+                 (2024-11-05 to 2025-11-25); send initialize"
+                    .into(),
+            )),
             other => Err(GatewayError::MethodNotFound(other.to_owned())),
         }
     }
