@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use orchestra_tests::{
-    deps, everything_entry, fault_server, fault_with, finish, text_of, wait_ready, within,
-    Gateway, STEP,
+    deps, everything_entry, fault_server, fault_with, finish, text_of, wait_ready, within, Gateway,
+    STEP,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -305,7 +305,11 @@ async fn a_childs_prompts_list_changed_reaches_the_client_and_the_new_prompt_is_
         .await
         .expect("prompts/get of the added prompt");
     // The child got its own name and the client's arguments.
-    assert_eq!(message_text(&got), r#"added_prompt {"topic":"news"}"#, "{got}");
+    assert_eq!(
+        message_text(&got),
+        r#"added_prompt {"topic":"news"}"#,
+        "{got}"
+    );
     finish(gw).await;
 }
 
