@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use orchestra_tests::{
-    deps, everything_entry, fault_server, finish, wait_ready, within, Gateway, STEP,
+    deps, everything_entry, fault_server, fault_with, finish, text_of, wait_ready, within, Gateway,
+    STEP,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -193,5 +194,187 @@ async fn health_counts_each_servers_prompts() {
     assert_eq!(everything["prompts_error"], Value::Null);
     let plain = gw.server_health("plain").await;
     assert_eq!(plain["prompts"], 0, "{plain}");
+    finish(gw).await;
+}
+
+/// The exposed names in a `prompts/list` result.
+fn prompt_names(listed: &Value) -> Vec<String> {
+    listed["prompts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no prompts array: {listed}"))
+        .iter()
+        .map(|p| p["name"].as_str().expect("prompt name").to_owned())
+        .collect()
+}
+
+/// The text of a `prompts/get` result's first message (the fault child echoes
+/// `<name> <arguments>` there).
+fn message_text(got: &Value) -> &str {
+    got["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message text: {got}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_prompts_listing_leaves_the_child_ready_with_its_tools() {
+    let gw = Gateway::start(&format!(
+        "servers:\n{}{}",
+        fault_server("broken", "prompts_fail", &[]),
+        fault_server("fine", "prompts:1", &[])
+    ))
+    .await;
+    wait_ready(&gw, &["broken", "fine"], Duration::from_secs(30)).await;
+
+    // Its tools are listed and served.
+    assert!(gw.tool_names().await.contains(&"broken__echo".to_owned()));
+    let echoed = gw
+        .call("broken__echo", json!({"text": "still here"}))
+        .await
+        .expect("broken__echo");
+    assert_eq!(text_of(&echoed), "still here");
+
+    // Health says why it has no prompts (the child's own message, as the gateway got it).
+    let broken = gw.server_health("broken").await;
+    assert_eq!(broken["prompts"], 0, "{broken}");
+    let error = broken["prompts_error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("prompts_error is a string: {broken}"));
+    assert!(error.contains("prompts/list"), "{error}");
+    assert!(error.contains("failed on purpose"), "{error}");
+    // The other child's listing is not affected.
+    let fine = gw.server_health("fine").await;
+    assert_eq!(fine["prompts"], 1, "{fine}");
+    assert_eq!(fine["prompts_error"], Value::Null, "{fine}");
+
+    let listed = within(STEP, "prompts/list", gw.request("prompts/list", json!({})))
+        .await
+        .expect("prompts/list");
+    assert_eq!(prompt_names(&listed), ["fine__prompt_0"]);
+    finish(gw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_childs_prompts_list_changed_reaches_the_client_and_the_new_prompt_is_served() {
+    let mut gw = Gateway::start(&format!(
+        "servers:\n{}",
+        fault_server("p", "prompts:2,prompts_change_after:1", &[])
+    ))
+    .await;
+    wait_ready(&gw, &["p"], Duration::from_secs(30)).await;
+
+    // The client lists prompts (from now on changes are announced to it).
+    let listed = gw
+        .request("prompts/list", json!({}))
+        .await
+        .expect("prompts/list");
+    assert_eq!(prompt_names(&listed), ["p__prompt_0", "p__prompt_1"]);
+    let err = gw
+        .request("prompts/get", json!({"name": "p__added_prompt"}))
+        .await
+        .expect_err("not added yet");
+    assert_eq!(err["code"], -32602, "{err}");
+    gw.drain_notifications();
+
+    // One answered call makes the child add a prompt and say so (prompts only: its tools
+    // are unchanged, so only the prompt re-listing can bring the new prompt in).
+    gw.call("p__echo", json!({"text": "go"}))
+        .await
+        .expect("p__echo");
+    let note = gw
+        .next_notification("notifications/prompts/list_changed", STEP)
+        .await;
+    assert!(
+        note.is_some(),
+        "no notifications/prompts/list_changed; gateway log:\n{}",
+        gw.logs()
+    );
+
+    let listed = gw
+        .request("prompts/list", json!({}))
+        .await
+        .expect("prompts/list");
+    assert_eq!(
+        prompt_names(&listed),
+        ["p__prompt_0", "p__prompt_1", "p__added_prompt"]
+    );
+    let got = gw
+        .request(
+            "prompts/get",
+            json!({"name": "p__added_prompt", "arguments": {"topic": "news"}}),
+        )
+        .await
+        .expect("prompts/get of the added prompt");
+    // The child got its own name and the client's arguments.
+    assert_eq!(
+        message_text(&got),
+        r#"added_prompt {"topic":"news"}"#,
+        "{got}"
+    );
+    finish(gw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_servers_prompts_are_unlisted_and_a_get_says_it_is_down() {
+    let gw = Gateway::start(&format!(
+        "servers:\n{}{}",
+        fault_with(
+            "owner",
+            "prompts:2",
+            &[],
+            "restart: {initial_backoff: 20s, max_backoff: 20s, jitter: 0.0}"
+        ),
+        fault_server("other", "prompts:1", &[])
+    ))
+    .await;
+    wait_ready(&gw, &["owner", "other"], Duration::from_secs(30)).await;
+    let listed = gw
+        .request("prompts/list", json!({}))
+        .await
+        .expect("prompts/list");
+    let mut names = prompt_names(&listed);
+    names.sort();
+    assert_eq!(
+        names,
+        ["other__prompt_0", "owner__prompt_0", "owner__prompt_1"]
+    );
+    let got = gw
+        .request("prompts/get", json!({"name": "owner__prompt_1"}))
+        .await
+        .expect("prompts/get while up");
+    assert_eq!(message_text(&got), "prompt_1 {}", "{got}");
+
+    // The owner crashes and stays down for its 20 s backoff.
+    let err = gw
+        .call("owner__crash", json!({}))
+        .await
+        .expect_err("a crash is answered with an error");
+    assert_eq!(err["code"], -31002, "{err}");
+    let down = gw
+        .wait_server("owner", Duration::from_secs(5), |s| s["state"] != "ready")
+        .await;
+    let state = down["state"].as_str().expect("state").to_owned();
+
+    // A get of its prompt: -31001 naming the server and its state, not "unknown prompt".
+    let err = gw
+        .request("prompts/get", json!({"name": "owner__prompt_1"}))
+        .await
+        .expect_err("owner is down");
+    assert_eq!(err["code"], -31001, "{err}");
+    let message = err["message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!("server \"owner\" is {state}")),
+        "{message}"
+    );
+    assert_eq!(err["data"]["server"], "owner", "{err}");
+    assert_eq!(err["data"]["state"], state.as_str(), "{err}");
+    // The reason is the gateway's record of the crash, not a session closing under a request.
+    assert_eq!(err["data"]["reason"], down["reason"], "{err} vs {down}");
+
+    // The list: the other server's prompt only.
+    let listed = gw
+        .request("prompts/list", json!({}))
+        .await
+        .expect("prompts/list");
+    assert_eq!(prompt_names(&listed), ["other__prompt_0"]);
     finish(gw).await;
 }

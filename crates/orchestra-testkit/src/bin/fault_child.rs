@@ -107,6 +107,16 @@
 //! * `server_version:TEXT` — answer `initialize` with `serverInfo.version` TEXT
 //!   (and `protocolVersion` TEXT too) instead of `0.1.0` and the requested
 //!   version; TEXT cannot contain a comma.
+//! * `prompts:N` — declare `prompts.listChanged` and serve `prompts/list` with
+//!   `prompt_0` .. `prompt_{N-1}`, each with one optional argument `topic`;
+//!   `prompts/get` answers one user message whose text is
+//!   `<name> <arguments as JSON>` (`{}` if none); an unknown name gets -32602.
+//! * `prompts_fail` — declare `prompts.listChanged` but answer every
+//!   `prompts/list` with error -32603 `prompts/list failed on purpose`.
+//! * `prompts_change_after:N` — declare `prompts.listChanged`; once N
+//!   `tools/call` have been answered, add the prompt `added_prompt` (same shape
+//!   as `prompt_0`) and send `notifications/prompts/list_changed`.
+//!   Without any `prompts*` directive, `prompts/*` requests get -32601.
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -125,6 +135,7 @@ const UNKNOWN_RESPONSE_ID: u64 = 999_999;
 const METHOD_NOT_FOUND: i64 = -32601;
 const INVALID_PARAMS: i64 = -32602;
 const PARSE_ERROR: i64 = -32700;
+const INTERNAL_ERROR: i64 = -32603;
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -165,6 +176,9 @@ struct Config {
     server_request: Option<String>,
     stderr_lines: Vec<String>,
     server_version: Option<String>,
+    prompts: Option<usize>,
+    prompts_fail: bool,
+    prompts_change_after: Option<u64>,
 }
 
 impl Config {
@@ -231,6 +245,9 @@ impl Config {
                 .stderr_lines
                 .push(required_value(name, value)?.to_owned()),
             "server_version" => self.server_version = Some(required_value(name, value)?.to_owned()),
+            "prompts" => self.prompts = Some(parse_value(name, value)?),
+            "prompts_fail" => self.prompts_fail = flag(name, value)?,
+            "prompts_change_after" => self.prompts_change_after = Some(parse_value(name, value)?),
             "page_size" => {
                 let size: usize = parse_value(name, value)?;
                 if size == 0 {
@@ -241,6 +258,13 @@ impl Config {
             _ => return Err(format!("unknown directive {directive:?}")),
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Whether any `prompts*` directive is given (the capability is declared).
+    fn declares_prompts(&self) -> bool {
+        self.prompts.is_some() || self.prompts_fail || self.prompts_change_after.is_some()
     }
 }
 
@@ -542,6 +566,7 @@ struct Server {
     calls_answered: AtomicU64,
     first_call_seen: AtomicBool,
     tools_added: AtomicBool,
+    prompts_added: AtomicBool,
     in_flight: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
 
@@ -555,6 +580,7 @@ impl Server {
             calls_answered: AtomicU64::new(0),
             first_call_seen: AtomicBool::new(false),
             tools_added: AtomicBool::new(false),
+            prompts_added: AtomicBool::new(false),
             in_flight: Mutex::new(HashMap::new()),
         }
     }
@@ -675,6 +701,8 @@ impl Server {
             "logging/setLevel" if self.config.log_all_levels => self.send_result(&id, json!({})),
             "tools/list" => self.tools_list(&id, &params),
             "tools/call" => self.tools_call(id, &params),
+            "prompts/list" if self.config.declares_prompts() => self.prompts_list(&id),
+            "prompts/get" if self.config.declares_prompts() => self.prompts_get(&id, &params),
             _ => self.send_error(
                 &id,
                 METHOD_NOT_FOUND,
@@ -728,12 +756,68 @@ impl Server {
             id,
             json!({
                 "protocolVersion": version,
-                "capabilities": if self.config.log_all_levels {
-                    json!({"tools": {"listChanged": true}, "logging": {}})
-                } else {
-                    json!({"tools": {"listChanged": true}})
-                },
+                "capabilities": self.capabilities(),
                 "serverInfo": {"name": "fault-child", "version": server_version},
+            }),
+        );
+    }
+
+    fn capabilities(&self) -> Value {
+        let mut capabilities = json!({"tools": {"listChanged": true}});
+        if self.config.log_all_levels {
+            capabilities["logging"] = json!({});
+        }
+        if self.config.declares_prompts() {
+            capabilities["prompts"] = json!({"listChanged": true});
+        }
+        capabilities
+    }
+
+    /// Names of the prompts served now (`prompts:N`, plus `added_prompt` once added).
+    fn prompt_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = (0..self.config.prompts.unwrap_or(0))
+            .map(|i| format!("prompt_{i}"))
+            .collect();
+        if self.prompts_added.load(Ordering::SeqCst) {
+            names.push("added_prompt".to_owned());
+        }
+        names
+    }
+
+    fn prompts_list(&self, id: &Value) {
+        if self.config.prompts_fail {
+            self.send_error(id, INTERNAL_ERROR, "prompts/list failed on purpose");
+            return;
+        }
+        let prompts: Vec<Value> = self
+            .prompt_names()
+            .iter()
+            .map(|name| {
+                json!({
+                    "name": name,
+                    "description": format!("The {name} prompt"),
+                    "arguments": [{"name": "topic", "description": "What about", "required": false}],
+                })
+            })
+            .collect();
+        self.send_result(id, json!({"prompts": prompts}));
+    }
+
+    fn prompts_get(&self, id: &Value, params: &Value) {
+        let name = params["name"].as_str().unwrap_or_default();
+        if !self.prompt_names().iter().any(|n| n == name) {
+            self.send_error(id, INVALID_PARAMS, &format!("unknown prompt: {name}"));
+            return;
+        }
+        let args = params
+            .get("arguments")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        self.send_result(
+            id,
+            json!({
+                "description": format!("The {name} prompt"),
+                "messages": [{"role": "user", "content": {"type": "text", "text": format!("{name} {args}")}}],
             }),
         );
     }
@@ -1027,6 +1111,11 @@ impl Server {
             && !self.tools_added.swap(true, Ordering::SeqCst)
         {
             self.send(&json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}));
+        }
+        if self.config.prompts_change_after == Some(answered)
+            && !self.prompts_added.swap(true, Ordering::SeqCst)
+        {
+            self.send(&json!({"jsonrpc": "2.0", "method": "notifications/prompts/list_changed"}));
         }
     }
 }
