@@ -79,28 +79,29 @@ async fn a_session_gets_child_messages_at_or_above_its_level_named_by_server() {
 }
 
 /// With the real server-everything: its simulated logging reaches the client through the
-/// gateway, named by the server.
+/// gateway, named by the server. (Its messages come at random levels, one at once and then
+/// one every 5 s, so the session asks for everything; the filter is pinned by the test above.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_everything_log_messages_reach_the_client() {
     let config = format!("servers:\n{}", everything_entry());
     let mut gw = Gateway::start(&config).await;
     wait_ready(&gw, &["everything"], Duration::from_secs(60)).await;
-    gw.request("logging/setLevel", json!({"level": "error"}))
+    gw.request("logging/setLevel", json!({"level": "debug"}))
         .await
         .expect("setLevel accepted");
     gw.call("everything__toggle-simulated-logging", json!({}))
         .await
         .expect("logging toggled");
-    // It sends an emergency-level message at once, then one every 5 s at a random level.
     let first = gw
-        .next_notification("notifications/message", Duration::from_secs(10))
+        .next_notification("notifications/message", Duration::from_secs(12))
         .await
         .expect("a log message from server-everything");
     assert_eq!(first["params"]["logger"], "everything", "{first}");
-    let level = first["params"]["level"].as_str().unwrap_or_default();
     assert!(
-        ["error", "critical", "alert", "emergency"].contains(&level),
-        "only error and above were asked for: {first}"
+        first["params"]["data"]
+            .as_str()
+            .is_some_and(|d| d.contains("message")),
+        "{first}"
     );
     finish(gw).await;
 }
