@@ -18,14 +18,14 @@ use crate::child::task::{self, ChildEvent, TaskContext};
 use crate::child::{ChildHandle, State};
 use crate::domains;
 use crate::events::EventLog;
-use crate::front::registry::Sessions;
+use crate::front::registry::{ListKind, Sessions};
 use crate::front::FrontSink;
+use crate::health;
 use crate::local::LocalTools;
 use crate::prompts::{PromptCatalog, ServerPrompts};
 use crate::redact::Redactor;
 use crate::reply::SessionId;
 use crate::watchdog::Watchdog;
-use crate::{health, jsonrpc};
 
 /// A server's own instructions are cut to this many bytes in the gateway's (one verbose child
 /// must not crowd out the rest).
@@ -82,11 +82,6 @@ struct Inner {
     /// Calls waiting for their server, by client id, so that a cancellation reaches them too
     /// (calls already sent are cancelled through their child's connection).
     parked: dashmap::DashMap<(SessionId, Box<str>), CancellationToken>,
-    /// The tool list the client last saw (served or announced); None until it has listed
-    /// tools, and until then there is nothing to announce.
-    announced: Mutex<Option<Arc<str>>>,
-    /// The same for the prompt list (`prompts/list_changed` after the client listed prompts).
-    announced_prompts: Mutex<Option<Arc<str>>>,
     log: Arc<EventLog>,
     /// The gateway's own tools.
     local: LocalTools,
@@ -151,8 +146,6 @@ impl Gateway {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 watchdog,
-                announced: Mutex::new(None),
-                announced_prompts: Mutex::new(None),
                 parked: dashmap::DashMap::new(),
                 log: Arc::new(EventLog::new(redactor)),
                 local: options.local_tools.clone(),
@@ -369,24 +362,6 @@ impl Gateway {
         let _ = tokio::time::timeout(budget, all).await;
     }
 
-    /// Records that the client has seen the tool list (from now on changes are announced).
-    pub fn mark_listed(&self, served: &Arc<str>) {
-        *self
-            .inner
-            .announced
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(served.clone());
-    }
-
-    /// Records that the client has seen the prompt list (from now on changes are announced).
-    pub fn mark_prompts_listed(&self, served: &Arc<str>) {
-        *self
-            .inner
-            .announced_prompts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(served.clone());
-    }
-
     /// Whether a `tools/list` can be answered now with the whole catalog: every server has
     /// finished starting, or its tools are known from the last run.
     pub fn can_list_now(&self) -> bool {
@@ -504,53 +479,20 @@ async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<Child
             _ = tokio::time::sleep_until(until) => {}
         }
         while events.try_recv().is_ok() {}
+        // Each session is told about the lists it has seen, when they really changed for it.
         let mut sent = false;
         let prompts = gw.prompts().list_result().clone();
-        if swap_if_changed(&gw.inner.announced_prompts, prompts) {
-            tracing::info!(
-                prompts = gw.prompts().len(),
-                "prompt list changed; notifying the client"
-            );
-            gw.inner
-                .front
-                .send(jsonrpc::notification_line(
-                    "notifications/prompts/list_changed",
-                    None,
-                ))
-                .await;
-            sent = true;
-        }
-        let list = gw.catalog().list_result().clone();
-        if swap_if_changed(&gw.inner.announced, list) {
-            tracing::info!(
-                tools = gw.catalog().len(),
-                "tool list changed; notifying the client"
-            );
-            gw.inner
-                .front
-                .send(jsonrpc::notification_line(
-                    "notifications/tools/list_changed",
-                    None,
-                ))
-                .await;
-            sent = true;
+        let tools = gw.catalog().list_result().clone();
+        for session in gw.inner.sessions.list() {
+            let p = session.announce_if_changed(ListKind::Prompts, &prompts);
+            let t = session.announce_if_changed(ListKind::Tools, &tools);
+            if p || t {
+                tracing::info!(session = %session.id, tools = t, prompts = p, "lists changed; notifying the session");
+            }
+            sent |= p || t;
         }
         if sent {
             last_sent = Some(tokio::time::Instant::now());
-        }
-    }
-}
-
-/// Replaces the list the client last saw with `now` and says whether it differs; nothing to
-/// announce while the client has not listed (None).
-fn swap_if_changed(announced: &Mutex<Option<Arc<str>>>, now: Arc<str>) -> bool {
-    let mut announced = announced.lock().unwrap_or_else(|p| p.into_inner());
-    match announced.as_mut() {
-        None => false,
-        Some(a) if **a == *now => false,
-        Some(a) => {
-            *a = now;
-            true
         }
     }
 }

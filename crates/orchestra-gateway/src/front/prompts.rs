@@ -6,6 +6,9 @@
 
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use super::registry::{ListKind, SessionState};
 use super::FrontSink;
 use crate::app::Gateway;
 use crate::child::connection::RequestError;
@@ -14,23 +17,30 @@ use crate::jsonrpc;
 
 /// `prompts/list`: every ready server's prompts at once. A `cursor` is accepted and ignored
 /// (the whole list is one page, so no `nextCursor` is ever given to come back with).
-pub(super) async fn list(gw: &Gateway, out: &FrontSink, id: &str, hold: std::time::Duration) {
+pub(super) async fn list(
+    gw: &Gateway,
+    session: &Arc<SessionState>,
+    out: &FrontSink,
+    id: &str,
+    hold: std::time::Duration,
+) {
     if !gw.can_list_now() {
         // As for tools: the first listing waits (bounded) for children still starting, so
         // the client sees the whole list rather than the fastest children's.
         let gw = gw.clone();
         let out = out.clone();
+        let session = session.clone();
         let id = id.to_owned();
         gw.clone().spawn(async move {
             let _ = tokio::time::timeout(hold, gw.wait_settled()).await;
             let list = gw.prompts().list_result().clone();
-            gw.mark_prompts_listed(&list);
+            session.mark_served(ListKind::Prompts, &list);
             out.send(jsonrpc::response_line(&id, &list)).await;
         });
         return;
     }
     let list = gw.prompts().list_result().clone();
-    gw.mark_prompts_listed(&list);
+    session.mark_served(ListKind::Prompts, &list);
     out.send(jsonrpc::response_line(id, &list)).await;
 }
 

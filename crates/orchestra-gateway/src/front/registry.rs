@@ -37,6 +37,26 @@ pub struct SessionState {
     /// The level it asked for with `logging/setLevel` (0: none yet — it gets what children
     /// send at their own default level, as it would talking to them directly).
     log_level: AtomicU8,
+    /// The tool and prompt lists this session last saw (served or announced); None until it
+    /// has listed them, and until then there is nothing to announce to it.
+    served_tools: Mutex<Option<Arc<str>>>,
+    served_prompts: Mutex<Option<Arc<str>>>,
+}
+
+/// Which list a `list_changed` is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+}
+
+impl ListKind {
+    fn notification(self) -> &'static str {
+        match self {
+            ListKind::Tools => "notifications/tools/list_changed",
+            ListKind::Prompts => "notifications/prompts/list_changed",
+        }
+    }
 }
 
 impl SessionState {
@@ -50,6 +70,36 @@ impl SessionState {
     /// Records what `initialize` settled (a repeated initialize replaces it).
     pub fn set_negotiated(&self, negotiated: Negotiated) {
         *self.negotiated.lock().unwrap_or_else(|p| p.into_inner()) = negotiated;
+    }
+
+    /// Records that this session was served `list` (from now on, changes are announced to it).
+    pub fn mark_served(&self, kind: ListKind, list: &Arc<str>) {
+        *self.served(kind).lock().unwrap_or_else(|p| p.into_inner()) = Some(list.clone());
+    }
+
+    /// Tells this session that `kind` changed, if what it was last served differs from `now`.
+    /// Returns whether it was told. Never waits: a session that stopped reading must not hold
+    /// up the announcement to the others (the notification is queued for it all the same).
+    pub fn announce_if_changed(&self, kind: ListKind, now: &Arc<str>) -> bool {
+        {
+            let mut served = self.served(kind).lock().unwrap_or_else(|p| p.into_inner());
+            match served.as_mut() {
+                None => return false,
+                Some(s) if **s == **now => return false,
+                Some(s) => *s = now.clone(),
+            }
+        }
+        self.sink
+            .push(&jsonrpc::notification_line(kind.notification(), None));
+        self.sink.flush();
+        true
+    }
+
+    fn served(&self, kind: ListKind) -> &Mutex<Option<Arc<str>>> {
+        match kind {
+            ListKind::Tools => &self.served_tools,
+            ListKind::Prompts => &self.served_prompts,
+        }
     }
 
     pub fn log_level(&self) -> Option<Level> {
@@ -92,6 +142,8 @@ impl Sessions {
             negotiated: Mutex::default(),
             sink,
             log_level: AtomicU8::new(0),
+            served_tools: Mutex::new(None),
+            served_prompts: Mutex::new(None),
         });
         self.lock().push(state.clone());
         state
@@ -207,5 +259,23 @@ mod tests {
         );
         assert_eq!(sessions.deliver_log("s", alert), 3);
         assert_eq!(sessions.deliver_log("s", "not json"), 0);
+    }
+
+    #[test]
+    fn a_list_change_is_announced_only_to_sessions_that_saw_another_list() {
+        let sessions = Sessions::default();
+        let listed = sessions.open("stdio", FrontSink::discard());
+        let never_listed = sessions.open("stdio", FrontSink::discard());
+        let old: Arc<str> = r#"{"tools":[]}"#.into();
+        let new: Arc<str> = r#"{"tools":[{"name":"a"}]}"#.into();
+        listed.mark_served(ListKind::Tools, &old);
+        assert!(!listed.announce_if_changed(ListKind::Tools, &old), "unchanged");
+        assert!(listed.announce_if_changed(ListKind::Tools, &new));
+        assert!(!listed.announce_if_changed(ListKind::Tools, &new), "told once");
+        assert!(!never_listed.announce_if_changed(ListKind::Tools, &new));
+        assert!(
+            !listed.announce_if_changed(ListKind::Prompts, &new),
+            "prompts were never listed by it"
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::registry::{Negotiated, SessionState};
+use super::registry::{ListKind, Negotiated, SessionState};
 use super::FrontSink;
 use crate::app::Gateway;
 use crate::child::Connection;
@@ -130,7 +130,7 @@ impl Session {
                 Ok(())
             }
             "prompts/list" => {
-                super::prompts::list(&self.gw, &self.out, id, FIRST_LIST_HOLD).await;
+                super::prompts::list(&self.gw, &self.state, &self.out, id, FIRST_LIST_HOLD).await;
                 Ok(())
             }
             "prompts/get" => super::prompts::get(&self.gw, &self.out, id, params),
@@ -222,17 +222,18 @@ impl Session {
             // cached catalog from the last run there is nothing to wait for.
             let gw = self.gw.clone();
             let out = self.out.clone();
+            let state = self.state.clone();
             let id = id.to_owned();
             self.gw.spawn(async move {
                 let _ = tokio::time::timeout(FIRST_LIST_HOLD, gw.wait_settled()).await;
                 let list = gw.catalog().list_result().clone();
-                gw.mark_listed(&list);
+                state.mark_served(ListKind::Tools, &list);
                 out.send(jsonrpc::response_line(&id, &list)).await;
             });
             return;
         }
         let list = self.gw.catalog().list_result().clone();
-        self.gw.mark_listed(&list);
+        self.state.mark_served(ListKind::Tools, &list);
         self.reply(id, &list).await;
     }
 
