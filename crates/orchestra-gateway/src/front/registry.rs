@@ -269,9 +269,15 @@ mod tests {
         let old: Arc<str> = r#"{"tools":[]}"#.into();
         let new: Arc<str> = r#"{"tools":[{"name":"a"}]}"#.into();
         listed.mark_served(ListKind::Tools, &old);
-        assert!(!listed.announce_if_changed(ListKind::Tools, &old), "unchanged");
+        assert!(
+            !listed.announce_if_changed(ListKind::Tools, &old),
+            "unchanged"
+        );
         assert!(listed.announce_if_changed(ListKind::Tools, &new));
-        assert!(!listed.announce_if_changed(ListKind::Tools, &new), "told once");
+        assert!(
+            !listed.announce_if_changed(ListKind::Tools, &new),
+            "told once"
+        );
         assert!(!never_listed.announce_if_changed(ListKind::Tools, &new));
         assert!(
             !listed.announce_if_changed(ListKind::Prompts, &new),
