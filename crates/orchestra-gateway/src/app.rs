@@ -33,14 +33,10 @@ const MAX_CHILD_INSTRUCTIONS: usize = 8 * 1024;
 
 /// `text` cut to at most `max` bytes at a character boundary, marked when cut.
 fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
+    match crate::redact::cut(text, max) {
+        head if head.len() == text.len() => text.into(),
+        head => format!("{head}… (cut)").into(),
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… (cut)", &text[..end]).into()
 }
 
 /// How long to gather more tool changes before telling the client (a restart storm or a burst

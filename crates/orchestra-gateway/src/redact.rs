@@ -169,7 +169,7 @@ impl Redactor {
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a char boundary.
-fn cut(text: &str, max: usize) -> &str {
+pub(crate) fn cut(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

@@ -550,20 +550,10 @@ async fn handshake(
         s.server_info = server_info;
     });
     conn.notify("notifications/initialized", None);
-    list_tools(shared, conn, cache, deadline).await?;
-    if instructions_changed {
+    let tools_changed = list_tools(shared, conn, cache, deadline).await?;
+    if instructions_changed && !tools_changed {
         // Kept for the next instant start even when the tools did not change.
-        let tools = shared
-            .tools
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let instructions = shared
-            .instructions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        cache.store(&shared.spec, &tools, instructions.as_deref());
+        remember_catalog(shared, cache);
     }
     let declares_prompts = result
         .get("capabilities")
@@ -616,17 +606,29 @@ async fn list_tools(
     let mut current = shared.tools.lock().unwrap_or_else(|p| p.into_inner());
     let changed = **current != tools || shared.provisional.load(Ordering::Acquire);
     if changed {
-        let instructions = shared
-            .instructions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        cache.store(&shared.spec, &tools, instructions.as_deref());
         *current = Arc::new(tools);
     }
     drop(current);
     shared.provisional.store(false, Ordering::Release);
+    if changed {
+        remember_catalog(shared, cache);
+    }
     Ok(changed)
+}
+
+/// Writes the child's current tools and instructions to the catalog cache (instant start).
+fn remember_catalog(shared: &ChildShared, cache: &CatalogCache) {
+    let tools = shared
+        .tools
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let instructions = shared
+        .instructions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    cache.store(&shared.spec, &tools, instructions.as_deref());
 }
 
 /// Every page of one of the child's lists (`tools/list` → `tools`, `prompts/list` →

@@ -7,7 +7,6 @@
 
 use serde_json::Value;
 
-use super::prompts::failure;
 use super::FrontSink;
 use crate::app::Gateway;
 use crate::error::GatewayError;
@@ -20,7 +19,7 @@ pub(super) fn complete(
     id: &str,
     params: Option<jsonrpc::Raw<'_>>,
 ) -> Result<(), GatewayError> {
-    let mut params: Value = params
+    let params: Value = params
         .and_then(|p| serde_json::from_str(p.get()).ok())
         .filter(Value::is_object)
         .ok_or_else(|| {
@@ -55,35 +54,13 @@ pub(super) fn complete(
             "completion/complete needs `argument.name`".into(),
         ));
     }
-    let catalog = gw.prompts();
-    let Some(route) = catalog.route(&name) else {
-        return Err(GatewayError::UnknownPrompt {
-            suggestions: catalog.suggestions(&name),
-            name,
-        });
-    };
-    let child = &gw.children()[route.server];
-    let conn = match child.connection() {
-        Some(conn) if child.state().is_up() => conn,
-        _ => return Err(crate::route::unavailable(child)),
-    };
-    params["ref"]["name"] = Value::String(route.prompt.to_string());
-    let params = params.to_string();
-    let (server, prompt) = (child.name().to_owned(), route.prompt.to_string());
-    let timeout = child.spec().call_timeout;
-    let (out, id) = (out.clone(), id.to_owned());
-    gw.spawn(async move {
-        let line = match conn
-            .request("completion/complete", Some(&params), timeout)
-            .await
-        {
-            Ok(result) => jsonrpc::response_line(&id, &result),
-            Err(e) => match failure("completion/complete", server, prompt, timeout, e) {
-                Ok(err) => jsonrpc::error_line(&id, &err.to_wire()),
-                Err(child_error) => jsonrpc::error_line(&id, &child_error),
-            },
-        };
-        out.send(line).await;
-    });
-    Ok(())
+    super::prompts::to_prompt_owner(
+        gw,
+        out,
+        id,
+        "completion/complete",
+        &name,
+        params,
+        |params, own| params["ref"]["name"] = Value::String(own.to_owned()),
+    )
 }

@@ -51,7 +51,7 @@ pub(super) fn get(
     id: &str,
     params: Option<jsonrpc::Raw<'_>>,
 ) -> Result<(), GatewayError> {
-    let mut params: Value = params
+    let params: Value = params
         .and_then(|p| serde_json::from_str(p.get()).ok())
         .filter(Value::is_object)
         .ok_or_else(|| {
@@ -71,11 +71,30 @@ pub(super) fn get(
             "prompts/get `arguments` must be an object".into(),
         ));
     }
+    // The child's own name in, everything else (arguments, _meta) as the client wrote it.
+    to_prompt_owner(gw, out, id, "prompts/get", &name, params, |params, own| {
+        params["name"] = Value::String(own.to_owned());
+    })
+}
+
+/// Sends `method` for the exposed prompt `name` to the server that owns it — `params` with
+/// the server's own prompt name written in by `readdress` — and answers `id` from a task with
+/// the server's result, or its JSON-RPC error as is (it is the server's answer). Shared by
+/// `prompts/get` and `completion/complete`.
+pub(super) fn to_prompt_owner(
+    gw: &Gateway,
+    out: &FrontSink,
+    id: &str,
+    method: &'static str,
+    name: &str,
+    mut params: Value,
+    readdress: impl FnOnce(&mut Value, &str),
+) -> Result<(), GatewayError> {
     let catalog = gw.prompts();
-    let Some(route) = catalog.route(&name) else {
+    let Some(route) = catalog.route(name) else {
         return Err(GatewayError::UnknownPrompt {
-            suggestions: catalog.suggestions(&name),
-            name,
+            suggestions: catalog.suggestions(name),
+            name: name.to_owned(),
         });
     };
     let child = &gw.children()[route.server];
@@ -83,20 +102,16 @@ pub(super) fn get(
         Some(conn) if child.state().is_up() => conn,
         _ => return Err(crate::route::unavailable(child)),
     };
-    // The child's own name in, everything else (arguments, _meta) as the client wrote it.
-    params["name"] = Value::String(route.prompt.to_string());
+    readdress(&mut params, &route.prompt);
     let params = params.to_string();
     let (server, prompt) = (child.name().to_owned(), route.prompt.to_string());
     let timeout = child.spec().call_timeout;
-    let out = out.clone();
-    let id = id.to_owned();
+    let (out, id) = (out.clone(), id.to_owned());
     gw.spawn(async move {
-        let line = match conn.request("prompts/get", Some(&params), timeout).await {
+        let line = match conn.request(method, Some(&params), timeout).await {
             Ok(result) => jsonrpc::response_line(&id, &result),
-            Err(e) => match failure("prompts/get", server, prompt, timeout, e) {
+            Err(e) => match failure(method, server, prompt, timeout, e) {
                 Ok(err) => jsonrpc::error_line(&id, &err.to_wire()),
-                // The child's own error (unknown prompt, missing argument…) reaches the
-                // client unchanged: it is the child's answer to the request.
                 Err(child_error) => jsonrpc::error_line(&id, &child_error),
             },
         };
@@ -106,7 +121,7 @@ pub(super) fn get(
 }
 
 /// What the client is told when the child gave no answer of its own (`Err`: the child's own JSON-RPC error, passed on).
-pub(super) fn failure(
+fn failure(
     method: &str,
     server: String,
     prompt: String,
