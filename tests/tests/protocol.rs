@@ -81,6 +81,8 @@ async fn malformed_client_input_is_answered_and_the_session_survives() {
         .request("resources/subscribe", json!({}))
         .await
         .unwrap_err();
+    assert_eq!(err["code"], -32602, "a subscribe without a uri: {err}");
+    let err = gw.request("no/such/method", json!({})).await.unwrap_err();
     assert_eq!(err["code"], -32601, "{err}");
     let err = gw
         .request("tools/call", json!({"arguments": {}}))

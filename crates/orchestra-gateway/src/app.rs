@@ -18,13 +18,15 @@ use crate::child::task::{self, ChildEvent, TaskContext};
 use crate::child::{ChildHandle, State};
 use crate::domains;
 use crate::events::EventLog;
-use crate::front::registry::{ListKind, Sessions};
+use crate::front::registry::Sessions;
 use crate::front::FrontSink;
 use crate::health;
+use crate::listing::{ListKind, Merged};
 use crate::local::LocalTools;
 use crate::prompts::{PromptCatalog, ServerPrompts};
 use crate::redact::Redactor;
 use crate::reply::SessionId;
+use crate::resources::{ResourceCatalog, ServerResources};
 use crate::watchdog::Watchdog;
 
 /// A server's own instructions are cut to this many bytes in the gateway's (one verbose child
@@ -87,11 +89,24 @@ struct Inner {
     applied_log_level: std::sync::atomic::AtomicU8,
 }
 
-struct BuiltCatalog {
+/// Every merged list, built together from one snapshot of the children.
+pub struct BuiltCatalog {
     generation: u64,
     catalog: Arc<Catalog>,
-    /// Built from the same snapshot of the children as `catalog`.
     prompts: Arc<PromptCatalog>,
+    resources: Arc<ResourceCatalog>,
+}
+
+impl BuiltCatalog {
+    /// The merged list of `kind`.
+    pub fn merged(&self, kind: ListKind) -> &Merged {
+        match kind {
+            ListKind::Tools => self.catalog.merged(),
+            ListKind::Prompts => self.prompts.merged(),
+            ListKind::Resources => self.resources.resources(),
+            ListKind::ResourceTemplates => self.resources.templates(),
+        }
+    }
 }
 
 impl Gateway {
@@ -133,6 +148,7 @@ impl Gateway {
                     generation: 0,
                     catalog: Arc::default(),
                     prompts: Arc::default(),
+                    resources: Arc::default(),
                 })),
                 rebuild: Mutex::new(()),
                 generation: generation.clone(),
@@ -220,7 +236,13 @@ impl Gateway {
         self.built().prompts.clone()
     }
 
-    fn built(&self) -> Arc<BuiltCatalog> {
+    /// The current merged resource catalog (rebuilt with the tool catalog).
+    pub fn resources(&self) -> Arc<ResourceCatalog> {
+        self.built().resources.clone()
+    }
+
+    /// Every current merged list (rebuilt on first use after any server's lists changed).
+    pub fn built(&self) -> Arc<BuiltCatalog> {
         let wanted = self.inner.generation.load(Ordering::Acquire);
         {
             let built = self.inner.catalog.read().unwrap_or_else(|p| p.into_inner());
@@ -265,10 +287,35 @@ impl Gateway {
                     listed: c.is_listed(),
                 }),
         ));
+        let lists: Vec<_> = self
+            .inner
+            .children
+            .iter()
+            .map(|c| {
+                (
+                    c.list(ListKind::Resources),
+                    c.list(ListKind::ResourceTemplates),
+                )
+            })
+            .collect();
+        let resources = Arc::new(ResourceCatalog::build(
+            self.inner
+                .children
+                .iter()
+                .zip(&lists)
+                .map(|(c, (resources, templates))| ServerResources {
+                    index: c.shared.index,
+                    name: c.name(),
+                    resources,
+                    templates,
+                    listed: c.is_listed(),
+                }),
+        ));
         let built = Arc::new(BuiltCatalog {
             generation: wanted,
             catalog,
             prompts,
+            resources,
         });
         *self
             .inner
@@ -475,17 +522,25 @@ async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<Child
             _ = tokio::time::sleep_until(until) => {}
         }
         while events.try_recv().is_ok() {}
-        // Each session is told about the lists it has seen, when they really changed for it.
+        // Each session is told about the lists it has seen, when they really changed for it
+        // (resources and their templates share one notification).
         let mut sent = false;
-        let prompts = gw.prompts().list_result().clone();
-        let tools = gw.catalog().list_result().clone();
+        let built = gw.built();
         for session in gw.inner.sessions.list() {
-            let p = session.announce_if_changed(ListKind::Prompts, &prompts);
-            let t = session.announce_if_changed(ListKind::Tools, &tools);
-            if p || t {
-                tracing::info!(session = %session.id, tools = t, prompts = p, "lists changed; notifying the session");
+            let mut told: Vec<&str> = Vec::new();
+            for kind in ListKind::ALL {
+                let method = kind.list_changed();
+                if session.list_changed(kind, built.merged(kind).digest())
+                    && !told.contains(&method)
+                {
+                    session.notify(method, None);
+                    told.push(method);
+                }
             }
-            sent |= p || t;
+            if !told.is_empty() {
+                tracing::info!(session = %session.id, lists = ?told, "lists changed; notifying the session");
+                sent = true;
+            }
         }
         if sent {
             last_sent = Some(tokio::time::Instant::now());

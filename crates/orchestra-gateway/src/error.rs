@@ -14,6 +14,8 @@ pub mod code {
     pub const METHOD_NOT_FOUND: i64 = -32601;
     pub const INVALID_PARAMS: i64 = -32602;
     pub const INTERNAL_ERROR: i64 = -32603;
+    /// MCP's "resource not found".
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
     /// The owning server is not up (starting, failed, stopped).
     pub const SERVER_UNAVAILABLE: i64 = -31001;
     /// The owning server exited while the request was in flight.
@@ -49,12 +51,21 @@ pub enum GatewayError {
         name: String,
         suggestions: Vec<String>,
     },
+    #[error("unknown resource \"{uri}\"{}", hint(suggestions))]
+    UnknownResource {
+        uri: String,
+        suggestions: Vec<String>,
+    },
     #[error("server \"{server}\" is {state}: {reason}")]
     ServerUnavailable {
         server: String,
         state: &'static str,
         reason: String,
     },
+    /// A prompt or resource whose server is down with nothing to stand in: why, and what to
+    /// use instead (`guidance.rs`).
+    #[error("{text}")]
+    Down { text: String, guidance: Value },
     #[error(
         "server \"{server}\" exited ({status}) while the request was in flight{}{}",
         if *delivered { "" } else { " (it had not reached the server; safe to retry)" },
@@ -103,7 +114,10 @@ impl GatewayError {
             GatewayError::InvalidParams(_)
             | GatewayError::UnknownTool { .. }
             | GatewayError::UnknownPrompt { .. } => code::INVALID_PARAMS,
-            GatewayError::ServerUnavailable { .. } => code::SERVER_UNAVAILABLE,
+            GatewayError::UnknownResource { .. } => code::RESOURCE_NOT_FOUND,
+            GatewayError::ServerUnavailable { .. } | GatewayError::Down { .. } => {
+                code::SERVER_UNAVAILABLE
+            }
             GatewayError::ServerExited { .. } => code::SERVER_EXITED,
             GatewayError::Timeout { .. } => code::TIMEOUT,
             GatewayError::Overloaded { .. } => code::SERVER_OVERLOADED,
@@ -122,6 +136,9 @@ impl GatewayError {
             GatewayError::UnknownPrompt { name, suggestions } => {
                 Some(json!({ "prompt": name, "suggestions": suggestions }))
             }
+            GatewayError::UnknownResource { uri, suggestions } => {
+                Some(json!({ "uri": uri, "suggestions": suggestions }))
+            }
             GatewayError::ServerUnavailable {
                 server,
                 state,
@@ -129,6 +146,7 @@ impl GatewayError {
             } => Some(
                 json!({ "server": server, "state": state, "reason": reason, "delivered": false, "retryable": true }),
             ),
+            GatewayError::Down { guidance, .. } => Some(guidance.clone()),
             GatewayError::ServerExited {
                 server,
                 status,

@@ -16,7 +16,9 @@ use serde_json::Value;
 use tokio::net::unix::pipe;
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::CancellationToken;
 
+use super::lists::Feature;
 use super::stats::Stats;
 use crate::error::GatewayError;
 use crate::front::FrontSink;
@@ -44,8 +46,18 @@ pub struct Retry {
     pub error: GatewayError,
 }
 
-/// Where a child's `notifications/message` goes (its params, raw): the gateway's sessions.
-pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+/// A child's notification meant for the client sessions (not for one call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// `notifications/message`.
+    Log,
+    /// `notifications/resources/updated`.
+    ResourceUpdated,
+}
+
+/// Where a child's session-bound notifications go (with their params, raw): the gateway's
+/// sessions.
+pub type NoticeSink = Arc<dyn Fn(Notice, &str) + Send + Sync>;
 
 /// Sends a [`Retry`] again (provided by the gateway, which knows the routes).
 pub type RetryFn = Arc<dyn Fn(Retry) + Send + Sync>;
@@ -101,6 +113,8 @@ pub enum RequestError {
     TooLarge { size: usize, limit: usize },
     /// The answer was not a valid response (both or neither of `result` and `error`).
     Invalid(&'static str),
+    /// The client cancelled the request it was made for.
+    Cancelled,
 }
 
 impl std::fmt::Display for RequestError {
@@ -113,6 +127,7 @@ impl std::fmt::Display for RequestError {
                 write!(f, "answer of {size} bytes exceeds max_message_size {limit}")
             }
             RequestError::Invalid(why) => write!(f, "invalid response: {why}"),
+            RequestError::Cancelled => f.write_str("cancelled by the client"),
         }
     }
 }
@@ -215,11 +230,11 @@ pub struct Connection {
     sweeper_at: AtomicU64,
     epoch: Instant,
     stats: Arc<Stats>,
-    /// Where the child's log messages go.
-    on_log: LogSink,
-    /// Set by the child's `notifications/prompts/list_changed` (one permit: coalesced); the
-    /// owning task re-lists its prompts. Per connection, as the prompts are per child life.
-    prompts_changed: Notify,
+    /// Where the child's log messages and resource updates go.
+    on_notice: NoticeSink,
+    /// Set by the child's prompts and resources `list_changed` (one permit each: coalesced);
+    /// the owning task lists them again. Per connection, as the lists are per child life.
+    lists_changed: [Notify; 2],
 }
 
 /// The tasks that serve one connection; the owner awaits `reader` to learn of EOF.
@@ -236,7 +251,7 @@ impl Connection {
         stats: Arc<Stats>,
         tools_changed: Arc<Notify>,
         max_message: usize,
-        on_log: LogSink,
+        on_notice: NoticeSink,
     ) -> std::io::Result<(Arc<Self>, ConnectionTasks)> {
         let input = Outbox::new(
             pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
@@ -244,7 +259,7 @@ impl Connection {
             Overflow::Refuse,
         );
         let conn = Arc::new(Self {
-            on_log,
+            on_notice,
             server,
             input,
             pending: Mutex::new(PendingTable::default()),
@@ -255,16 +270,16 @@ impl Connection {
             sweeper_at: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
             stats,
-            prompts_changed: Notify::new(),
+            lists_changed: [Notify::new(), Notify::new()],
         });
         tokio::spawn(sweep_loop(Arc::downgrade(&conn)));
         let reader = tokio::spawn(read_loop(conn.clone(), stdout, tools_changed));
         Ok((conn, ConnectionTasks { reader }))
     }
 
-    /// Fires when the child said its prompts changed (coalesced).
-    pub(crate) fn prompts_changed(&self) -> &Notify {
-        &self.prompts_changed
+    /// Fires when the child said its `feature` lists changed (coalesced).
+    pub(crate) fn list_changed(&self, feature: Feature) -> &Notify {
+        &self.lists_changed[feature as usize]
     }
 
     /// Queues a client's `tools/call` for this child (written by [`Connection::flush`]).
@@ -332,6 +347,19 @@ impl Connection {
         params: Option<&str>,
         timeout: Duration,
     ) -> Result<Box<str>, RequestError> {
+        self.request_cancellable(method, params, timeout, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Connection::request`] on behalf of a client that may cancel it: when `cancel` fires
+    /// first, the child is sent `notifications/cancelled` and the answer is not awaited.
+    pub async fn request_cancellable(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Box<str>, RequestError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(RequestError::Closed);
         }
@@ -347,12 +375,23 @@ impl Connection {
             return Err(RequestError::Closed);
         }
         self.input.flush();
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(RequestError::Closed),
-            Err(_) => {
-                self.lock().remove(id);
-                Err(RequestError::Timeout)
+        tokio::select! {
+            answer = tokio::time::timeout(timeout, rx) => match answer {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(RequestError::Closed),
+                Err(_) => {
+                    // MCP: `initialize` is never cancelled.
+                    if self.lock().remove(id).is_some() && method != "initialize" {
+                        self.send_cancelled(id, "the gateway stopped waiting for the answer (timeout)");
+                    }
+                    Err(RequestError::Timeout)
+                }
+            },
+            _ = cancel.cancelled() => {
+                if self.lock().remove(id).is_some() {
+                    self.send_cancelled(id, "the client cancelled the request");
+                }
+                Err(RequestError::Cancelled)
             }
         }
     }
@@ -532,7 +571,7 @@ pub const FAILOVER_META_KEY: &str = "mcp-orchestra/failover";
 
 /// The result with `_meta["mcp-orchestra/failover"] = note` added (failover path only; the
 /// normal path never decodes results).
-fn with_failover_meta(result: &str, note: &str) -> String {
+pub(crate) fn with_failover_meta(result: &str, note: &str) -> String {
     let (Ok(mut value), Ok(note)) = (
         serde_json::from_str::<serde_json::Value>(result),
         serde_json::from_str::<serde_json::Value>(note),
@@ -814,11 +853,20 @@ fn on_notification(
         },
         // Coalesced: the Notify keeps at most one permit, however many arrive.
         Some("notifications/tools/list_changed") => tools_changed.notify_one(),
-        Some("notifications/prompts/list_changed") => conn.prompts_changed.notify_one(),
+        Some("notifications/prompts/list_changed") => {
+            conn.list_changed(Feature::Prompts).notify_one()
+        }
+        Some("notifications/resources/list_changed") => {
+            conn.list_changed(Feature::Resources).notify_one()
+        }
         Some("notifications/message") => {
             let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
             tracing::debug!(server = %conn.server, params, "child log message");
-            (conn.on_log)(params);
+            (conn.on_notice)(Notice::Log, params);
+        }
+        Some("notifications/resources/updated") => {
+            let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
+            (conn.on_notice)(Notice::ResourceUpdated, params);
         }
         Some(other) => {
             tracing::debug!(server = %conn.server, method = other, "ignored a notification from the child")
@@ -976,7 +1024,7 @@ mod tests {
             Arc::new(Stats::default()),
             Arc::new(Notify::new()),
             1 << 20,
-            Arc::new(|_: &str| {}),
+            Arc::new(|_: super::Notice, _: &str| {}),
         )
         .expect("connection");
         (conn, child)

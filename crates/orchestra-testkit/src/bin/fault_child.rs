@@ -117,6 +117,17 @@
 //!   `tools/call` have been answered, add the prompt `added_prompt` (same shape
 //!   as `prompt_0`) and send `notifications/prompts/list_changed`.
 //!   Without any `prompts*` directive, `prompts/*` requests get -32601.
+//! * `resources:N` — declare `resources.subscribe` and `resources.listChanged`;
+//!   `resources/list` serves `fault://item/0` .. `fault://item/{N-1}` (named
+//!   `item_<i>`, paginated by `page_size` like tools), `resources/templates/list`
+//!   the template `fault://item/{index}`; `resources/read` of `fault://item/<i>`
+//!   answers the text `item <i>` (an unknown URI gets -32002);
+//!   `resources/subscribe` / `unsubscribe` answer `{}` and append
+//!   `subscribe <uri>` / `unsubscribe <uri>` to `FAULT_LOG`.
+//! * `huge_resource:BYTES` — declare resources (as `resources:0` if not given);
+//!   `resources/read` of `fault://huge` answers one text content of BYTES `x`s.
+//! * `duplicate_entries` — `resources/list` also lists `fault://item/0` a second
+//!   time (named `item_0_again`), and `prompts/list` repeats `prompt_0`.
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -179,6 +190,9 @@ struct Config {
     prompts: Option<usize>,
     prompts_fail: bool,
     prompts_change_after: Option<u64>,
+    resources: Option<usize>,
+    huge_resource: Option<usize>,
+    duplicate_entries: bool,
 }
 
 impl Config {
@@ -248,6 +262,9 @@ impl Config {
             "prompts" => self.prompts = Some(parse_value(name, value)?),
             "prompts_fail" => self.prompts_fail = flag(name, value)?,
             "prompts_change_after" => self.prompts_change_after = Some(parse_value(name, value)?),
+            "resources" => self.resources = Some(parse_value(name, value)?),
+            "huge_resource" => self.huge_resource = Some(parse_value(name, value)?),
+            "duplicate_entries" => self.duplicate_entries = flag(name, value)?,
             "page_size" => {
                 let size: usize = parse_value(name, value)?;
                 if size == 0 {
@@ -265,6 +282,11 @@ impl Config {
     /// Whether any `prompts*` directive is given (the capability is declared).
     fn declares_prompts(&self) -> bool {
         self.prompts.is_some() || self.prompts_fail || self.prompts_change_after.is_some()
+    }
+
+    /// Whether `resources:N` or `huge_resource` is given (the capability is declared).
+    fn declares_resources(&self) -> bool {
+        self.resources.is_some() || self.huge_resource.is_some()
     }
 }
 
@@ -703,6 +725,23 @@ impl Server {
             "tools/call" => self.tools_call(id, &params),
             "prompts/list" if self.config.declares_prompts() => self.prompts_list(&id),
             "prompts/get" if self.config.declares_prompts() => self.prompts_get(&id, &params),
+            "resources/list" if self.config.declares_resources() => {
+                self.resources_list(&id, &params)
+            }
+            "resources/templates/list" if self.config.declares_resources() => self.send_result(
+                &id,
+                json!({"resourceTemplates": [{"uriTemplate": "fault://item/{index}", "name": "item"}]}),
+            ),
+            "resources/read" if self.config.declares_resources() => {
+                self.resources_read(&id, &params)
+            }
+            "resources/subscribe" | "resources/unsubscribe"
+                if self.config.declares_resources() =>
+            {
+                let verb = method.trim_start_matches("resources/");
+                self.log(&format!("{verb} {}", params["uri"].as_str().unwrap_or("?")));
+                self.send_result(&id, json!({}));
+            }
             _ => self.send_error(
                 &id,
                 METHOD_NOT_FOUND,
@@ -770,7 +809,62 @@ impl Server {
         if self.config.declares_prompts() {
             capabilities["prompts"] = json!({"listChanged": true});
         }
+        if self.config.declares_resources() {
+            capabilities["resources"] = json!({"subscribe": true, "listChanged": true});
+        }
         capabilities
+    }
+
+    fn resources_list(&self, id: &Value, params: &Value) {
+        let mut resources: Vec<Value> = (0..self.config.resources.unwrap_or(0))
+            .map(|i| json!({"uri": format!("fault://item/{i}"), "name": format!("item_{i}"), "mimeType": "text/plain"}))
+            .collect();
+        if self.config.huge_resource.is_some() {
+            resources.push(json!({"uri": "fault://huge", "name": "huge"}));
+        }
+        if self.config.duplicate_entries {
+            resources.push(json!({"uri": "fault://item/0", "name": "item_0_again"}));
+        }
+        let page_size = self.config.page_size.unwrap_or(usize::MAX);
+        let offset = match params.get("cursor") {
+            None | Some(Value::Null) => 0,
+            Some(cursor) => match cursor.as_str().and_then(|c| c.parse::<usize>().ok()) {
+                Some(offset) if offset <= resources.len() => offset,
+                _ => {
+                    self.send_error(id, INVALID_PARAMS, &format!("invalid cursor: {cursor}"));
+                    return;
+                }
+            },
+        };
+        let end = offset.saturating_add(page_size).min(resources.len());
+        let mut result = json!({"resources": &resources[offset..end]});
+        if end < resources.len() {
+            result["nextCursor"] = json!(end.to_string());
+        }
+        self.send_result(id, result);
+    }
+
+    fn resources_read(&self, id: &Value, params: &Value) {
+        let uri = params["uri"].as_str().unwrap_or_default();
+        if let (Some(bytes), "fault://huge") = (self.config.huge_resource, uri) {
+            let text = "x".repeat(bytes);
+            self.send_result(
+                id,
+                json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": text}]}),
+            );
+            return;
+        }
+        let index = uri
+            .strip_prefix("fault://item/")
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|i| *i < self.config.resources.unwrap_or(0));
+        match index {
+            Some(i) => self.send_result(
+                id,
+                json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": format!("item {i}")}]}),
+            ),
+            None => self.send_error(id, -32002, &format!("resource not found: {uri}")),
+        }
     }
 
     /// Names of the prompts served now (`prompts:N`, plus `added_prompt` once added).
@@ -800,6 +894,12 @@ impl Server {
                 })
             })
             .collect();
+        let mut prompts = prompts;
+        if self.config.duplicate_entries && !prompts.is_empty() {
+            let mut again = prompts[0].clone();
+            again["description"] = json!("The prompt_0 prompt, again");
+            prompts.push(again);
+        }
         self.send_result(id, json!({"prompts": prompts}));
     }
 
