@@ -28,6 +28,7 @@ pub mod redact;
 pub mod reply;
 pub(crate) mod route;
 pub mod tool_def;
+pub mod upstream;
 pub mod watchdog;
 
 pub use app::{Gateway, StartOptions};

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{self, Backoff};
-use super::connection::{Connection, ReaderEnd, RequestError, RetryFn};
+use super::connection::{Connection, ReaderEnd, RequestError, RetryFn, ToClients};
 use super::process::{self, describe, SpawnError};
 use super::state::State;
 use super::ChildShared;
@@ -37,6 +37,7 @@ use crate::events::{EventKind, EventLog};
 use crate::front::registry::Sessions;
 use crate::logging::Level;
 use crate::tool_def;
+use crate::upstream::{self, Upstream};
 use crate::watchdog::Watchdog;
 
 /// The protocol version the gateway offers children (the initialize-handshake era).
@@ -74,6 +75,8 @@ pub(crate) struct TaskContext {
     pub retry: RetryFn,
     /// The client sessions: where log messages go, and the log level they want.
     pub sessions: Arc<Sessions>,
+    /// Where children's requests to a client (sampling, elicitation, roots) go.
+    pub upstream: Arc<Upstream>,
 }
 
 /// What the gateway hears from child tasks.
@@ -243,11 +246,17 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         shared.stats.clone(),
         tools_changed.clone(),
         shared.spec.max_message_size,
-        {
-            let (sessions, server) = (cx.sessions.clone(), name.clone());
-            Arc::new(move |params: &str| {
-                sessions.deliver_log(&server, params);
-            })
+        ToClients {
+            log: {
+                let (sessions, server) = (cx.sessions.clone(), name.clone());
+                Arc::new(move |params: &str| {
+                    sessions.deliver_log(&server, params);
+                })
+            },
+            requests: cx.upstream.clone(),
+            // The longest the gateway waits for this child's own answers: a request the child
+            // makes while serving a call cannot usefully outlive that call.
+            request_timeout: shared.spec.call_timeout,
         },
     );
     let (conn, tasks) = match started {
@@ -498,9 +507,11 @@ async fn handshake(
     conn: &Connection,
     cache: &CatalogCache,
 ) -> Result<bool, String> {
+    // The client capabilities the gateway really passes on (`upstream`): sampling,
+    // elicitation and roots requests go to a client session that declared them.
     let params = serde_json::json!({
         "protocolVersion": CHILD_PROTOCOL_VERSION,
-        "capabilities": {},
+        "capabilities": upstream::child_capabilities(),
         "clientInfo": { "name": "mcp-orchestra", "version": env!("CARGO_PKG_VERSION") },
     })
     .to_string();

@@ -2,7 +2,7 @@
 //! shared gateway (many sessions, stdio and Streamable HTTP) is built. A session is registered
 //! when it opens and removed when it ends; health lists them.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -41,6 +41,9 @@ pub struct SessionState {
     /// has listed them, and until then there is nothing to announce to it.
     served_tools: Mutex<Option<Arc<str>>>,
     served_prompts: Mutex<Option<Arc<str>>>,
+    /// It sent `notifications/initialized`: requests on a child's behalf may be sent to it
+    /// (MCP: none before that).
+    initialized: AtomicBool,
 }
 
 /// Which list a `list_changed` is about.
@@ -102,6 +105,19 @@ impl SessionState {
         }
     }
 
+    /// Where lines for this session go.
+    pub fn sink(&self) -> &FrontSink {
+        &self.sink
+    }
+
+    pub fn mark_initialized(&self) {
+        self.initialized.store(true, Ordering::Release);
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
+    }
+
     pub fn log_level(&self) -> Option<Level> {
         Level::from_u8(self.log_level.load(Ordering::Relaxed))
     }
@@ -144,6 +160,7 @@ impl Sessions {
             log_level: AtomicU8::new(0),
             served_tools: Mutex::new(None),
             served_prompts: Mutex::new(None),
+            initialized: AtomicBool::new(false),
         });
         self.lock().push(state.clone());
         state
