@@ -626,3 +626,50 @@ async fn python_sdk_sampling_callback_answers_through_the_gateway() {
     );
     orchestra_tests::procs::assert_none_left(&marker, Duration::from_secs(5)).await;
 }
+
+/// URL-mode elicitation goes only to a client that declared it; the child's
+/// `notifications/elicitation/complete` that follows reaches the session that was asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_elicitation_needs_the_url_mode_and_its_completion_follows() {
+    let config = format!("servers:\n{}", fault_with("f", "ask_tool", &[], ""));
+    let url_ask = json!({"method": "elicitation/create",
+        "params": {"mode": "url", "url": "https://example.com/consent", "message": "open it",
+                   "elicitationId": "el-4711"},
+        "notify_after": {"method": "notifications/elicitation/complete",
+                         "params": {"elicitationId": "el-4711"}}});
+
+    // Form mode only (`elicitation: {}`): refused at once, naming the missing mode.
+    let gw = client_with(&config, json!({"elicitation": {}}), true).await;
+    wait_ready(&gw, &["f"], STEP).await;
+    let refused = gw.call("f__ask", url_ask.clone()).await.expect("ask");
+    let error = &refused["structuredContent"]["response"]["error"];
+    assert_eq!(error["code"], -32601, "{refused}");
+    assert!(
+        error["message"].as_str().unwrap().contains("url mode"),
+        "{refused}"
+    );
+    finish(gw).await;
+
+    let mut gw = client_with(&config, json!({"elicitation": {"url": {}}}), true).await;
+    wait_ready(&gw, &["f"], STEP).await;
+    let call = gw
+        .send_request(
+            "tools/call",
+            json!({"name": "f__ask", "arguments": url_ask}),
+        )
+        .await;
+    let req = next_request(&mut gw, "elicitation/create").await;
+    assert_eq!(req["params"]["url"], "https://example.com/consent", "{req}");
+    answer(&gw, &req["id"], "result", json!({"action": "accept"})).await;
+    let done = gw
+        .next_notification("notifications/elicitation/complete", STEP)
+        .await
+        .expect("the completion reached the client");
+    assert_eq!(done["params"]["elicitationId"], "el-4711", "{done}");
+    let result = within(STEP, "ask's result", call).await.expect("answered");
+    assert_eq!(
+        result["result"]["structuredContent"]["response"]["result"]["action"], "accept",
+        "{result}"
+    );
+    finish(gw).await;
+}

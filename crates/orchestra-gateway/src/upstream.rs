@@ -25,7 +25,7 @@
 //! Not the hot path: nothing here is touched by `tools/call`; each request costs one table
 //! entry and one timer task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -142,6 +142,9 @@ impl Outstanding {
     }
 }
 
+/// How many URL-mode elicitations are remembered for their completion notification.
+const URL_ELICITATIONS_KEPT: usize = 64;
+
 /// The requests sent to clients on children's behalf, by (session, the gateway's id).
 pub struct Upstream {
     sessions: Arc<Sessions>,
@@ -149,6 +152,10 @@ pub struct Upstream {
     /// across sessions), never the child's and never reused.
     next_id: AtomicU64,
     outstanding: Mutex<HashMap<(SessionId, u64), Outstanding>>,
+    /// The last URL-mode elicitations sent, (server, elicitationId, session): the child's
+    /// `notifications/elicitation/complete` for one goes to the session that was asked. It
+    /// comes after the answer (the user finishes in a browser), so it outlives the request.
+    url_elicitations: Mutex<VecDeque<(Arc<str>, String, SessionId)>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -165,6 +172,7 @@ impl Upstream {
             sessions,
             next_id: AtomicU64::new(1),
             outstanding: Mutex::default(),
+            url_elicitations: Mutex::default(),
         })
     }
 
@@ -193,6 +201,9 @@ impl Upstream {
             method: method.to_owned(),
             why,
         })?;
+        if need == (Need::Elicitation { url: true }) {
+            self.remember_url_elicitation(server, params, session.id);
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let key = (session.id, id);
         let sink = session.sink().clone();
@@ -316,6 +327,53 @@ impl Upstream {
         }
     }
 
+    /// A child's `notifications/elicitation/complete` (`params` raw): passed to the session its
+    /// URL-mode elicitation went to; dropped when there is none (any more).
+    pub(crate) fn elicitation_complete(&self, server: &str, params: Option<Raw<'_>>) -> bool {
+        let Some(params) = params else { return false };
+        let Some(elicitation) = elicitation_id(params) else {
+            return false;
+        };
+        let session = self
+            .url_elicitations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(s, e, _)| **s == *server && *e == elicitation)
+            .map(|(_, _, session)| *session);
+        let Some(session) =
+            session.and_then(|id| self.sessions.list().into_iter().find(|s| s.id == id))
+        else {
+            return false;
+        };
+        let sink = session.sink();
+        sink.push(&jsonrpc::notification_line(
+            "notifications/elicitation/complete",
+            Some(params.get()),
+        ));
+        sink.flush();
+        true
+    }
+
+    fn remember_url_elicitation(
+        &self,
+        server: &Arc<str>,
+        params: Option<Raw<'_>>,
+        session: SessionId,
+    ) {
+        let Some(elicitation) = params.and_then(elicitation_id) else {
+            return;
+        };
+        let mut kept = self
+            .url_elicitations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if kept.len() == URL_ELICITATIONS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back((server.clone(), elicitation, session));
+    }
+
     /// How many requests to `session` are waiting for its answer (health).
     pub fn outstanding(&self, session: SessionId) -> usize {
         self.lock().keys().filter(|k| k.0 == session).count()
@@ -338,6 +396,18 @@ impl Upstream {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(SessionId, u64), Outstanding>> {
         self.outstanding.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The `elicitationId` in an elicitation's params (or its completion's).
+fn elicitation_id(params: Raw<'_>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        #[serde(rename = "elicitationId")]
+        elicitation_id: String,
+    }
+    serde_json::from_str::<Id>(params.get())
+        .ok()
+        .map(|i| i.elicitation_id)
 }
 
 /// The error for a request the gateway does not pass on.

@@ -865,6 +865,14 @@ fn on_notification(
             let found = conn.clients.requests.cancelled_by_child(conn, env.params);
             tracing::debug!(server = %conn.server, found, "the child cancelled a request of its own to a client");
         }
+        // A URL-mode elicitation finished: the session it was sent to is told.
+        Some("notifications/elicitation/complete") => {
+            let found = conn
+                .clients
+                .requests
+                .elicitation_complete(&conn.server, env.params);
+            tracing::debug!(server = %conn.server, found, "the child finished a URL elicitation");
+        }
         Some("notifications/message") => {
             let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
             tracing::debug!(server = %conn.server, params, "child log message");

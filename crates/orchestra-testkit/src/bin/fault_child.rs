@@ -127,7 +127,9 @@
 //!   (the response, when it comes, is only logged); otherwise waits (on its own
 //!   thread; a cancelled call stops waiting) for the response and answers with
 //!   it: text = the response as JSON, `structuredContent.response` = the
-//!   response. Every response is logged to `FAULT_LOG` as `response <id> <json>`.
+//!   response; with `notify_after: {method, params}`, that notification is sent
+//!   once the response is in, before the answer. Every response is logged to
+//!   `FAULT_LOG` as `response <id> <json>`.
 //! * `log_notifications` — append `notification <method>` to `FAULT_LOG` for
 //!   every notification received.
 
@@ -892,6 +894,7 @@ impl Server {
                     "wait": {"type": "boolean"},
                     "crash_after_ms": {"type": "integer"},
                     "cancel_after_ms": {"type": "integer"},
+                    "notify_after": {"type": "object"},
                 }),
                 &["method"],
             ));
@@ -1076,12 +1079,20 @@ impl Server {
             self.finish_call(&id, Ok(text_result(&format!("sent {}", id_text(&ask_id)))));
             return;
         }
-        self.spawn_cancellable(id, move |_, cancelled| loop {
+        let notify_after = args.get("notify_after").cloned();
+        self.spawn_cancellable(id, move |server, cancelled| loop {
             if cancelled.load(Ordering::SeqCst) {
                 return None;
             }
             match rx.recv_timeout(Duration::from_millis(5)) {
                 Ok(response) => {
+                    if let Some(n) = &notify_after {
+                        let mut notification = json!({"jsonrpc": "2.0", "method": n["method"]});
+                        if let Some(params) = n.get("params") {
+                            notification["params"] = params.clone();
+                        }
+                        server.send(&notification);
+                    }
                     let mut result = text_result(&response.to_string());
                     result["structuredContent"] = json!({"response": response});
                     return Some(result);
