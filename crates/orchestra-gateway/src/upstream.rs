@@ -248,6 +248,8 @@ impl Upstream {
         let Some(child) = entry.child.upgrade().filter(|c| !c.is_closed()) else {
             return;
         };
+        // A client that writes both (invalid JSON-RPC) is taken at its result: an error here
+        // would tell the child less than the client did.
         let line = match (env.result, env.error) {
             (Some(result), _) => jsonrpc::response_line(&entry.child_id, result.get()),
             (None, Some(error)) => jsonrpc::error_line(&entry.child_id, error.get()),
