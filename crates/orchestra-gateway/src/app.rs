@@ -27,6 +27,7 @@ use crate::prompts::{PromptCatalog, ServerPrompts};
 use crate::redact::Redactor;
 use crate::reply::SessionId;
 use crate::resources::{ResourceCatalog, ServerResources};
+use crate::upstream::Upstream;
 use crate::watchdog::Watchdog;
 
 /// A server's own instructions are cut to this many bytes in the gateway's (one verbose child
@@ -85,6 +86,8 @@ struct Inner {
     local: LocalTools,
     /// The client sessions being served.
     sessions: Arc<Sessions>,
+    /// Children's requests sent to client sessions and not yet answered.
+    upstream: Arc<Upstream>,
     /// The level children were last set to (0: none).
     applied_log_level: std::sync::atomic::AtomicU8,
 }
@@ -142,6 +145,8 @@ impl Gateway {
         }
         let generation = Arc::new(AtomicU64::new(1));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let sessions: Arc<Sessions> = Arc::default();
+        let upstream = Upstream::new(sessions.clone());
         let gw = Gateway {
             inner: Arc::new(Inner {
                 catalog: RwLock::new(Arc::new(BuiltCatalog {
@@ -161,7 +166,8 @@ impl Gateway {
                 parked: dashmap::DashMap::new(),
                 log: Arc::new(EventLog::new(redactor)),
                 local: options.local_tools.clone(),
-                sessions: Arc::default(),
+                sessions,
+                upstream,
                 applied_log_level: Default::default(),
                 children,
                 config,
@@ -190,6 +196,7 @@ impl Gateway {
             cache: options.catalog_cache.clone(),
             retry,
             sessions: gw.inner.sessions.clone(),
+            upstream: gw.inner.upstream.clone(),
         };
         for child in &gw.inner.children {
             gw.inner
@@ -349,6 +356,11 @@ impl Gateway {
     /// The client sessions being served.
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions
+    }
+
+    /// Children's requests waiting for a client's answer (sampling, elicitation, roots).
+    pub fn upstream(&self) -> &Upstream {
+        &self.inner.upstream
     }
 
     /// The gateway's own tools.

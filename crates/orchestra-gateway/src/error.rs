@@ -28,6 +28,12 @@ pub mod code {
     pub const SERVER_OVERLOADED: i64 = -31006;
     /// The server answered with something that is not a valid JSON-RPC response.
     pub const INVALID_RESPONSE: i64 = -31007;
+    /// To a child: the client session its request was sent to closed before answering.
+    pub const CLIENT_CLOSED: i64 = -31008;
+    /// To a child: the client did not answer its request in time. The one use of -32001: the
+    /// child's SDK reads it as its own request timing out (TypeScript `RequestTimeout`), which
+    /// is what happened; the client was sent `notifications/cancelled`.
+    pub const CLIENT_TIMEOUT: i64 = -32001;
 }
 
 /// Why a request could not be served.
@@ -100,6 +106,15 @@ pub enum GatewayError {
         tool: String,
         reason: &'static str,
     },
+    /// A child's request to a client (sampling, elicitation, roots) that no session can answer.
+    #[error("no connected client can answer {method}: {why}")]
+    NoClientFor { method: String, why: String },
+    #[error(
+        "the client did not answer {method} within {after:?}; it was sent notifications/cancelled"
+    )]
+    ClientTimeout { method: String, after: Duration },
+    #[error("the client session {session} closed before answering {method}")]
+    ClientClosed { method: String, session: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -110,7 +125,9 @@ impl GatewayError {
         match self {
             GatewayError::Parse(_) => code::PARSE_ERROR,
             GatewayError::InvalidRequest(_) => code::INVALID_REQUEST,
-            GatewayError::MethodNotFound(_) => code::METHOD_NOT_FOUND,
+            GatewayError::MethodNotFound(_) | GatewayError::NoClientFor { .. } => {
+                code::METHOD_NOT_FOUND
+            }
             GatewayError::InvalidParams(_)
             | GatewayError::UnknownTool { .. }
             | GatewayError::UnknownPrompt { .. } => code::INVALID_PARAMS,
@@ -123,6 +140,8 @@ impl GatewayError {
             GatewayError::Overloaded { .. } => code::SERVER_OVERLOADED,
             GatewayError::ResponseTooLarge { .. } => code::RESPONSE_TOO_LARGE,
             GatewayError::InvalidResponse { .. } => code::INVALID_RESPONSE,
+            GatewayError::ClientTimeout { .. } => code::CLIENT_TIMEOUT,
+            GatewayError::ClientClosed { .. } => code::CLIENT_CLOSED,
             GatewayError::Internal(_) => code::INTERNAL_ERROR,
         }
     }

@@ -70,7 +70,12 @@ pub fn report(gw: &Gateway) -> Value {
             "tools_exposed": catalog.len(),
         },
         "servers": servers,
-        "sessions": gw.sessions().list().iter().map(|s| s.report()).collect::<Vec<_>>(),
+        "sessions": gw.sessions().list().iter().map(|s| {
+            let mut report = s.report();
+            // Children's requests (sampling, elicitation, roots) waiting for its answer.
+            report["server_requests"] = json!(gw.upstream().outstanding(s.id));
+            report
+        }).collect::<Vec<_>>(),
         "domains": domains,
         "renamed_tools": catalog.renamed(),
         "events": gw.events().recent(RECENT_EVENTS),
@@ -361,6 +366,7 @@ fn output_schema() -> Value {
                 "capabilities": {},
                 "log_level": nullable("string"),
                 "subscriptions": { "type": "integer" },
+                "server_requests": { "type": "integer" },
             },
         },
     });

@@ -31,6 +31,7 @@ pub mod resource_uri;
 pub mod resources;
 pub(crate) mod route;
 pub mod tool_def;
+pub mod upstream;
 pub mod watchdog;
 
 pub use app::{Gateway, StartOptions};

@@ -26,6 +26,7 @@ use crate::jsonrpc::framing::{Frame, LineReader};
 use crate::jsonrpc::{self, peek, CallParams, Envelope, Kind};
 use crate::outbox::{Outbox, Overflow, PushError};
 use crate::reply::SessionId;
+use crate::upstream::{self, Upstream};
 
 /// Bytes queued toward a child before calls are refused as "overloaded".
 const INPUT_LIMIT: usize = 16 * 1024 * 1024;
@@ -58,6 +59,16 @@ pub enum Notice {
 /// Where a child's session-bound notifications go (with their params, raw): the gateway's
 /// sessions.
 pub type NoticeSink = Arc<dyn Fn(Notice, &str) + Send + Sync>;
+
+/// How a child reaches the clients: its log messages and resource updates, and its requests
+/// to a client (sampling, elicitation, roots; see `upstream`).
+#[derive(Clone)]
+pub struct ToClients {
+    pub notices: NoticeSink,
+    pub requests: Arc<Upstream>,
+    /// How long a client may take to answer one of this child's requests.
+    pub request_timeout: Duration,
+}
 
 /// Sends a [`Retry`] again (provided by the gateway, which knows the routes).
 pub type RetryFn = Arc<dyn Fn(Retry) + Send + Sync>;
@@ -230,8 +241,8 @@ pub struct Connection {
     sweeper_at: AtomicU64,
     epoch: Instant,
     stats: Arc<Stats>,
-    /// Where the child's log messages and resource updates go.
-    on_notice: NoticeSink,
+    /// Where the child's log messages, resource updates and requests to a client go.
+    clients: ToClients,
     /// Set by the child's prompts and resources `list_changed` (one permit each: coalesced);
     /// the owning task lists them again. Per connection, as the lists are per child life.
     lists_changed: [Notify; 2],
@@ -251,7 +262,7 @@ impl Connection {
         stats: Arc<Stats>,
         tools_changed: Arc<Notify>,
         max_message: usize,
-        on_notice: NoticeSink,
+        clients: ToClients,
     ) -> std::io::Result<(Arc<Self>, ConnectionTasks)> {
         let input = Outbox::new(
             pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
@@ -259,7 +270,7 @@ impl Connection {
             Overflow::Refuse,
         );
         let conn = Arc::new(Self {
-            on_notice,
+            clients,
             server,
             input,
             pending: Mutex::new(PendingTable::default()),
@@ -447,6 +458,11 @@ impl Connection {
     /// instead (fault matrix A2).
     pub async fn close(&self, why: impl Fn(bool) -> GatewayError, retry: Option<&RetryFn>) {
         self.closed.store(true, Ordering::Release);
+        // Its requests to clients are withdrawn (the reason names the server); late answers
+        // are dropped.
+        self.clients
+            .requests
+            .child_closed(self, &why(true).to_string());
         let drained: Vec<(u64, Pending)> = self.lock().drain();
         let written = self.input.written_id();
         let mut unsent = match retry {
@@ -504,6 +520,35 @@ impl Connection {
             .values()
             .filter(|p| matches!(p, Pending::Call { .. }))
             .count()
+    }
+
+    /// The sessions whose calls this child holds, newest call first (each once): whose call
+    /// a request from the child most likely serves.
+    pub(crate) fn callers_newest_first(&self) -> Vec<SessionId> {
+        let mut calls: Vec<(u64, SessionId)> = self
+            .lock()
+            .by_id
+            .iter()
+            .filter_map(|(id, p)| match p {
+                Pending::Call { session, .. } => Some((*id, *session)),
+                Pending::Internal(_) => None,
+            })
+            .collect();
+        calls.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
+        let mut sessions: Vec<SessionId> = Vec::with_capacity(calls.len());
+        for (_, s) in calls {
+            if !sessions.contains(&s) {
+                sessions.push(s);
+            }
+        }
+        sessions
+    }
+
+    /// Writes one whole line (the gateway's answer to a request of the child's) at once.
+    pub(crate) fn send_line(&self, line: &[u8]) {
+        if self.input.push(line).is_ok() {
+            self.input.flush();
+        }
     }
 
     fn unavailable(&self) -> GatewayError {
@@ -648,7 +693,7 @@ fn touch(touched: &mut Vec<FrontSink>, sink: &FrontSink) {
 }
 
 fn handle_line(
-    conn: &Connection,
+    conn: &Arc<Connection>,
     line: &[u8],
     tools_changed: &Notify,
     touched: &mut Vec<FrontSink>,
@@ -859,14 +904,27 @@ fn on_notification(
         Some("notifications/resources/list_changed") => {
             conn.list_changed(Feature::Resources).notify_one()
         }
+        // The child withdrew one of its own requests to a client: the session it went to is told.
+        Some("notifications/cancelled") => {
+            let found = conn.clients.requests.cancelled_by_child(conn, env.params);
+            tracing::debug!(server = %conn.server, found, "the child cancelled a request of its own to a client");
+        }
+        // A URL-mode elicitation finished: the session it was sent to is told.
+        Some("notifications/elicitation/complete") => {
+            let found = conn
+                .clients
+                .requests
+                .elicitation_complete(&conn.server, env.params);
+            tracing::debug!(server = %conn.server, found, "the child finished a URL elicitation");
+        }
         Some("notifications/message") => {
             let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
             tracing::debug!(server = %conn.server, params, "child log message");
-            (conn.on_notice)(Notice::Log, params);
+            (conn.clients.notices)(Notice::Log, params);
         }
         Some("notifications/resources/updated") => {
             let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
-            (conn.on_notice)(Notice::ResourceUpdated, params);
+            (conn.clients.notices)(Notice::ResourceUpdated, params);
         }
         Some(other) => {
             tracing::debug!(server = %conn.server, method = other, "ignored a notification from the child")
@@ -875,22 +933,36 @@ fn on_notification(
     }
 }
 
-fn on_request(conn: &Connection, env: &Envelope<'_>) {
+/// A request from the child: sampling, elicitation and roots go to a client session
+/// (`upstream`), which answers later; anything else is answered here at once.
+fn on_request(conn: &Arc<Connection>, env: &Envelope<'_>) {
     let Some(id) = env.id else { return };
-    let line = match env.method.as_deref() {
-        Some("ping") => jsonrpc::response_line(id.get(), "{}"),
-        Some(method) => {
-            tracing::debug!(server = %conn.server, method, "refused a request from the child");
-            let err = GatewayError::MethodNotFound(format!(
-                "{method}: mcp-orchestra does not pass server-to-client requests to the client"
-            ));
-            jsonrpc::error_line(id.get(), &err.to_wire())
-        }
-        None => return,
+    let Some(method) = env.method.as_deref() else {
+        return;
     };
-    if conn.input.push(&line).is_ok() {
-        conn.input.flush();
-    }
+    let refused = match method {
+        // The gateway is the child's peer (its MCP client), so it answers the child's liveness
+        // check itself: whether the child thinks its client is alive must not depend on any
+        // one client session, nor wait for one.
+        "ping" => return conn.send_line(&jsonrpc::response_line(id.get(), "{}")),
+        m if upstream::forwards(m) => {
+            let c = &conn.clients;
+            match c.requests.forward(
+                conn,
+                &conn.server,
+                id.get(),
+                m,
+                env.params,
+                c.request_timeout,
+            ) {
+                Ok(()) => return,
+                Err(e) => e,
+            }
+        }
+        other => upstream::not_passed_on(other),
+    };
+    tracing::debug!(server = %conn.server, method, error = %refused, "refused a request from the child");
+    conn.send_line(&jsonrpc::error_line(id.get(), &refused.to_wire()));
 }
 
 /// Sleeps until the earliest call deadline, answers expired calls, repeats. Ends with the
@@ -1024,7 +1096,11 @@ mod tests {
             Arc::new(Stats::default()),
             Arc::new(Notify::new()),
             1 << 20,
-            Arc::new(|_: super::Notice, _: &str| {}),
+            ToClients {
+                notices: Arc::new(|_: super::Notice, _: &str| {}),
+                requests: Upstream::new(Arc::default()),
+                request_timeout: Duration::from_secs(30),
+            },
         )
         .expect("connection");
         (conn, child)

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{self, Backoff};
-use super::connection::{Connection, Notice, ReaderEnd, RequestError, RetryFn};
+use super::connection::{Connection, Notice, ReaderEnd, RequestError, RetryFn, ToClients};
 use super::lists::{self, Feature, ListError};
 use super::process::{self, describe, SpawnError};
 use super::state::State;
@@ -38,6 +38,7 @@ use crate::events::{EventKind, EventLog};
 use crate::front::registry::Sessions;
 use crate::logging::Level;
 use crate::tool_def;
+use crate::upstream::{self, Upstream};
 use crate::watchdog::Watchdog;
 
 /// The protocol version the gateway offers children (the initialize-handshake era).
@@ -75,6 +76,8 @@ pub(crate) struct TaskContext {
     pub retry: RetryFn,
     /// The client sessions: where log messages go, and the log level they want.
     pub sessions: Arc<Sessions>,
+    /// Where children's requests to a client (sampling, elicitation, roots) go.
+    pub upstream: Arc<Upstream>,
 }
 
 /// What the gateway hears from child tasks.
@@ -244,16 +247,22 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         shared.stats.clone(),
         tools_changed.clone(),
         shared.spec.max_message_size,
-        {
-            let (sessions, server, index) = (cx.sessions.clone(), name.clone(), shared.index);
-            Arc::new(move |notice: Notice, params: &str| match notice {
-                Notice::Log => {
-                    sessions.deliver_log(&server, params);
-                }
-                Notice::ResourceUpdated => {
-                    sessions.deliver_resource_updated(index, params);
-                }
-            })
+        ToClients {
+            notices: {
+                let (sessions, server, index) = (cx.sessions.clone(), name.clone(), shared.index);
+                Arc::new(move |notice: Notice, params: &str| match notice {
+                    Notice::Log => {
+                        sessions.deliver_log(&server, params);
+                    }
+                    Notice::ResourceUpdated => {
+                        sessions.deliver_resource_updated(index, params);
+                    }
+                })
+            },
+            requests: cx.upstream.clone(),
+            // The longest the gateway waits for this child's own answers: a request the child
+            // makes while serving a call cannot usefully outlive that call.
+            request_timeout: shared.spec.call_timeout,
         },
     );
     let (conn, tasks) = match started {
@@ -507,9 +516,11 @@ async fn handshake(
     conn: &Connection,
     cache: &CatalogCache,
 ) -> Result<Vec<Feature>, String> {
+    // The client capabilities the gateway really passes on (`upstream`): sampling,
+    // elicitation and roots requests go to a client session that declared them.
     let params = serde_json::json!({
         "protocolVersion": CHILD_PROTOCOL_VERSION,
-        "capabilities": {},
+        "capabilities": upstream::child_capabilities(),
         "clientInfo": { "name": "mcp-orchestra", "version": env!("CARGO_PKG_VERSION") },
     })
     .to_string();

@@ -2,7 +2,7 @@
 //! shared gateway (many sessions, stdio and Streamable HTTP) is built. A session is registered
 //! when it opens and removed when it ends; health lists them.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -49,6 +49,9 @@ pub struct SessionState {
     /// Its resource subscriptions: (server index, the child's URI) → the URI it subscribed
     /// with (what its `notifications/resources/updated` must name).
     subscriptions: Mutex<Subscriptions>,
+    /// It sent `notifications/initialized`: requests on a child's behalf may be sent to it
+    /// (MCP: none before that).
+    initialized: AtomicBool,
 }
 
 impl SessionState {
@@ -118,6 +121,19 @@ impl SessionState {
             .cloned()
     }
 
+    /// Where lines for this session go.
+    pub fn sink(&self) -> &FrontSink {
+        &self.sink
+    }
+
+    pub fn mark_initialized(&self) {
+        self.initialized.store(true, Ordering::Release);
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
+    }
+
     pub fn log_level(&self) -> Option<Level> {
         Level::from_u8(self.log_level.load(Ordering::Relaxed))
     }
@@ -161,6 +177,7 @@ impl Sessions {
             log_level: AtomicU8::new(0),
             served: Default::default(),
             subscriptions: Mutex::default(),
+            initialized: AtomicBool::new(false),
         });
         self.lock().push(state.clone());
         state

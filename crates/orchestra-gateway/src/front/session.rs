@@ -101,8 +101,8 @@ impl Session {
             Kind::Notification => {
                 self.notification(env.method.as_deref().unwrap_or_default(), env.params)
             }
-            // We send the client no requests, so there is nothing to match a response to.
-            Kind::Response => tracing::debug!("ignored a response from the client"),
+            // An answer to a request sent on a child's behalf (sampling, elicitation, roots).
+            Kind::Response => self.gw.upstream().answer(self.state.id, &env),
             Kind::Invalid => {
                 let id = env.reply_id();
                 self.reply_err(
@@ -178,8 +178,24 @@ impl Session {
 
     fn notification(&self, method: &str, params: Option<jsonrpc::Raw<'_>>) {
         match method {
-            // Nothing waits for it: list_changed is sent only after the client has listed.
-            "notifications/initialized" => {}
+            // list_changed is sent only after the client has listed, so nothing else waits for
+            // it; requests on a child's behalf may go to the session from now on. A client
+            // with roots may be what a child asked for earlier, when no session could answer:
+            // the children are told the roots changed, so that they ask again.
+            "notifications/initialized" => {
+                self.state.mark_initialized();
+                let roots = self
+                    .state
+                    .negotiated()
+                    .capabilities
+                    .is_some_and(|c| c.get("roots").is_some_and(|r| !r.is_null()));
+                if roots {
+                    crate::upstream::roots_changed(self.gw.children());
+                }
+            }
+            "notifications/roots/list_changed" => {
+                crate::upstream::roots_changed(self.gw.children())
+            }
             "notifications/cancelled" => {
                 #[derive(serde::Deserialize)]
                 struct Cancelled<'a> {
@@ -325,5 +341,7 @@ impl Drop for Session {
         if let Some(state) = self.gw.sessions().close(self.state.id) {
             super::resources::end_subscriptions(&self.gw, &state);
         }
+        // Children waiting for this client's answers are told at once.
+        self.gw.upstream().session_closed(self.state.id);
     }
 }

@@ -128,6 +128,21 @@
 //!   `resources/read` of `fault://huge` answers one text content of BYTES `x`s.
 //! * `duplicate_entries` — `resources/list` also lists `fault://item/0` a second
 //!   time (named `item_0_again`), and `prompts/list` repeats `prompt_0`.
+//! * `ask_tool` — also expose the tool `ask {method, params?, wait?,
+//!   crash_after_ms?, cancel_after_ms?}`: it sends the client the request
+//!   `method` (with `params`) under the id `ask-N` (N counts from 1), then:
+//!   with `crash_after_ms`, sleeps that long and exits with code 3 (dying with
+//!   the request outstanding); with `cancel_after_ms`, sleeps that long, sends
+//!   `notifications/cancelled` for `ask-N` (reason `changed my mind`) and
+//!   answers `cancelled ask-N`; with `wait: false`, answers `sent ask-N` at once
+//!   (the response, when it comes, is only logged); otherwise waits (on its own
+//!   thread; a cancelled call stops waiting) for the response and answers with
+//!   it: text = the response as JSON, `structuredContent.response` = the
+//!   response; with `notify_after: {method, params}`, that notification is sent
+//!   once the response is in, before the answer. Every response is logged to
+//!   `FAULT_LOG` as `response <id> <json>`.
+//! * `log_notifications` — append `notification <method>` to `FAULT_LOG` for
+//!   every notification received.
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -137,7 +152,7 @@ use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -193,6 +208,8 @@ struct Config {
     resources: Option<usize>,
     huge_resource: Option<usize>,
     duplicate_entries: bool,
+    ask_tool: bool,
+    log_notifications: bool,
 }
 
 impl Config {
@@ -265,6 +282,8 @@ impl Config {
             "resources" => self.resources = Some(parse_value(name, value)?),
             "huge_resource" => self.huge_resource = Some(parse_value(name, value)?),
             "duplicate_entries" => self.duplicate_entries = flag(name, value)?,
+            "ask_tool" => self.ask_tool = flag(name, value)?,
+            "log_notifications" => self.log_notifications = flag(name, value)?,
             "page_size" => {
                 let size: usize = parse_value(name, value)?;
                 if size == 0 {
@@ -323,6 +342,7 @@ enum Tool {
     Crash,
     Progress,
     Huge,
+    Ask,
 }
 
 type CallOutcome = Result<Value, (i64, String)>;
@@ -590,6 +610,10 @@ struct Server {
     tools_added: AtomicBool,
     prompts_added: AtomicBool,
     in_flight: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// `ask` requests sent to the client so far.
+    asks: AtomicU64,
+    /// Calls of `ask` waiting for the client's response, by request id key.
+    ask_waiters: Mutex<HashMap<String, mpsc::Sender<Value>>>,
 }
 
 impl Server {
@@ -604,6 +628,8 @@ impl Server {
             tools_added: AtomicBool::new(false),
             prompts_added: AtomicBool::new(false),
             in_flight: Mutex::new(HashMap::new()),
+            asks: AtomicU64::new(0),
+            ask_waiters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -706,7 +732,17 @@ impl Server {
         match (message["method"].as_str(), message.get("id")) {
             (Some(method), Some(id)) => self.handle_request(method, id.clone(), params),
             (Some(method), None) => self.handle_notification(method, &params),
-            (None, Some(id)) => self.log(&format!("response {} {message}", id_text(id))),
+            (None, Some(id)) => {
+                self.log(&format!("response {} {message}", id_text(id)));
+                let waiter = self
+                    .ask_waiters
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&id_key(id));
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(message);
+                }
+            }
             (None, None) => eprintln!("fault-child: ignoring message without method: {message}"),
         }
     }
@@ -751,6 +787,9 @@ impl Server {
     }
 
     fn handle_notification(&self, method: &str, params: &Value) {
+        if self.config.log_notifications {
+            self.log(&format!("notification {method}"));
+        }
         match method {
             "notifications/initialized" => {
                 if let Some(method) = &self.config.server_request {
@@ -945,6 +984,21 @@ impl Server {
         if self.config.bad_tools {
             tools.extend(bad_tool_defs());
         }
+        if self.config.ask_tool {
+            tools.push(tool_def(
+                "ask",
+                "Send the client a request and answer with its response",
+                json!({
+                    "method": {"type": "string"},
+                    "params": {"type": "object"},
+                    "wait": {"type": "boolean"},
+                    "crash_after_ms": {"type": "integer"},
+                    "cancel_after_ms": {"type": "integer"},
+                    "notify_after": {"type": "object"},
+                }),
+                &["method"],
+            ));
+        }
         tools
     }
 
@@ -996,8 +1050,10 @@ impl Server {
             || (self.config.bad_tools && BAD_TOOL_NAMES.contains(&name));
         let added = name == "added_later" && self.tools_added.load(Ordering::SeqCst);
         let huge = (name == "huge" && self.config.huge_result.is_some()).then_some(Tool::Huge);
+        let ask = (name == "ask" && self.config.ask_tool).then_some(Tool::Ask);
         builtin
             .or(huge)
+            .or(ask)
             .or((extra || named || added).then_some(Tool::Echo))
     }
 
@@ -1078,7 +1134,73 @@ impl Server {
                     server.run_progress(&args, token.as_ref(), cancelled)
                 });
             }
+            Tool::Ask => self.ask(id, &args),
         }
+    }
+
+    /// The `ask` tool: a request to the client, then what its arguments say (see the header).
+    fn ask(self: &Arc<Self>, id: Value, args: &Value) {
+        let n = self.asks.fetch_add(1, Ordering::SeqCst) + 1;
+        let ask_id = json!(format!("ask-{n}"));
+        let method = args["method"].as_str().unwrap_or_default();
+        let mut request = json!({"jsonrpc": "2.0", "id": ask_id, "method": method});
+        if let Some(params) = args.get("params") {
+            request["params"] = params.clone();
+        }
+        let wait = args["wait"].as_bool().unwrap_or(true)
+            && args.get("crash_after_ms").is_none()
+            && args.get("cancel_after_ms").is_none();
+        let (tx, rx) = mpsc::channel();
+        if wait {
+            self.ask_waiters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id_key(&ask_id), tx);
+        }
+        self.send(&request);
+        if let Some(ms) = args["crash_after_ms"].as_u64() {
+            thread::sleep(Duration::from_millis(ms));
+            exit_with(3, "ask: dying before the client's answer");
+        }
+        if let Some(ms) = args["cancel_after_ms"].as_u64() {
+            thread::sleep(Duration::from_millis(ms));
+            self.send(&json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": ask_id, "reason": "changed my mind"},
+            }));
+            self.finish_call(
+                &id,
+                Ok(text_result(&format!("cancelled {}", id_text(&ask_id)))),
+            );
+            return;
+        }
+        if !wait {
+            self.finish_call(&id, Ok(text_result(&format!("sent {}", id_text(&ask_id)))));
+            return;
+        }
+        let notify_after = args.get("notify_after").cloned();
+        self.spawn_cancellable(id, move |server, cancelled| loop {
+            if cancelled.load(Ordering::SeqCst) {
+                return None;
+            }
+            match rx.recv_timeout(Duration::from_millis(5)) {
+                Ok(response) => {
+                    if let Some(n) = &notify_after {
+                        let mut notification = json!({"jsonrpc": "2.0", "method": n["method"]});
+                        if let Some(params) = n.get("params") {
+                            notification["params"] = params.clone();
+                        }
+                        server.send(&notification);
+                    }
+                    let mut result = text_result(&response.to_string());
+                    result["structuredContent"] = json!({"response": response});
+                    return Some(result);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        });
     }
 
     /// Faults that fire on the first `tools/call` only, before it is answered.
