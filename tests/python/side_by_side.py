@@ -33,6 +33,7 @@ import re
 import sys
 import traceback
 import warnings
+from datetime import timedelta
 
 import anyio
 from mcp import StdioServerParameters, types
@@ -94,7 +95,9 @@ class Exposed:
 
     def child_name(self, exposed_name: str) -> str:
         prefix = f"{self.server}__"
-        return exposed_name[len(prefix) :] if self.server and exposed_name.startswith(prefix) else exposed_name
+        if self.server and exposed_name.startswith(prefix):
+            return exposed_name[len(prefix) :]
+        return exposed_name
 
     def is_servers(self, exposed_name: str) -> bool:
         """Whether a listed name is the server's: the gateway lists its own tools (its
@@ -195,7 +198,7 @@ class Inbox:
     def __init__(self):
         self.notifications: list[dict] = []  # {"method", "params"}
         self.logs: list[dict] = []  # LoggingMessageNotificationParams as JSON
-        self.requests: list[str] = []  # server→client request methods, in order
+        self.requests: list[dict] = []  # server→client requests answered: {"method", "params"}
 
     async def on_message(self, message) -> None:
         if isinstance(message, Exception):
@@ -210,15 +213,15 @@ class Inbox:
         self.logs.append(dump(params))
 
     async def on_sampling(self, context, params):
-        self.requests.append("sampling/createMessage")
+        self.requests.append({"method": "sampling/createMessage", "params": dump(params)})
         return types.CreateMessageResult.model_validate(SAMPLING_ANSWER)
 
     async def on_elicitation(self, context, params):
-        self.requests.append("elicitation/create")
+        self.requests.append({"method": "elicitation/create", "params": dump(params)})
         return types.ElicitResult.model_validate({"action": "accept", "content": ELICITATION_CONTENT})
 
     async def on_roots(self, context):
-        self.requests.append("roots/list")
+        self.requests.append({"method": "roots/list"})
         return types.ListRootsResult.model_validate({"roots": ROOTS})
 
     async def wait_for(self, pred, limit: float = NOTIFICATION_WAIT) -> bool:
@@ -282,7 +285,9 @@ def scenarios(c, x: Exposed, inbox: Inbox):
         async def on_progress(progress, total, message):
             seen.append({"progress": progress, "total": total, "message": message})
 
-        result = await call("trigger-long-running-operation", {"duration": 1, "steps": 3}, progress_callback=on_progress)
+        result = await call(
+            "trigger-long-running-operation", {"duration": 1, "steps": 3}, progress_callback=on_progress
+        )
         return {"result": result, "progress": seen}
 
     async def prompts_list():
@@ -302,7 +307,9 @@ def scenarios(c, x: Exposed, inbox: Inbox):
 
     async def complete_prompt():
         return {
-            "department_E": await complete(prompt_ref("completable-prompt"), {"name": "department", "value": "E"}),
+            "department_E": await complete(
+                prompt_ref("completable-prompt"), {"name": "department", "value": "E"}
+            ),
             "name_in_Sales": await complete(
                 prompt_ref("completable-prompt"), {"name": "name", "value": ""}, {"department": "Sales"}
             ),
@@ -387,7 +394,9 @@ def scenarios(c, x: Exposed, inbox: Inbox):
         simulated = re.compile(r"^(\w+)[- ]level[- ]message", re.IGNORECASE)
 
         def messages():
-            return [m for m in inbox.logs[start:] if isinstance(m.get("data"), str) and simulated.match(m["data"])]
+            return [
+                m for m in inbox.logs[start:] if isinstance(m.get("data"), str) and simulated.match(m["data"])
+            ]
 
         toggled_on = await call("toggle-simulated-logging")
         got = await inbox.wait_for(lambda: messages())
@@ -409,14 +418,14 @@ def scenarios(c, x: Exposed, inbox: Inbox):
         }
 
     async def sampling():
-        before = list(inbox.requests)
+        before = len(inbox.requests)
         result = await call("trigger-sampling-request", {"prompt": "Say something fixed.", "maxTokens": 20})
-        return {"result": result, "asked": inbox.requests[len(before) :]}
+        return {"result": result, "asked": inbox.requests[before:]}
 
     async def elicitation():
-        before = list(inbox.requests)
+        before = len(inbox.requests)
         result = await call("trigger-elicitation-request")
-        return {"result": result, "asked": inbox.requests[len(before) :]}
+        return {"result": result, "asked": inbox.requests[before:]}
 
     async def roots():
         # server-everything asks for the roots 350 ms after `initialize` (and caches them),
@@ -425,7 +434,7 @@ def scenarios(c, x: Exposed, inbox: Inbox):
         await inbox.wait_for(lambda: logged(0, r"^Roots updated"))
         return {
             "result": result,
-            "asked_for_roots": "roots/list" in inbox.requests,
+            "asked_for_roots": any(r["method"] == "roots/list" for r in inbox.requests),
             "logged": logged(0, r"^Roots updated"),
         }
 
@@ -439,13 +448,19 @@ def scenarios(c, x: Exposed, inbox: Inbox):
         ("tool_get_sum", lambda: call("get-sum", {"a": 19, "b": 23.5})),
         ("tool_get_structured_content", lambda: call("get-structured-content", {"location": "Chicago"})),
         ("tool_get_resource_links", lambda: call("get-resource-links", {"count": 4})),
-        ("tool_get_resource_reference", lambda: call("get-resource-reference", {"resourceType": "Blob", "resourceId": 5})),
+        (
+            "tool_get_resource_reference",
+            lambda: call("get-resource-reference", {"resourceType": "Blob", "resourceId": 5}),
+        ),
         ("tool_invalid_arguments", lambda: call("get-sum", {"a": "nineteen", "b": 1})),
         ("tool_long_running", tool_long_running),
         ("prompts_list", prompts_list),
         ("prompt_simple", lambda: get_prompt("simple-prompt")),
         ("prompt_args", lambda: get_prompt("args-prompt", {"city": "Lyon", "state": "Rhône"})),
-        ("prompt_resource", lambda: get_prompt("resource-prompt", {"resourceType": "Text", "resourceId": "4"})),
+        (
+            "prompt_resource",
+            lambda: get_prompt("resource-prompt", {"resourceType": "Text", "resourceId": "4"}),
+        ),
         ("complete_prompt", complete_prompt),
         ("complete_resource_template", complete_resource_template),
         ("resources_list", resources_list),
@@ -481,7 +496,9 @@ async def run(argv: list[str], gateway_server: str | None, out: dict) -> None:
 
         # cache=None: every call reaches the server (the 2.x client may answer list and read
         # calls from its response cache otherwise).
-        async with Client(params, mode="auto", cache=None, **callbacks) as client:
+        async with Client(
+            params, mode="auto", cache=None, read_timeout_seconds=REQUEST_TIMEOUT, **callbacks
+        ) as client:
             # mode="auto" asked `server/discover` first: which handshake it ended with.
             via = "discover" if client.session.discover_result is not None else "initialize"
             handshake = {"protocol_version": client.protocol_version, "via": via}
@@ -491,9 +508,9 @@ async def run(argv: list[str], gateway_server: str | None, out: dict) -> None:
         from mcp.client.stdio import stdio_client
 
         async with stdio_client(params, errlog=sys.stderr) as (read, write):
-            async with ClientSession(read, write, **callbacks) as session:
-                with anyio.fail_after(REQUEST_TIMEOUT * 2):
-                    init = await session.initialize()
+            timeout = timedelta(seconds=REQUEST_TIMEOUT)
+            async with ClientSession(read, write, read_timeout_seconds=timeout, **callbacks) as session:
+                init = await session.initialize()
                 handshake = {"protocol_version": init.protocolVersion, "via": "initialize"}
                 await run_scenarios(session, gateway_server, inbox, handshake, out)
 

@@ -161,11 +161,11 @@ fn assert_direct_exercised(direct: &Value) {
         ),
         (
             "sampling",
-            s["sampling"]["asked"] == serde_json::json!(["sampling/createMessage"]),
+            s["sampling"]["asked"][0]["method"] == "sampling/createMessage",
         ),
         (
             "elicitation",
-            s["elicitation"]["asked"] == serde_json::json!(["elicitation/create"]),
+            s["elicitation"]["asked"][0]["method"] == "elicitation/create",
         ),
         ("roots", s["roots"]["asked_for_roots"] == true),
         (
