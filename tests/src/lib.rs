@@ -42,8 +42,10 @@ pub struct Deps {
     pub memory: String,
     pub time: String,
     pub git: String,
-    /// Python with the official `mcp` SDK installed.
+    /// Python with the official `mcp` SDK installed (the 1.x line, beside the servers).
     pub python: String,
+    /// Python with the official `mcp` SDK's 2.x line installed (a client-only venv).
+    pub python2: String,
 }
 
 /// Installs (once, idempotently) and returns the reference servers.
@@ -86,6 +88,7 @@ pub fn deps() -> &'static Deps {
             time: get("ORCHESTRA_TEST_SERVER_TIME"),
             git: get("ORCHESTRA_TEST_SERVER_GIT"),
             python: get("ORCHESTRA_TEST_PYTHON"),
+            python2: get("ORCHESTRA_TEST_PYTHON2"),
         }
     })
 }
