@@ -1,8 +1,9 @@
-//! The gateway as a whole: start order, the merged catalog, shutdown.
+//! The composition root: start order (watchdog, one task per child, wiring the child tasks
+//! to the routes and the sessions, the list_changed announcer) and shutdown. The state it
+//! builds is the hub's (`hub/`).
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,36 +12,20 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::catalog::{Catalog, ServerTools};
 use crate::catalog_cache::CatalogCache;
 use crate::child::connection::RetryFn;
 use crate::child::task::{self, ChildEvent, TaskContext};
 use crate::child::{ChildHandle, State};
-use crate::domains;
+use crate::containment::watchdog::Watchdog;
 use crate::events::EventLog;
-use crate::front::registry::Sessions;
-use crate::front::FrontSink;
 use crate::health;
-use crate::listing::{ListKind, Merged};
-use crate::local::LocalTools;
-use crate::prompts::{PromptCatalog, ServerPrompts};
+use crate::hub::local::LocalTools;
+use crate::hub::{BuiltCatalog, Gateway, Inner};
+use crate::listing::ListKind;
 use crate::redact::Redactor;
-use crate::reply::SessionId;
-use crate::resources::{ResourceCatalog, ServerResources};
+use crate::sessions::Sessions;
+use crate::sink::FrontSink;
 use crate::upstream::Upstream;
-use crate::watchdog::Watchdog;
-
-/// A server's own instructions are cut to this many bytes in the gateway's (one verbose child
-/// must not crowd out the rest).
-const MAX_CHILD_INSTRUCTIONS: usize = 8 * 1024;
-
-/// `text` cut to at most `max` bytes at a character boundary, marked when cut.
-fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    match crate::redact::cut(text, max) {
-        head if head.len() == text.len() => text.into(),
-        head => format!("{head}… (cut)").into(),
-    }
-}
 
 /// How long to gather more tool changes before telling the client (a restart storm or a burst
 /// of child list_changed notifications becomes one notification).
@@ -57,59 +42,6 @@ pub struct StartOptions {
     pub catalog_cache: CatalogCache,
     /// The gateway's own tools (health is always there).
     pub local_tools: LocalTools,
-}
-
-/// The running gateway. Cheap to clone.
-#[derive(Clone)]
-pub struct Gateway {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    config: Config,
-    children: Vec<ChildHandle>,
-    catalog: RwLock<Arc<BuiltCatalog>>,
-    rebuild: Mutex<()>,
-    /// Bumped by child tasks whenever a server's tools change.
-    generation: Arc<AtomicU64>,
-    front: FrontSink,
-    started: Instant,
-    started_wall: SystemTime,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-    watchdog: Option<Arc<Watchdog>>,
-    /// Calls waiting for their server, by client id, so that a cancellation reaches them too
-    /// (calls already sent are cancelled through their child's connection).
-    parked: dashmap::DashMap<(SessionId, Box<str>), CancellationToken>,
-    log: Arc<EventLog>,
-    /// The gateway's own tools.
-    local: LocalTools,
-    /// The client sessions being served.
-    sessions: Arc<Sessions>,
-    /// Children's requests sent to client sessions and not yet answered.
-    upstream: Arc<Upstream>,
-    /// The level children were last set to (0: none).
-    applied_log_level: std::sync::atomic::AtomicU8,
-}
-
-/// Every merged list, built together from one snapshot of the children.
-pub struct BuiltCatalog {
-    generation: u64,
-    catalog: Arc<Catalog>,
-    prompts: Arc<PromptCatalog>,
-    resources: Arc<ResourceCatalog>,
-}
-
-impl BuiltCatalog {
-    /// The merged list of `kind`.
-    pub fn merged(&self, kind: ListKind) -> &Merged {
-        match kind {
-            ListKind::Tools => self.catalog.merged(),
-            ListKind::Prompts => self.prompts.merged(),
-            ListKind::Resources => self.resources.resources(),
-            ListKind::ResourceTemplates => self.resources.templates(),
-        }
-    }
 }
 
 impl Gateway {
@@ -165,7 +97,8 @@ impl Gateway {
                 watchdog,
                 parked: dashmap::DashMap::new(),
                 log: Arc::new(EventLog::new(redactor)),
-                local: options.local_tools.clone(),
+                // Health is always the first of the gateway's own tools.
+                local: options.local_tools.clone().with_first(health::tool()),
                 sessions,
                 upstream,
                 applied_log_level: Default::default(),
@@ -195,8 +128,7 @@ impl Gateway {
             fallback_of,
             cache: options.catalog_cache.clone(),
             retry,
-            sessions: gw.inner.sessions.clone(),
-            upstream: gw.inner.upstream.clone(),
+            clients: gw.inner.upstream.clone(),
         };
         for child in &gw.inner.children {
             gw.inner
@@ -207,283 +139,6 @@ impl Gateway {
             .tracker
             .spawn(announce_changes(gw.clone(), events_rx));
         Ok(gw)
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.inner.config
-    }
-
-    pub fn children(&self) -> &[ChildHandle] {
-        &self.inner.children
-    }
-
-    pub fn front(&self) -> FrontSink {
-        self.inner.front.clone()
-    }
-
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.inner.shutdown.clone()
-    }
-
-    pub fn uptime(&self) -> Duration {
-        self.inner.started.elapsed()
-    }
-
-    pub fn started_at(&self) -> SystemTime {
-        self.inner.started_wall
-    }
-
-    /// The current merged catalog (rebuilt on first use after any server's tools changed).
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.built().catalog.clone()
-    }
-
-    /// The current merged prompt catalog (rebuilt with the tool catalog).
-    pub fn prompts(&self) -> Arc<PromptCatalog> {
-        self.built().prompts.clone()
-    }
-
-    /// The current merged resource catalog (rebuilt with the tool catalog).
-    pub fn resources(&self) -> Arc<ResourceCatalog> {
-        self.built().resources.clone()
-    }
-
-    /// Every current merged list (rebuilt on first use after any server's lists changed).
-    pub fn built(&self) -> Arc<BuiltCatalog> {
-        let wanted = self.inner.generation.load(Ordering::Acquire);
-        {
-            let built = self.inner.catalog.read().unwrap_or_else(|p| p.into_inner());
-            if built.generation == wanted {
-                return built.clone();
-            }
-        }
-        let _one_builder = self.inner.rebuild.lock().unwrap_or_else(|p| p.into_inner());
-        let wanted = self.inner.generation.load(Ordering::Acquire);
-        let own = self.inner.local.definitions();
-        let tools: Vec<_> = self.inner.children.iter().map(ChildHandle::tools).collect();
-        let catalog = Arc::new(Catalog::build(
-            &self.inner.config.gateway.separator,
-            &own,
-            self.inner
-                .children
-                .iter()
-                .zip(&tools)
-                .map(|(c, t)| ServerTools {
-                    index: c.shared.index,
-                    name: c.name(),
-                    tools: t,
-                    listed: c.is_listed(),
-                }),
-        ));
-        let prompts: Vec<_> = self
-            .inner
-            .children
-            .iter()
-            .map(ChildHandle::prompts)
-            .collect();
-        let prompts = Arc::new(PromptCatalog::build(
-            &self.inner.config.gateway.separator,
-            self.inner
-                .children
-                .iter()
-                .zip(&prompts)
-                .map(|(c, p)| ServerPrompts {
-                    index: c.shared.index,
-                    name: c.name(),
-                    prompts: p,
-                    listed: c.is_listed(),
-                }),
-        ));
-        let lists: Vec<_> = self
-            .inner
-            .children
-            .iter()
-            .map(|c| {
-                (
-                    c.list(ListKind::Resources),
-                    c.list(ListKind::ResourceTemplates),
-                )
-            })
-            .collect();
-        let resources = Arc::new(ResourceCatalog::build(
-            self.inner
-                .children
-                .iter()
-                .zip(&lists)
-                .map(|(c, (resources, templates))| ServerResources {
-                    index: c.shared.index,
-                    name: c.name(),
-                    resources,
-                    templates,
-                    listed: c.is_listed(),
-                }),
-        ));
-        let built = Arc::new(BuiltCatalog {
-            generation: wanted,
-            catalog,
-            prompts,
-            resources,
-        });
-        *self
-            .inner
-            .catalog
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = built.clone();
-        built
-    }
-
-    /// Sets every ready child that declared logging to the most verbose level any session
-    /// asked for, when that changed.
-    pub(crate) fn apply_log_level(&self) {
-        let Some(level) = self.inner.sessions.wanted_log_level() else {
-            return;
-        };
-        if self
-            .inner
-            .applied_log_level
-            .swap(level.to_u8(), Ordering::AcqRel)
-            == level.to_u8()
-        {
-            return;
-        }
-        for child in self.inner.children.iter().filter(|c| c.state().is_up()) {
-            if let Some(conn) = child.connection() {
-                crate::child::task::set_log_level(&child.shared, &conn, level);
-            }
-        }
-    }
-
-    /// The client sessions being served.
-    pub fn sessions(&self) -> &Sessions {
-        &self.inner.sessions
-    }
-
-    /// Children's requests waiting for a client's answer (sampling, elicitation, roots).
-    pub fn upstream(&self) -> &Upstream {
-        &self.inner.upstream
-    }
-
-    /// The gateway's own tools.
-    pub fn local_tools(&self) -> &LocalTools {
-        &self.inner.local
-    }
-
-    /// Recent supervision events.
-    pub fn events(&self) -> &EventLog {
-        &self.inner.log
-    }
-
-    /// Whether `server` is up (ready) now.
-    pub fn is_up(&self, server: &str) -> bool {
-        self.inner
-            .children
-            .iter()
-            .any(|c| c.name() == server && c.state().is_up())
-    }
-
-    /// The live stand-in for `server` along its `server_alternatives` fallback chain.
-    pub fn live_fallback(&self, server: &str) -> Option<String> {
-        domains::live_fallback(&self.inner.config, server, &|s| self.is_up(s))
-            .map(|s| s.as_str().to_owned())
-    }
-
-    /// Every domain's mode (normal, degraded, lost) and serving server, now.
-    pub fn domain_states(&self) -> Vec<domains::DomainState> {
-        domains::states(&self.inner.config, &|s| self.is_up(s))
-    }
-
-    /// Whether every child has finished starting (ready or failed).
-    pub fn is_settled(&self) -> bool {
-        self.inner.children.iter().all(|c| c.state().is_settled())
-    }
-
-    /// Waits until every child has finished starting, at most the longest startup timeout
-    /// (plus a second for the kill that follows a timeout).
-    pub async fn wait_settled(&self) {
-        let budget = self
-            .inner
-            .children
-            .iter()
-            .map(|c| c.spec().startup_timeout)
-            .max()
-            .unwrap_or_default()
-            + Duration::from_secs(1);
-        let all = async {
-            for child in &self.inner.children {
-                let mut rx = child.subscribe();
-                let _ = rx.wait_for(|s| s.state.is_settled()).await;
-            }
-        };
-        let _ = tokio::time::timeout(budget, all).await;
-    }
-
-    /// Whether a `tools/list` can be answered now with the whole catalog: every server has
-    /// finished starting, or its tools are known from the last run.
-    pub fn can_list_now(&self) -> bool {
-        self.inner
-            .children
-            .iter()
-            .all(|c| c.state().is_settled() || c.is_listed())
-    }
-
-    /// Registers a call that will wait for its server; the token fires if the client cancels.
-    pub(crate) fn park_call(&self, session: SessionId, id: &str) -> CancellationToken {
-        let token = CancellationToken::new();
-        self.inner
-            .parked
-            .insert((session, id.into()), token.clone());
-        token
-    }
-
-    pub(crate) fn unpark_call(&self, session: SessionId, id: &str) {
-        self.inner.parked.remove(&(session, Box::<str>::from(id)));
-    }
-
-    /// Cancels a waiting call; false if no call with that id is waiting.
-    pub(crate) fn cancel_parked(&self, session: SessionId, id: &str) -> bool {
-        match self.inner.parked.remove(&(session, Box::<str>::from(id))) {
-            Some((_, token)) => {
-                token.cancel();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Runs a task the gateway owns (waited for at shutdown).
-    pub fn spawn<F>(&self, fut: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        self.inner.tracker.spawn(fut);
-    }
-
-    /// The `instructions` given to the client at initialize.
-    pub fn instructions(&self) -> String {
-        let names: Vec<&str> = self.inner.children.iter().map(ChildHandle::name).collect();
-        let separator = &self.inner.config.gateway.separator;
-        let mut text = format!(
-            "mcp-orchestra aggregates {} MCP servers ({}). Their tools and prompts are named \
-             <server>{separator}<name>. Call {} to see which servers and domains are up, what \
-             failed and why.",
-            names.len(),
-            names.join(", "),
-            health::TOOL_NAME
-        );
-        // Each server's own instructions, under its name: known once it has been ready (now,
-        // or in the last run with this same configuration).
-        for child in &self.inner.children {
-            let Some(own) = child.instructions() else {
-                continue;
-            };
-            let name = child.name();
-            let _ = write!(
-                text,
-                "\n\n## Server \"{name}\" (its tools and prompts are {name}{separator}*)\n\n{}",
-                cut(&own, MAX_CHILD_INSTRUCTIONS)
-            );
-        }
-        text
     }
 
     /// Stops every child (stdin EOF, SIGTERM, SIGKILL to its group; reaped), waits with a

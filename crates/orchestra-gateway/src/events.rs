@@ -79,7 +79,7 @@ impl EventLog {
 }
 
 fn as_rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::health::rfc3339(*t))
+    s.serialize_str(&crate::time::rfc3339(*t))
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::app::Gateway;
 use crate::child::ChildHandle;
 use crate::domains::Mode;
-use crate::health::rfc3339;
+use crate::hub::Gateway;
+use crate::time::rfc3339;
 
 /// Key under the result's `_meta` carrying the same information for programs.
 pub const UNAVAILABLE_META_KEY: &str = "mcp-orchestra/unavailable";

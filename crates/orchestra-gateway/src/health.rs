@@ -1,14 +1,16 @@
 //! `orchestrator_health`: what is up, what is not and why — for the model and for people.
 
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::app::Gateway;
 use crate::child::lists::Feature;
 use crate::child::{ChildHandle, State};
+use crate::hub::local::{LocalTool, ToolFuture};
+use crate::hub::Gateway;
 use crate::listing::ListKind;
+pub use crate::time::rfc3339;
 
 /// Events included in a report.
 const RECENT_EVENTS: usize = 20;
@@ -377,45 +379,23 @@ fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 10.0).round() / 10.0
 }
 
-/// UTC RFC 3339 with second precision, without a date-time dependency.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// `orchestrator_health` as one of the gateway's own tools.
+pub fn tool() -> std::sync::Arc<dyn LocalTool> {
+    std::sync::Arc::new(HealthTool)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+struct HealthTool;
 
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_000_000)),
-            "2026-11-18T11:06:40Z"
-        );
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00Z"
-        );
+impl LocalTool for HealthTool {
+    fn name(&self) -> &str {
+        TOOL_NAME
+    }
+
+    fn definition(&self) -> Value {
+        tool_definition()
+    }
+
+    fn call<'a>(&'a self, gw: &'a Gateway, _arguments: Option<&'a str>) -> ToolFuture<'a> {
+        Box::pin(async move { call(gw) })
     }
 }

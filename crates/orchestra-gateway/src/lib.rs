@@ -18,9 +18,9 @@ pub mod fnv;
 pub mod front;
 pub mod guidance;
 pub mod health;
+pub mod hub;
 pub mod jsonrpc;
 pub mod listing;
-pub mod local;
 pub mod logging;
 pub mod names;
 pub mod outbox;
@@ -30,8 +30,14 @@ pub mod reply;
 pub mod resource_uri;
 pub mod resources;
 pub(crate) mod route;
+pub mod sessions;
+pub mod sink;
+pub mod time;
 pub mod tool_def;
 pub mod upstream;
-pub mod watchdog;
 
-pub use app::{Gateway, StartOptions};
+pub use app::StartOptions;
+/// The watchdog process (part of containment), re-exported for the binary.
+pub use containment::watchdog;
+pub use hub::local;
+pub use hub::Gateway;

@@ -3,7 +3,7 @@
 //! layer that handles a call carries a [`Caller`], so that nothing is routed by a bare client
 //! id or sent to a process-wide front.
 
-use crate::front::FrontSink;
+use crate::sink::FrontSink;
 
 /// A client session's id: unique for the gateway's life, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

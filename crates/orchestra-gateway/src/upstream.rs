@@ -32,23 +32,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::child::clients::Clients;
 use crate::child::{ChildHandle, Connection};
 use crate::error::GatewayError;
-use crate::front::registry::{SessionState, Sessions};
-use crate::front::FrontSink;
 use crate::jsonrpc::{self, Envelope, Raw};
+use crate::logging::Level;
 use crate::reply::SessionId;
-
-/// The client capabilities children are initialized with: exactly what is passed on (as the
-/// 2025-11-25 schema spells them). Every child is told, whatever sessions exist then: sessions
-/// come and go during a child's life, and a request no session can answer is refused at once.
-pub fn child_capabilities() -> Value {
-    serde_json::json!({
-        "sampling": {},
-        "elicitation": { "form": {}, "url": {} },
-        "roots": { "listChanged": true },
-    })
-}
+use crate::sessions::{SessionState, Sessions};
+use crate::sink::FrontSink;
 
 /// What a request needs the session to have declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +139,8 @@ const URL_ELICITATIONS_KEPT: usize = 64;
 /// The requests sent to clients on children's behalf, by (session, the gateway's id).
 pub struct Upstream {
     sessions: Arc<Sessions>,
+    /// Itself, for the timers its requests start.
+    me: Weak<Upstream>,
     /// The gateway's ids toward clients: one counter, so ids are unique per session (and
     /// across sessions), never the child's and never reused.
     next_id: AtomicU64,
@@ -168,8 +161,9 @@ impl std::fmt::Debug for Upstream {
 
 impl Upstream {
     pub fn new(sessions: Arc<Sessions>) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             sessions,
+            me: me.clone(),
             next_id: AtomicU64::new(1),
             outstanding: Mutex::default(),
             url_elicitations: Mutex::default(),
@@ -180,7 +174,7 @@ impl Upstream {
     /// session chosen as the module says, to be answered within `timeout`. An error is the
     /// child's answer, to be sent at once.
     pub(crate) fn forward(
-        self: &Arc<Self>,
+        &self,
         child: &Arc<Connection>,
         server: &Arc<str>,
         child_id: &str,
@@ -219,7 +213,7 @@ impl Upstream {
                 timer: None,
             },
         );
-        let weak = Arc::downgrade(self);
+        let weak = self.me.clone();
         let timer = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             if let Some(upstream) = weak.upgrade() {
@@ -493,10 +487,56 @@ fn choose(
         .ok_or_else(|| format!("no session declared {}", need.describe()))
 }
 
+/// The child layer reaches the clients through this (`child/clients.rs`).
+impl Clients for Upstream {
+    fn log(&self, server: &str, params: &str) {
+        self.sessions.deliver_log(server, params);
+    }
+
+    fn resource_updated(&self, server: usize, params: &str) {
+        self.sessions.deliver_resource_updated(server, params);
+    }
+
+    fn request(
+        &self,
+        child: &Arc<Connection>,
+        server: &Arc<str>,
+        child_id: &str,
+        method: &str,
+        params: Option<Raw<'_>>,
+        timeout: Duration,
+    ) -> Result<(), GatewayError> {
+        if !forwards(method) {
+            return Err(not_passed_on(method));
+        }
+        self.forward(child, server, child_id, method, params, timeout)
+    }
+
+    fn cancelled_by_child(&self, child: &Connection, params: Option<Raw<'_>>) -> bool {
+        Upstream::cancelled_by_child(self, child, params)
+    }
+
+    fn elicitation_complete(&self, server: &str, params: Option<Raw<'_>>) -> bool {
+        Upstream::elicitation_complete(self, server, params)
+    }
+
+    fn child_closed(&self, child: &Connection, why: &str) {
+        Upstream::child_closed(self, child, why);
+    }
+
+    fn wanted_log_level(&self) -> Option<Level> {
+        self.sessions.wanted_log_level()
+    }
+
+    fn subscribed_uris(&self, server: usize) -> Vec<String> {
+        self.sessions.subscribed_uris(server)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::front::registry::Negotiated;
+    use crate::sessions::Negotiated;
     use serde_json::json;
 
     fn session(sessions: &Sessions, caps: Value) -> Arc<SessionState> {

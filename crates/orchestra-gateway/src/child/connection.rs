@@ -18,15 +18,15 @@ use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::clients::Clients;
 use super::lists::Feature;
 use super::stats::Stats;
 use crate::error::GatewayError;
-use crate::front::FrontSink;
 use crate::jsonrpc::framing::{Frame, LineReader};
 use crate::jsonrpc::{self, peek, CallParams, Envelope, Kind};
 use crate::outbox::{Outbox, Overflow, PushError};
 use crate::reply::SessionId;
-use crate::upstream::{self, Upstream};
+use crate::sink::FrontSink;
 
 /// Bytes queued toward a child before calls are refused as "overloaded".
 const INPUT_LIMIT: usize = 16 * 1024 * 1024;
@@ -47,25 +47,12 @@ pub struct Retry {
     pub error: GatewayError,
 }
 
-/// A child's notification meant for the client sessions (not for one call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice {
-    /// `notifications/message`.
-    Log,
-    /// `notifications/resources/updated`.
-    ResourceUpdated,
-}
-
-/// Where a child's session-bound notifications go (with their params, raw): the gateway's
-/// sessions.
-pub type NoticeSink = Arc<dyn Fn(Notice, &str) + Send + Sync>;
-
-/// How a child reaches the clients: its log messages and resource updates, and its requests
-/// to a client (sampling, elicitation, roots; see `upstream`).
+/// How a child reaches the clients (see [`Clients`]).
 #[derive(Clone)]
 pub struct ToClients {
-    pub notices: NoticeSink,
-    pub requests: Arc<Upstream>,
+    pub clients: Arc<dyn Clients>,
+    /// The server's index in the configuration (resource updates are keyed by it).
+    pub server_index: usize,
     /// How long a client may take to answer one of this child's requests.
     pub request_timeout: Duration,
 }
@@ -461,7 +448,7 @@ impl Connection {
         // Its requests to clients are withdrawn (the reason names the server); late answers
         // are dropped.
         self.clients
-            .requests
+            .clients
             .child_closed(self, &why(true).to_string());
         let drained: Vec<(u64, Pending)> = self.lock().drain();
         let written = self.input.written_id();
@@ -906,25 +893,27 @@ fn on_notification(
         }
         // The child withdrew one of its own requests to a client: the session it went to is told.
         Some("notifications/cancelled") => {
-            let found = conn.clients.requests.cancelled_by_child(conn, env.params);
+            let found = conn.clients.clients.cancelled_by_child(conn, env.params);
             tracing::debug!(server = %conn.server, found, "the child cancelled a request of its own to a client");
         }
         // A URL-mode elicitation finished: the session it was sent to is told.
         Some("notifications/elicitation/complete") => {
             let found = conn
                 .clients
-                .requests
+                .clients
                 .elicitation_complete(&conn.server, env.params);
             tracing::debug!(server = %conn.server, found, "the child finished a URL elicitation");
         }
         Some("notifications/message") => {
             let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
             tracing::debug!(server = %conn.server, params, "child log message");
-            (conn.clients.notices)(Notice::Log, params);
+            conn.clients.clients.log(&conn.server, params);
         }
         Some("notifications/resources/updated") => {
             let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
-            (conn.clients.notices)(Notice::ResourceUpdated, params);
+            conn.clients
+                .clients
+                .resource_updated(conn.clients.server_index, params);
         }
         Some(other) => {
             tracing::debug!(server = %conn.server, method = other, "ignored a notification from the child")
@@ -945,9 +934,9 @@ fn on_request(conn: &Arc<Connection>, env: &Envelope<'_>) {
         // check itself: whether the child thinks its client is alive must not depend on any
         // one client session, nor wait for one.
         "ping" => return conn.send_line(&jsonrpc::response_line(id.get(), "{}")),
-        m if upstream::forwards(m) => {
+        m => {
             let c = &conn.clients;
-            match c.requests.forward(
+            match c.clients.request(
                 conn,
                 &conn.server,
                 id.get(),
@@ -959,7 +948,6 @@ fn on_request(conn: &Arc<Connection>, env: &Envelope<'_>) {
                 Err(e) => e,
             }
         }
-        other => upstream::not_passed_on(other),
     };
     tracing::debug!(server = %conn.server, method, error = %refused, "refused a request from the child");
     conn.send_line(&jsonrpc::error_line(id.get(), &refused.to_wire()));
@@ -1097,8 +1085,8 @@ mod tests {
             Arc::new(Notify::new()),
             1 << 20,
             ToClients {
-                notices: Arc::new(|_: super::Notice, _: &str| {}),
-                requests: Upstream::new(Arc::default()),
+                clients: crate::upstream::Upstream::new(Arc::default()),
+                server_index: 0,
                 request_timeout: Duration::from_secs(30),
             },
         )

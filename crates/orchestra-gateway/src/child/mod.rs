@@ -2,6 +2,7 @@
 //! ([`task`]), the JSON-RPC session ([`connection`]), its state ([`state`]) and statistics.
 
 pub mod backoff;
+pub mod clients;
 pub mod connection;
 pub mod lists;
 pub mod process;

@@ -8,13 +8,12 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use orchestra_config::Server;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
+use crate::containment::watchdog::Watchdog;
 use crate::containment::{reaper, shim, Contained};
-use crate::watchdog::Watchdog;
 
 /// A started child and its pipes.
 pub struct Spawned {
@@ -164,16 +163,6 @@ fn check_runnable(server: &Server, env: &[(OsString, OsString)]) -> Result<(), S
     } else {
         SpawnError::NotFound(cmd.clone())
     })
-}
-
-/// Sends `signal` to every process in group `pgid`. False when the group is gone.
-pub fn signal_group(pgid: u32, signal: Signal) -> bool {
-    i32::try_from(pgid).is_ok_and(|p| killpg(Pid::from_raw(p), signal).is_ok())
-}
-
-/// Whether any process of group `pgid` is still alive (zombies included).
-pub fn group_exists(pgid: u32) -> bool {
-    i32::try_from(pgid).is_ok_and(|p| killpg(Pid::from_raw(p), None).is_ok())
 }
 
 /// `exit code 1`, `signal 9 (SIGKILL)`.

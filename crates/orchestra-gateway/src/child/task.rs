@@ -26,20 +26,19 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{self, Backoff};
-use super::connection::{Connection, Notice, ReaderEnd, RequestError, RetryFn, ToClients};
+use super::clients::Clients;
+use super::connection::{Connection, ReaderEnd, RequestError, RetryFn, ToClients};
 use super::lists::{self, Feature, ListError};
 use super::process::{self, describe, SpawnError};
 use super::state::State;
 use super::ChildShared;
 use crate::catalog_cache::CatalogCache;
+use crate::containment::watchdog::Watchdog;
 use crate::containment::Contained;
 use crate::error::GatewayError;
 use crate::events::{EventKind, EventLog};
-use crate::front::registry::Sessions;
 use crate::logging::Level;
 use crate::tool_def;
-use crate::upstream::{self, Upstream};
-use crate::watchdog::Watchdog;
 
 /// The protocol version the gateway offers children (the initialize-handshake era).
 pub const CHILD_PROTOCOL_VERSION: &str = "2025-11-25";
@@ -74,10 +73,9 @@ pub(crate) struct TaskContext {
     pub cache: CatalogCache,
     /// Sends again calls that never reached a child that died.
     pub retry: RetryFn,
-    /// The client sessions: where log messages go, and the log level they want.
-    pub sessions: Arc<Sessions>,
-    /// Where children's requests to a client (sampling, elicitation, roots) go.
-    pub upstream: Arc<Upstream>,
+    /// The client side: where log messages, resource updates and requests to a client go,
+    /// and what the sessions want of a child (log level, subscriptions).
+    pub clients: Arc<dyn Clients>,
 }
 
 /// What the gateway hears from child tasks.
@@ -248,18 +246,8 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         tools_changed.clone(),
         shared.spec.max_message_size,
         ToClients {
-            notices: {
-                let (sessions, server, index) = (cx.sessions.clone(), name.clone(), shared.index);
-                Arc::new(move |notice: Notice, params: &str| match notice {
-                    Notice::Log => {
-                        sessions.deliver_log(&server, params);
-                    }
-                    Notice::ResourceUpdated => {
-                        sessions.deliver_resource_updated(index, params);
-                    }
-                })
-            },
-            requests: cx.upstream.clone(),
+            clients: cx.clients.clone(),
+            server_index: shared.index,
             // The longest the gateway waits for this child's own answers: a request the child
             // makes while serving a call cannot usefully outlive that call.
             request_timeout: shared.spec.call_timeout,
@@ -335,12 +323,12 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     cx.log.record(&name, kind, format!("{tools} tools"));
     cx.events.tools_changed();
     // A session asked for a log level before this child (re)started: set it here too.
-    if let Some(level) = cx.sessions.wanted_log_level() {
+    if let Some(level) = cx.clients.wanted_log_level() {
         set_log_level(shared, &conn, level);
     }
     // Sessions subscribed to its resources before it (re)started: a new process has no
     // subscriptions, so make them again.
-    resubscribe(shared, &conn, cx.sessions.subscribed_uris(shared.index));
+    resubscribe(shared, &conn, cx.clients.subscribed_uris(shared.index));
 
     // Serve until the child dies, stops answering, or the gateway stops.
     let probe = shared.spec.probe.clone();
@@ -516,11 +504,11 @@ async fn handshake(
     conn: &Connection,
     cache: &CatalogCache,
 ) -> Result<Vec<Feature>, String> {
-    // The client capabilities the gateway really passes on (`upstream`): sampling,
+    // The client capabilities the gateway really passes on (`upstream.rs`): sampling,
     // elicitation and roots requests go to a client session that declared them.
     let params = serde_json::json!({
         "protocolVersion": CHILD_PROTOCOL_VERSION,
-        "capabilities": upstream::child_capabilities(),
+        "capabilities": super::clients::capabilities(),
         "clientInfo": { "name": "mcp-orchestra", "version": env!("CARGO_PKG_VERSION") },
     })
     .to_string();

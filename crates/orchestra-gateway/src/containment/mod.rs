@@ -7,7 +7,7 @@
 //!   kills every descendant, whatever it did with sessions, groups or parents.
 //! - **process group**: each child leads its own group (npx → sh → node signalled as one).
 //! - **tracking** ([`track`]): the gateway is a child subreaper ([`reaper`]), so orphans stay
-//!   in its process tree; every [`TICK`](crate::watchdog) it records each child's descendants
+//!   in its process tree; every [`TICK`](watchdog) it records each child's descendants
 //!   (pid + start time, [`procfs::ProcId`]) by parent links, keeps them after they are
 //!   orphaned, and kills them with the child. This is the fallback where cgroups are not
 //!   available, and a second net where they are.
@@ -16,10 +16,12 @@
 //! all if the gateway dies without stopping its children.
 
 pub mod cgroup;
+pub mod group;
 pub mod ledger;
 pub mod procfs;
 pub mod reaper;
 pub mod shim;
+pub mod watchdog;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -29,11 +31,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::child::process::{group_exists, signal_group};
-use crate::watchdog::Shared;
+use group::{group_exists, signal_group};
 use ledger::{Entry, Op};
 use procfs::ProcId;
 use reaper::Managed;
+use watchdog::Shared;
 
 /// Everything one life of one child may have started, and how to kill it.
 #[derive(Debug)]

@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
-use crate::app::Gateway;
 use crate::error::GatewayError;
+use crate::hub::Gateway;
 use crate::jsonrpc;
 use crate::reply::Caller;
 

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::registry::SessionState;
 use super::FrontSink;
-use crate::app::Gateway;
 use crate::error::GatewayError;
+use crate::hub::Gateway;
 use crate::jsonrpc;
 use crate::listing::ListKind;
+use crate::sessions::SessionState;
 
 /// Answers a list request. The first listing waits (bounded by `hold`) for children still
 /// starting, so the client sees the whole list rather than the fastest children's; with a

@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use crate::app::Gateway;
 use crate::error::GatewayError;
+use crate::hub::Gateway;
 use crate::jsonrpc;
 use crate::reply::Caller;
 use crate::route::request::{self, ServerRequest};

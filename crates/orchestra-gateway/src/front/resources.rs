@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::registry::SessionState;
-use crate::app::Gateway;
 use crate::child::lists::Feature;
 use crate::error::GatewayError;
+use crate::hub::Gateway;
 use crate::jsonrpc;
 use crate::reply::Caller;
 use crate::resource_uri;
 use crate::route::request::{self, Finish, ServerRequest};
+use crate::sessions::SessionState;
 
 /// Where a URI the client named lives.
 struct Resolved {

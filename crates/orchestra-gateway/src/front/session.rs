@@ -7,16 +7,16 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::registry::{Negotiated, SessionState};
 use super::FrontSink;
-use crate::app::Gateway;
 use crate::child::Connection;
 use crate::error::GatewayError;
+use crate::hub::Gateway;
 use crate::jsonrpc::{self, CallParams, Envelope, Kind};
 use crate::listing::ListKind;
 use crate::logging::Level;
 use crate::reply::Caller;
 use crate::route;
+use crate::sessions::{Negotiated, SessionState};
 
 /// Protocol versions the front speaks, newest first (the initialize-handshake era).
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -299,7 +299,7 @@ impl Session {
                 "title": "mcp-orchestra gateway",
                 "version": env!("CARGO_PKG_VERSION"),
             },
-            "instructions": self.gw.instructions(),
+            "instructions": super::instructions::text(&self.gw),
         })
     }
 

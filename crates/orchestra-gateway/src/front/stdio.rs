@@ -7,8 +7,8 @@ use tokio::io::{AsyncRead, BufReader};
 use tokio::net::unix::pipe;
 
 use super::session::Session;
-use crate::app::Gateway;
 use crate::error::GatewayError;
+use crate::hub::Gateway;
 use crate::jsonrpc;
 use crate::jsonrpc::framing::{Frame, LineReader};
 

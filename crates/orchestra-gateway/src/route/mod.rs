@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::app::Gateway;
 use crate::child::connection::Forward;
 use crate::child::{ChildHandle, Connection, State};
 use crate::error::GatewayError;
 use crate::events::EventKind;
-use crate::front::FrontSink;
+use crate::hub::Gateway;
 use crate::jsonrpc::{self, CallParams};
 use crate::reply::Caller;
+use crate::sink::FrontSink;
 use crate::{guidance, names};
 
 pub(crate) use wait::retry_call;

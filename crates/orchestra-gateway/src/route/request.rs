@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::back_by;
-use crate::app::Gateway;
 use crate::child::connection::{with_failover_meta, RequestError};
 use crate::child::{ChildHandle, State};
 use crate::error::GatewayError;
 use crate::events::EventKind;
+use crate::hub::Gateway;
 use crate::jsonrpc;
 use crate::reply::Caller;
 

@@ -6,10 +6,10 @@ use std::time::{Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::{answer_unrouted, forward, Unrouted};
-use crate::app::Gateway;
 use crate::child::connection::Retry;
 use crate::child::{ChildHandle, State};
 use crate::error::GatewayError;
+use crate::hub::Gateway;
 use crate::jsonrpc::{self, CallParams};
 use crate::reply::Caller;
 

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 pub use crate::listing::ListKind;
 pub use crate::reply::SessionId;
 
-use super::FrontSink;
 use crate::jsonrpc;
 use crate::logging::Level;
+use crate::sink::FrontSink;
 
 /// What one session negotiated at `initialize` (unset until then).
 #[derive(Debug, Default, Clone)]
@@ -148,7 +148,7 @@ impl SessionState {
         json!({
             "id": self.id.to_string(),
             "transport": self.transport,
-            "opened_at": crate::health::rfc3339(self.opened),
+            "opened_at": crate::time::rfc3339(self.opened),
             "protocol_version": n.protocol_version,
             "client": n.client_info,
             "capabilities": n.capabilities,

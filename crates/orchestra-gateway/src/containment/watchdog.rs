@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::containment::ledger::{Entry, Ledger, Op};
-use crate::containment::procfs::{self, ProcId};
-use crate::containment::reaper::{self, Managed};
-use crate::containment::{self, cgroup, Contained};
+use super::ledger::{Entry, Ledger, Op};
+use super::procfs::{self, ProcId};
+use super::reaper::{self, Managed};
+use super::{cgroup, Contained};
 
 /// The argument that turns the gateway binary into a watchdog.
 pub const WATCHDOG_ARG: &str = "__watchdog";
@@ -250,7 +250,7 @@ impl Shared {
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
-        let ops = containment::track(&children, &mut lock(&self.strays));
+        let ops = super::track(&children, &mut lock(&self.strays));
         self.record(&ops);
     }
 

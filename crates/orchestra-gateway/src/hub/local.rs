@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::app::Gateway;
-use crate::health;
+use super::Gateway;
 
 /// What a local tool's call returns: the `tools/call` result (content, structuredContent,
 /// isError), never a protocol error — a bad argument is a result the model can read.
@@ -32,14 +31,19 @@ pub struct LocalTools {
 }
 
 impl Default for LocalTools {
+    /// None yet: the composition root (`app.rs`) puts the health tool first.
     fn default() -> Self {
-        Self {
-            tools: vec![Arc::new(Health)],
-        }
+        Self { tools: Vec::new() }
     }
 }
 
 impl LocalTools {
+    /// The registry with `tool` first, before the ones already there.
+    pub fn with_first(mut self, tool: Arc<dyn LocalTool>) -> Self {
+        self.tools.insert(0, tool);
+        self
+    }
+
     /// The registry with `tool` added after the ones already there.
     pub fn with(mut self, tool: Arc<dyn LocalTool>) -> Self {
         self.tools.push(tool);
@@ -63,30 +67,14 @@ impl std::fmt::Debug for LocalTools {
     }
 }
 
-/// `orchestrator_health`: see [`crate::health`].
-struct Health;
-
-impl LocalTool for Health {
-    fn name(&self) -> &str {
-        health::TOOL_NAME
-    }
-
-    fn definition(&self) -> Value {
-        health::tool_definition()
-    }
-
-    fn call<'a>(&'a self, gw: &'a Gateway, _arguments: Option<&'a str>) -> ToolFuture<'a> {
-        Box::pin(async move { health::call(gw) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health;
 
     #[test]
     fn health_is_registered_and_found_by_name() {
-        let tools = LocalTools::default();
+        let tools = LocalTools::default().with_first(crate::health::tool());
         assert!(tools.get(health::TOOL_NAME).is_some());
         assert!(tools.get("orchestrator_nope").is_none());
         let names: Vec<Value> = tools

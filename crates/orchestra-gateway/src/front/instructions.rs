@@ -1,0 +1,50 @@
+//! The gateway's `instructions` at `initialize`: what it is, how names are formed, and each
+//! server's own instructions under its name (known once it has been ready — now, or in the
+//! last run with the same configuration, from the catalog cache).
+
+use std::fmt::Write as _;
+
+use crate::child::ChildHandle;
+use crate::health;
+use crate::hub::Gateway;
+
+/// A server's own instructions are cut to this many bytes in the gateway's (one verbose child
+/// must not crowd out the rest).
+const MAX_CHILD_INSTRUCTIONS: usize = 8 * 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, marked when cut.
+fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match crate::redact::cut(text, max) {
+        head if head.len() == text.len() => text.into(),
+        head => format!("{head}… (cut)").into(),
+    }
+}
+
+/// The `instructions` given to the client at initialize.
+pub(super) fn text(gw: &Gateway) -> String {
+    let names: Vec<&str> = gw.children().iter().map(ChildHandle::name).collect();
+    let separator = &gw.config().gateway.separator;
+    let mut text = format!(
+        "mcp-orchestra aggregates {} MCP servers ({}). Their tools and prompts are named \
+         <server>{separator}<name>, their resources orchestra://<server>/<the server's own \
+         URI>. Call {} to see which servers and domains are up, what \
+         failed and why.",
+        names.len(),
+        names.join(", "),
+        health::TOOL_NAME
+    );
+    // Each server's own instructions, under its name: known once it has been ready (now,
+    // or in the last run with this same configuration).
+    for child in gw.children() {
+        let Some(own) = child.instructions() else {
+            continue;
+        };
+        let name = child.name();
+        let _ = write!(
+            text,
+            "\n\n## Server \"{name}\" (its tools and prompts are {name}{separator}*)\n\n{}",
+            cut(&own, MAX_CHILD_INSTRUCTIONS)
+        );
+    }
+    text
+}

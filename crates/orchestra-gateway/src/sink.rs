@@ -1,0 +1,116 @@
+//! Where lines for a client go: [`FrontSink`], one ordered outbox per client (stdout for the
+//! stdio client; nowhere for the one-shot commands). A leaf, so that every layer — child
+//! readers answering calls, the session registry, the front — can hold a client's sink.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use tokio::net::unix::pipe;
+
+use crate::outbox::{Outbox, Overflow};
+
+/// Bytes queued toward the client before producers wait (backpressure on children's readers).
+const FRONT_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Where lines for the client go. Every writer — responses, progress, list_changed — shares
+/// this one ordered outbox, so frames never interleave. A sink without a client (the `tools`
+/// and `health` commands) drops what it is given.
+#[derive(Clone)]
+pub struct FrontSink(Option<Arc<Outbox>>);
+
+impl std::fmt::Debug for FrontSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "FrontSink(client)"
+        } else {
+            "FrontSink(discard)"
+        })
+    }
+}
+
+impl FrontSink {
+    /// The gateway's stdout. A pipe (what MCP clients give us) is written directly; anything
+    /// else (a terminal, a file) goes through a pipe to a thread that copies it out.
+    pub fn stdout() -> std::io::Result<Self> {
+        let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+        let pipe = match pipe::Sender::from_owned_fd(fd) {
+            Ok(pipe) => pipe,
+            Err(_) => {
+                let (mut reader, writer) = std::io::pipe()?;
+                std::thread::Builder::new()
+                    .name("stdout-copy".into())
+                    .spawn(move || {
+                        let _ = std::io::copy(&mut reader, &mut std::io::stdout().lock());
+                    })?;
+                pipe::Sender::from_owned_fd(OwnedFd::from(writer))?
+            }
+        };
+        Ok(Self(Some(Outbox::new(pipe, FRONT_LIMIT, Overflow::Accept))))
+    }
+
+    /// A sink for runs without a client.
+    pub fn discard() -> Self {
+        Self(None)
+    }
+
+    /// Queues one complete line (with its `\n`) and writes it; waits while the client is far
+    /// behind. A closed front drops it: the client is gone.
+    pub async fn send(&self, line: Vec<u8>) {
+        if let Some(out) = &self.0 {
+            let _ = out.send(&line).await;
+        }
+    }
+
+    /// Queues one complete line without writing it yet (see [`FrontSink::flush`]). Never
+    /// drops it: producers keep the queue bounded by waiting in [`FrontSink::ready`].
+    pub fn push(&self, line: &[u8]) {
+        if let Some(out) = &self.0 {
+            let _ = out.push(line);
+        }
+    }
+
+    /// Queues one line written in place by `write` (no intermediate buffer).
+    pub fn push_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(out) = &self.0 {
+            let _ = out.push_with(None, 0, write);
+        }
+    }
+
+    /// Writes what is queued.
+    pub fn flush(&self) {
+        if let Some(out) = &self.0 {
+            out.flush();
+        }
+    }
+
+    /// Waits until the client has room (backpressure).
+    pub async fn ready(&self) {
+        if let Some(out) = &self.0 {
+            out.ready().await;
+        }
+    }
+
+    /// Total time the client has been far behind (its outbox over the limit, producers held in
+    /// [`FrontSink::ready`]): time that call timeouts do not count.
+    pub fn stalled(&self) -> std::time::Duration {
+        self.0
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |out| out.stalled())
+    }
+
+    /// Whether two sinks are the same client.
+    pub fn same(&self, other: &FrontSink) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Writes what is left (bounded by the caller), then closes the client's stdout.
+    pub async fn close_after_drain(&self) {
+        if let Some(out) = &self.0 {
+            out.close_after_drain().await;
+        }
+    }
+}
