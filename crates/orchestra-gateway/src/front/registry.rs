@@ -149,6 +149,8 @@ impl Sessions {
         state
     }
 
+    /// Removes session `id`. Sessions end through [`crate::Gateway::close_session`], which
+    /// then sets children to the level the sessions left still want.
     pub fn close(&self, id: SessionId) {
         self.lock().retain(|s| s.id != id);
     }

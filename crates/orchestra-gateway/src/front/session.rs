@@ -307,6 +307,6 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.gw.sessions().close(self.state.id);
+        self.gw.close_session(self.state.id);
     }
 }
