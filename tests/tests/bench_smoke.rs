@@ -31,6 +31,7 @@ async fn the_benchmark_suite_runs_end_to_end() {
         "Pipelined throughput",
         "Ratios against the null relay",
         "Large catalog",
+        "Resources",
         "Targets",
     ] {
         assert!(
