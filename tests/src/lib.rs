@@ -44,8 +44,10 @@ pub struct Deps {
     pub memory: String,
     pub time: String,
     pub git: String,
-    /// Python with the official `mcp` SDK installed.
+    /// Python with the official `mcp` SDK installed (the 1.x line, beside the servers).
     pub python: String,
+    /// Python with the official `mcp` SDK's 2.x line installed (a client-only venv).
+    pub python2: String,
 }
 
 /// Installs (once, idempotently) and returns the reference servers.
@@ -88,6 +90,7 @@ pub fn deps() -> &'static Deps {
             time: get("ORCHESTRA_TEST_SERVER_TIME"),
             git: get("ORCHESTRA_TEST_SERVER_GIT"),
             python: get("ORCHESTRA_TEST_PYTHON"),
+            python2: get("ORCHESTRA_TEST_PYTHON2"),
         }
     })
 }
@@ -640,4 +643,52 @@ pub fn unavailable_detail(result: &Value, server: &str) -> Value {
         "the answer names the server: {text}"
     );
     result["_meta"]["mcp-orchestra/unavailable"].clone()
+}
+
+/// Asks real `server-everything` directly (no gateway) with a raw JSON-RPC exchange over its
+/// stdio: initialize, initialized, then `method` — and returns that request's result.
+pub async fn everything_direct(method: &str, params: Value) -> Value {
+    let mut child = tokio::process::Command::new(&deps().everything)
+        .arg("stdio")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn server-everything");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut script = String::new();
+    for msg in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "direct", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": method, "params": params}),
+    ] {
+        script.push_str(&msg.to_string());
+        script.push('\n');
+    }
+    within(
+        STEP,
+        "write to server-everything",
+        stdin.write_all(script.as_bytes()),
+    )
+    .await
+    .unwrap();
+    let result = within(STEP, "server-everything's answer", async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("stdout open");
+            let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if msg["id"] == 2 {
+                return msg;
+            }
+        }
+    })
+    .await;
+    drop(stdin);
+    let _ = within(STEP, "server-everything exits", child.wait()).await;
+    result["result"].clone()
 }

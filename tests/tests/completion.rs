@@ -51,18 +51,20 @@ async fn prompt_argument_completion_is_routed_to_the_prompts_server() {
         .request(
             "completion/complete",
             json!({
-                "ref": {"type": "ref/resource", "uri": "demo://resource/{id}"},
+                "ref": {"type": "ref/resource", "uri": "orchestra://nobody/demo://resource/{id}"},
                 "argument": {"name": "id", "value": "1"},
             }),
         )
         .await
         .unwrap_err();
-    assert_eq!(resource["code"], -32602, "{resource}");
+    // Resource-template completion is covered in resources.rs; an unknown server's template
+    // is MCP's "resource not found", naming it.
+    assert_eq!(resource["code"], -32002, "{resource}");
     assert!(
         resource["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("not forwarded yet"),
+            .contains("orchestra://nobody/"),
         "{resource}"
     );
     finish(gw).await;

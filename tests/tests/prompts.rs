@@ -3,63 +3,13 @@
 //! result as is; unknown names get -32602 with close matches; a server without prompts adds
 //! none. Compared with real `server-everything` talked to directly.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use orchestra_tests::{
-    deps, everything_entry, fault_server, fault_with, finish, text_of, wait_ready, within, Gateway,
-    STEP,
+    everything_direct, everything_entry, fault_server, fault_with, finish, text_of, wait_ready,
+    within, Gateway, STEP,
 };
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// Asks real `server-everything` directly (no gateway) with a raw JSON-RPC exchange over its
-/// stdio: initialize, initialized, then `method` — and returns that request's result.
-async fn direct(method: &str, params: Value) -> Value {
-    let mut child = tokio::process::Command::new(&deps().everything)
-        .arg("stdio")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn server-everything");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut script = String::new();
-    for msg in [
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "direct", "version": "0"}}}),
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        json!({"jsonrpc": "2.0", "id": 2, "method": method, "params": params}),
-    ] {
-        script.push_str(&msg.to_string());
-        script.push('\n');
-    }
-    within(
-        STEP,
-        "write to server-everything",
-        stdin.write_all(script.as_bytes()),
-    )
-    .await
-    .unwrap();
-    let result = within(STEP, "server-everything's answer", async {
-        loop {
-            let line = lines.next_line().await.unwrap().expect("stdout open");
-            let Ok(msg) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if msg["id"] == 2 {
-                return msg;
-            }
-        }
-    })
-    .await;
-    drop(stdin);
-    let _ = within(STEP, "server-everything exits", child.wait()).await;
-    result["result"].clone()
-}
 
 fn config() -> String {
     format!(
@@ -80,12 +30,18 @@ async fn prompts_are_listed_namespaced_and_got_from_their_child() {
     wait_ready(&gw, &["everything", "plain"], Duration::from_secs(60)).await;
 
     // The list: every prompt of server-everything, renamed, definitions otherwise as is; the
-    // fault child (no prompts capability) contributes nothing. A cursor is accepted.
+    // fault child (no prompts capability) contributes nothing. A cursor that is not the
+    // gateway's is refused, as MCP asks.
+    let bad = gw
+        .request("prompts/list", json!({"cursor": "made-up"}))
+        .await
+        .expect_err("an unknown cursor");
+    assert_eq!(bad["code"], -32602, "{bad}");
     let listed = gw
-        .request("prompts/list", json!({"cursor": "ignored"}))
+        .request("prompts/list", json!({}))
         .await
         .expect("prompts/list");
-    let own = direct("prompts/list", json!({})).await;
+    let own = everything_direct("prompts/list", json!({})).await;
     let own = own["prompts"].as_array().expect("child lists prompts");
     assert!(!own.is_empty());
     let served = listed["prompts"].as_array().expect("prompts array");
@@ -113,7 +69,7 @@ async fn prompts_are_listed_namespaced_and_got_from_their_child() {
         )
         .await
         .expect("prompts/get");
-    let expected = direct(
+    let expected = everything_direct(
         "prompts/get",
         json!({"name": "args-prompt", "arguments": args}),
     )
@@ -129,7 +85,7 @@ async fn prompts_are_listed_namespaced_and_got_from_their_child() {
         .expect("prompts/get");
     assert_eq!(
         got,
-        direct("prompts/get", json!({"name": "simple-prompt"})).await
+        everything_direct("prompts/get", json!({"name": "simple-prompt"})).await
     );
 
     // The child's own error (a required argument missing) comes back as the child's error.
@@ -184,7 +140,7 @@ async fn a_server_without_prompts_lists_none() {
 async fn health_counts_each_servers_prompts() {
     let gw = Gateway::start(&config()).await;
     wait_ready(&gw, &["everything", "plain"], Duration::from_secs(60)).await;
-    let own = direct("prompts/list", json!({})).await;
+    let own = everything_direct("prompts/list", json!({})).await;
     let everything = gw.server_health("everything").await;
     assert_eq!(
         everything["prompts"].as_u64(),
@@ -315,8 +271,10 @@ async fn a_childs_prompts_list_changed_reaches_the_client_and_the_new_prompt_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_servers_prompts_are_unlisted_and_a_get_says_it_is_down() {
+    // The restart (20 s away) is due after a request's timeout (5 s): a get is answered at
+    // once instead of waiting for it.
     let gw = Gateway::start(&format!(
-        "servers:\n{}{}",
+        "gateway: {{call_timeout: 5s}}\nservers:\n{}{}",
         fault_with(
             "owner",
             "prompts:2",

@@ -7,8 +7,8 @@ use orchestra_tests::{fault_server, finish, text_of, within, Gateway, TempDir, S
 use serde_json::{json, Value};
 
 /// Fault matrix B8: a child's server→client request (`roots/list`) is refused with -32601
-/// (the gateway declares no client capabilities to children) and never reaches the client;
-/// the child keeps serving.
+/// when no session declared the capability (this client declares none) and never reaches
+/// the client; the child keeps serving. (Forwarding: tests/tests/server_requests.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_childs_request_to_the_client_is_refused_not_forwarded() {
     let dir = TempDir::new("srvreq");
@@ -81,6 +81,8 @@ async fn malformed_client_input_is_answered_and_the_session_survives() {
         .request("resources/subscribe", json!({}))
         .await
         .unwrap_err();
+    assert_eq!(err["code"], -32602, "a subscribe without a uri: {err}");
+    let err = gw.request("no/such/method", json!({})).await.unwrap_err();
     assert_eq!(err["code"], -32601, "{err}");
     let err = gw
         .request("tools/call", json!({"arguments": {}}))

@@ -210,8 +210,16 @@ async fn tools(config: Config) -> anyhow::Result<ExitCode> {
         let catalog = gw.catalog();
         let width = catalog.names().map(str::len).max().unwrap_or(4).max(4);
         writeln!(out, "{:width$}  {:12}  DESCRIPTION", "TOOL", "SERVER")?;
-        let listed: serde_json::Value = serde_json::from_str(catalog.list_result())?;
-        for tool in listed["tools"].as_array().into_iter().flatten() {
+        let mut tools = Vec::new();
+        for page in catalog.pages() {
+            let mut page: serde_json::Value = serde_json::from_str(page)?;
+            if let Some(serde_json::Value::Array(more)) =
+                page.get_mut("tools").map(serde_json::Value::take)
+            {
+                tools.extend(more);
+            }
+        }
+        for tool in &tools {
             let name = tool["name"].as_str().unwrap_or("?");
             let server = catalog
                 .route(name)

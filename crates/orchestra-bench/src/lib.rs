@@ -197,10 +197,21 @@ impl Peer {
         self.notify("notifications/initialized")
     }
 
-    /// One `tools/list` request; returns the tool names.
+    /// Lists the tools, following `nextCursor` (the first request has id `id`); returns the
+    /// tool names.
     pub fn list_tools(&mut self, id: &str) -> Result<Vec<String>> {
         let resp = self.request(id, "tools/list", "{}")?;
-        tool_names(&resp)
+        let (mut names, mut cursor) = tool_page(&resp)?;
+        let mut page = 1;
+        while let Some(c) = cursor {
+            let params = serde_json::json!({ "cursor": c }).to_string();
+            let resp = self.request(&format!("\"tools-page-{page}\""), "tools/list", &params)?;
+            let (more, next) = tool_page(&resp)?;
+            names.extend(more);
+            cursor = next;
+            page += 1;
+        }
+        Ok(names)
     }
 
     /// Closes the child's stdin and waits for it to exit.
@@ -248,8 +259,13 @@ pub fn check_result(line: &[u8]) -> Result<()> {
     }
 }
 
-/// The tool names in a `tools/list` response line.
+/// The tool names in a `tools/list` response line (one page).
 pub fn tool_names(line: &[u8]) -> Result<Vec<String>> {
+    tool_page(line).map(|(names, _)| names)
+}
+
+/// The tool names in a `tools/list` response line, and its `nextCursor`.
+pub fn tool_page(line: &[u8]) -> Result<(Vec<String>, Option<String>)> {
     #[derive(Deserialize)]
     struct Tool {
         name: String,
@@ -257,6 +273,8 @@ pub fn tool_names(line: &[u8]) -> Result<Vec<String>> {
     #[derive(Deserialize)]
     struct ListResult {
         tools: Vec<Tool>,
+        #[serde(rename = "nextCursor")]
+        next_cursor: Option<String>,
     }
     let env = Envelope::parse(line)?;
     let result = env.result.ok_or_else(|| {
@@ -266,7 +284,10 @@ pub fn tool_names(line: &[u8]) -> Result<Vec<String>> {
         )
     })?;
     let list: ListResult = serde_json::from_str(result.get()).context("tools/list result")?;
-    Ok(list.tools.into_iter().map(|t| t.name).collect())
+    Ok((
+        list.tools.into_iter().map(|t| t.name).collect(),
+        list.next_cursor,
+    ))
 }
 
 /// Nearest-rank percentile (`p` in 0..=1) of sorted values.

@@ -18,13 +18,16 @@ use crate::child::task::{self, ChildEvent, TaskContext};
 use crate::child::{ChildHandle, State};
 use crate::domains;
 use crate::events::EventLog;
-use crate::front::registry::{ListKind, Sessions};
+use crate::front::registry::Sessions;
 use crate::front::FrontSink;
 use crate::health;
+use crate::listing::{ListKind, Merged};
 use crate::local::LocalTools;
 use crate::prompts::{PromptCatalog, ServerPrompts};
 use crate::redact::Redactor;
 use crate::reply::SessionId;
+use crate::resources::{ResourceCatalog, ServerResources};
+use crate::upstream::Upstream;
 use crate::watchdog::Watchdog;
 
 /// A server's own instructions are cut to this many bytes in the gateway's (one verbose child
@@ -83,15 +86,30 @@ struct Inner {
     local: LocalTools,
     /// The client sessions being served.
     sessions: Arc<Sessions>,
+    /// Children's requests sent to client sessions and not yet answered.
+    upstream: Arc<Upstream>,
     /// The level children were last set to (0: none).
     applied_log_level: std::sync::atomic::AtomicU8,
 }
 
-struct BuiltCatalog {
+/// Every merged list, built together from one snapshot of the children.
+pub struct BuiltCatalog {
     generation: u64,
     catalog: Arc<Catalog>,
-    /// Built from the same snapshot of the children as `catalog`.
     prompts: Arc<PromptCatalog>,
+    resources: Arc<ResourceCatalog>,
+}
+
+impl BuiltCatalog {
+    /// The merged list of `kind`.
+    pub fn merged(&self, kind: ListKind) -> &Merged {
+        match kind {
+            ListKind::Tools => self.catalog.merged(),
+            ListKind::Prompts => self.prompts.merged(),
+            ListKind::Resources => self.resources.resources(),
+            ListKind::ResourceTemplates => self.resources.templates(),
+        }
+    }
 }
 
 impl Gateway {
@@ -127,12 +145,15 @@ impl Gateway {
         }
         let generation = Arc::new(AtomicU64::new(1));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let sessions: Arc<Sessions> = Arc::default();
+        let upstream = Upstream::new(sessions.clone());
         let gw = Gateway {
             inner: Arc::new(Inner {
                 catalog: RwLock::new(Arc::new(BuiltCatalog {
                     generation: 0,
                     catalog: Arc::default(),
                     prompts: Arc::default(),
+                    resources: Arc::default(),
                 })),
                 rebuild: Mutex::new(()),
                 generation: generation.clone(),
@@ -145,7 +166,8 @@ impl Gateway {
                 parked: dashmap::DashMap::new(),
                 log: Arc::new(EventLog::new(redactor)),
                 local: options.local_tools.clone(),
-                sessions: Arc::default(),
+                sessions,
+                upstream,
                 applied_log_level: Default::default(),
                 children,
                 config,
@@ -174,6 +196,7 @@ impl Gateway {
             cache: options.catalog_cache.clone(),
             retry,
             sessions: gw.inner.sessions.clone(),
+            upstream: gw.inner.upstream.clone(),
         };
         for child in &gw.inner.children {
             gw.inner
@@ -220,7 +243,13 @@ impl Gateway {
         self.built().prompts.clone()
     }
 
-    fn built(&self) -> Arc<BuiltCatalog> {
+    /// The current merged resource catalog (rebuilt with the tool catalog).
+    pub fn resources(&self) -> Arc<ResourceCatalog> {
+        self.built().resources.clone()
+    }
+
+    /// Every current merged list (rebuilt on first use after any server's lists changed).
+    pub fn built(&self) -> Arc<BuiltCatalog> {
         let wanted = self.inner.generation.load(Ordering::Acquire);
         {
             let built = self.inner.catalog.read().unwrap_or_else(|p| p.into_inner());
@@ -265,10 +294,35 @@ impl Gateway {
                     listed: c.is_listed(),
                 }),
         ));
+        let lists: Vec<_> = self
+            .inner
+            .children
+            .iter()
+            .map(|c| {
+                (
+                    c.list(ListKind::Resources),
+                    c.list(ListKind::ResourceTemplates),
+                )
+            })
+            .collect();
+        let resources = Arc::new(ResourceCatalog::build(
+            self.inner
+                .children
+                .iter()
+                .zip(&lists)
+                .map(|(c, (resources, templates))| ServerResources {
+                    index: c.shared.index,
+                    name: c.name(),
+                    resources,
+                    templates,
+                    listed: c.is_listed(),
+                }),
+        ));
         let built = Arc::new(BuiltCatalog {
             generation: wanted,
             catalog,
             prompts,
+            resources,
         });
         *self
             .inner
@@ -299,12 +353,11 @@ impl Gateway {
         }
     }
 
-    /// Ends session `id`: it leaves the registry, and children are set to the most verbose
-    /// level the sessions still open asked for (the one that left may have been the only one
-    /// asking for that much; left as is, every child would keep sending what no one reads).
-    /// With no level asked any more, children keep theirs: MCP has no way to unset it.
-    pub fn close_session(&self, id: SessionId) {
-        self.inner.sessions.close(id);
+    /// After a session ended: children are set to the most verbose level the sessions still
+    /// open asked for (the one that left may have been the only one asking for that much; left
+    /// as is, every child would keep sending what no one reads). With no level asked any
+    /// more, children keep theirs: MCP has no way to unset it.
+    pub(crate) fn relax_log_level(&self) {
         // A session dropped outside the runtime (or while stopping) has no one to tell.
         if tokio::runtime::Handle::try_current().is_ok() && !self.inner.shutdown.is_cancelled() {
             self.apply_log_level();
@@ -314,6 +367,11 @@ impl Gateway {
     /// The client sessions being served.
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions
+    }
+
+    /// Children's requests waiting for a client's answer (sampling, elicitation, roots).
+    pub fn upstream(&self) -> &Upstream {
+        &self.inner.upstream
     }
 
     /// The gateway's own tools.
@@ -487,17 +545,25 @@ async fn announce_changes(gw: Gateway, mut events: mpsc::UnboundedReceiver<Child
             _ = tokio::time::sleep_until(until) => {}
         }
         while events.try_recv().is_ok() {}
-        // Each session is told about the lists it has seen, when they really changed for it.
+        // Each session is told about the lists it has seen, when they really changed for it
+        // (resources and their templates share one notification).
         let mut sent = false;
-        let prompts = gw.prompts().list_result().clone();
-        let tools = gw.catalog().list_result().clone();
+        let built = gw.built();
         for session in gw.inner.sessions.list() {
-            let p = session.announce_if_changed(ListKind::Prompts, &prompts);
-            let t = session.announce_if_changed(ListKind::Tools, &tools);
-            if p || t {
-                tracing::info!(session = %session.id, tools = t, prompts = p, "lists changed; notifying the session");
+            let mut told: Vec<&str> = Vec::new();
+            for kind in ListKind::ALL {
+                let method = kind.list_changed();
+                if session.list_changed(kind, built.merged(kind).digest())
+                    && !told.contains(&method)
+                {
+                    session.notify(method, None);
+                    told.push(method);
+                }
             }
-            sent |= p || t;
+            if !told.is_empty() {
+                tracing::info!(session = %session.id, lists = ?told, "lists changed; notifying the session");
+                sent = true;
+            }
         }
         if sent {
             last_sent = Some(tokio::time::Instant::now());

@@ -2,33 +2,16 @@
 //! plus the pre-serialized `tools/list` result (so listing 10,000 tools is a copy, not a
 //! serialization).
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::fnv::FnvHasher;
+use crate::listing::{CursorError, ListKind, Merged, Source};
 use crate::names;
 
-/// Where a call to an exposed tool goes.
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// Index of the owning server in the configuration.
-    pub server: usize,
-    /// The tool's name as the child knows it.
-    pub tool: Arc<str>,
-    /// The name the client used (shared, so a call does not allocate it).
-    pub exposed: Arc<str>,
-}
-
-/// An exposed name that differs from `<server><separator><tool>`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Renamed {
-    pub exposed: String,
-    pub server: String,
-    pub tool: String,
-}
+pub use crate::listing::Renamed;
+/// Where a call to an exposed tool goes (`original`: the tool's name at the child).
+pub use crate::listing::Target as Route;
 
 /// One server's contribution to the catalog.
 pub struct ServerTools<'a> {
@@ -43,16 +26,17 @@ pub struct ServerTools<'a> {
 }
 
 /// An immutable snapshot; a new one replaces it whenever any server's tools change.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Catalog {
-    // FNV: names are short and come from the client the gateway serves, so SipHash's flooding
-    // resistance buys nothing on this per-call lookup.
-    routes: HashMap<Box<str>, Route, BuildHasherDefault<FnvHasher>>,
-    /// `{"tools":[...]}`, ready to splice into a response.
-    list_result: Arc<str>,
-    renamed: Vec<Renamed>,
-    /// Exposed names in listing order (for suggestions and the CLI table); only listed tools.
-    names: Vec<Box<str>>,
+    merged: Merged,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self {
+            merged: Merged::empty(ListKind::Tools),
+        }
+    }
 }
 
 impl Catalog {
@@ -63,91 +47,71 @@ impl Catalog {
         own_tools: &[Value],
         servers: impl IntoIterator<Item = ServerTools<'a>>,
     ) -> Self {
-        let mut routes = HashMap::default();
-        let mut renamed = Vec::new();
-        let mut names: Vec<Box<str>> = Vec::new();
-        let mut listed: Vec<String> = own_tools.iter().map(Value::to_string).collect();
-        for t in own_tools {
-            if let Some(n) = t.get("name").and_then(Value::as_str) {
-                names.push(n.into());
-            }
-        }
-        for server in servers {
-            for tool in server.tools {
-                let Some(original) = tool.get("name").and_then(Value::as_str) else {
-                    continue;
-                };
-                let exposed = names::expose(server.name, separator, original);
-                if routes.contains_key(exposed.name.as_str()) {
-                    tracing::warn!(
-                        server = server.name,
-                        tool = original,
-                        "duplicate tool name from child; keeping the first"
-                    );
-                    continue;
-                }
-                if server.listed {
-                    if exposed.shortened {
-                        renamed.push(Renamed {
-                            exposed: exposed.name.clone(),
-                            server: server.name.to_owned(),
-                            tool: original.to_owned(),
-                        });
-                    }
-                    let mut def = tool.clone();
-                    def["name"] = Value::String(exposed.name.clone());
-                    listed.push(def.to_string());
-                    names.push(exposed.name.as_str().into());
-                }
-                let route = Route {
-                    server: server.index,
-                    tool: original.into(),
-                    exposed: exposed.name.as_str().into(),
-                };
-                routes.insert(exposed.name.into_boxed_str(), route);
-            }
-        }
-        let list_result = format!("{{\"tools\":[{}]}}", listed.join(",")).into();
-        Self {
-            routes,
-            list_result,
-            renamed,
-            names,
-        }
+        let merged = Merged::build(
+            ListKind::Tools,
+            own_tools,
+            servers.into_iter().map(|s| Source {
+                index: s.index,
+                name: s.name,
+                items: s.tools,
+                listed: s.listed,
+            }),
+            |server, tool| names::expose(server, separator, tool),
+        );
+        Self { merged }
+    }
+
+    /// The merged list underneath.
+    pub fn merged(&self) -> &Merged {
+        &self.merged
     }
 
     /// The route of an exposed name, listed or not (a down server's tools stay routable).
     pub fn route(&self, exposed: &str) -> Option<&Route> {
-        self.routes.get(exposed)
+        self.merged.route(exposed)
     }
 
+    /// The first page of `tools/list` (the whole list unless it has over
+    /// [`crate::listing::PAGE_SIZE`] tools).
     pub fn list_result(&self) -> &Arc<str> {
-        &self.list_result
+        self.merged.first_page()
+    }
+
+    /// The `tools/list` page a client's cursor points to.
+    pub fn page(&self, cursor: Option<&str>) -> Result<&Arc<str>, CursorError> {
+        self.merged.page(cursor)
+    }
+
+    /// Every page of `tools/list`, in order.
+    pub fn pages(&self) -> &[Arc<str>] {
+        self.merged.pages()
+    }
+
+    /// A hash of the listed tools (what a session was served, for list_changed).
+    pub fn digest(&self) -> u64 {
+        self.merged.digest()
     }
 
     pub fn renamed(&self) -> &[Renamed] {
-        &self.renamed
+        self.merged.renamed()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(|n| &**n)
+        self.merged.keys()
     }
 
     /// How many tools are listed.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.merged.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.merged.is_empty()
     }
 
     /// Exposed names close to `wanted`, best first.
     pub fn suggestions(&self, wanted: &str) -> Vec<String> {
-        orchestra_config::suggest::closest(wanted, self.names(), 3)
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
+        self.merged.suggestions(wanted)
     }
 }
 
@@ -184,13 +148,13 @@ mod tests {
         );
         assert_eq!(c.len(), 3);
         let r = c.route("files__read_file").unwrap();
-        assert_eq!((r.server, &*r.tool), (0, "read_file"));
+        assert_eq!((r.server, &*r.original), (0, "read_file"));
         let listed: Value = serde_json::from_str(c.list_result()).unwrap();
         assert_eq!(listed["tools"][1]["annotations"]["readOnlyHint"], true);
         assert_eq!(listed["tools"][1]["description"], "Read");
         assert_eq!(c.renamed().len(), 1);
         assert_eq!(
-            &*c.route(&c.renamed()[0].exposed).unwrap().tool,
+            &*c.route(&c.renamed()[0].exposed).unwrap().original,
             long.as_str()
         );
         assert_eq!(

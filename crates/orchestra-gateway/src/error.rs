@@ -14,6 +14,8 @@ pub mod code {
     pub const METHOD_NOT_FOUND: i64 = -32601;
     pub const INVALID_PARAMS: i64 = -32602;
     pub const INTERNAL_ERROR: i64 = -32603;
+    /// MCP's "resource not found".
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
     /// The owning server is not up (starting, failed, stopped).
     pub const SERVER_UNAVAILABLE: i64 = -31001;
     /// The owning server exited while the request was in flight.
@@ -26,6 +28,12 @@ pub mod code {
     pub const SERVER_OVERLOADED: i64 = -31006;
     /// The server answered with something that is not a valid JSON-RPC response.
     pub const INVALID_RESPONSE: i64 = -31007;
+    /// To a child: the client session its request was sent to closed before answering.
+    pub const CLIENT_CLOSED: i64 = -31008;
+    /// To a child: the client did not answer its request in time. The one use of -32001: the
+    /// child's SDK reads it as its own request timing out (TypeScript `RequestTimeout`), which
+    /// is what happened; the client was sent `notifications/cancelled`.
+    pub const CLIENT_TIMEOUT: i64 = -32001;
 }
 
 /// Why a request could not be served.
@@ -49,12 +57,21 @@ pub enum GatewayError {
         name: String,
         suggestions: Vec<String>,
     },
+    #[error("unknown resource \"{uri}\"{}", hint(suggestions))]
+    UnknownResource {
+        uri: String,
+        suggestions: Vec<String>,
+    },
     #[error("server \"{server}\" is {state}: {reason}")]
     ServerUnavailable {
         server: String,
         state: &'static str,
         reason: String,
     },
+    /// A prompt or resource whose server is down with nothing to stand in: why, and what to
+    /// use instead (`guidance.rs`).
+    #[error("{text}")]
+    Down { text: String, guidance: Value },
     #[error(
         "server \"{server}\" exited ({status}) while the request was in flight{}{}",
         if *delivered { "" } else { " (it had not reached the server; safe to retry)" },
@@ -89,6 +106,15 @@ pub enum GatewayError {
         tool: String,
         reason: &'static str,
     },
+    /// A child's request to a client (sampling, elicitation, roots) that no session can answer.
+    #[error("no connected client can answer {method}: {why}")]
+    NoClientFor { method: String, why: String },
+    #[error(
+        "the client did not answer {method} within {after:?}; it was sent notifications/cancelled"
+    )]
+    ClientTimeout { method: String, after: Duration },
+    #[error("the client session {session} closed before answering {method}")]
+    ClientClosed { method: String, session: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -99,16 +125,23 @@ impl GatewayError {
         match self {
             GatewayError::Parse(_) => code::PARSE_ERROR,
             GatewayError::InvalidRequest(_) => code::INVALID_REQUEST,
-            GatewayError::MethodNotFound(_) => code::METHOD_NOT_FOUND,
+            GatewayError::MethodNotFound(_) | GatewayError::NoClientFor { .. } => {
+                code::METHOD_NOT_FOUND
+            }
             GatewayError::InvalidParams(_)
             | GatewayError::UnknownTool { .. }
             | GatewayError::UnknownPrompt { .. } => code::INVALID_PARAMS,
-            GatewayError::ServerUnavailable { .. } => code::SERVER_UNAVAILABLE,
+            GatewayError::UnknownResource { .. } => code::RESOURCE_NOT_FOUND,
+            GatewayError::ServerUnavailable { .. } | GatewayError::Down { .. } => {
+                code::SERVER_UNAVAILABLE
+            }
             GatewayError::ServerExited { .. } => code::SERVER_EXITED,
             GatewayError::Timeout { .. } => code::TIMEOUT,
             GatewayError::Overloaded { .. } => code::SERVER_OVERLOADED,
             GatewayError::ResponseTooLarge { .. } => code::RESPONSE_TOO_LARGE,
             GatewayError::InvalidResponse { .. } => code::INVALID_RESPONSE,
+            GatewayError::ClientTimeout { .. } => code::CLIENT_TIMEOUT,
+            GatewayError::ClientClosed { .. } => code::CLIENT_CLOSED,
             GatewayError::Internal(_) => code::INTERNAL_ERROR,
         }
     }
@@ -122,6 +155,9 @@ impl GatewayError {
             GatewayError::UnknownPrompt { name, suggestions } => {
                 Some(json!({ "prompt": name, "suggestions": suggestions }))
             }
+            GatewayError::UnknownResource { uri, suggestions } => {
+                Some(json!({ "uri": uri, "suggestions": suggestions }))
+            }
             GatewayError::ServerUnavailable {
                 server,
                 state,
@@ -129,6 +165,7 @@ impl GatewayError {
             } => Some(
                 json!({ "server": server, "state": state, "reason": reason, "delivered": false, "retryable": true }),
             ),
+            GatewayError::Down { guidance, .. } => Some(guidance.clone()),
             GatewayError::ServerExited {
                 server,
                 status,

@@ -17,6 +17,51 @@ const MAX_ALTERNATIVES: usize = 20;
 
 /// An `isError` tool result explaining why `tool` cannot be served now.
 pub fn unavailable_result(gw: &Gateway, child: &ChildHandle, tool: &str) -> Value {
+    let catalog = gw.catalog();
+    let separator = &gw.config().gateway.separator;
+    let (text, meta) = unavailable(
+        gw,
+        child,
+        &format!("Tool \"{tool}\""),
+        "tools",
+        |stand_ins| of_servers(catalog.names(), stand_ins, separator),
+    );
+    json!({
+        "content": [{ "type": "text", "text": text }],
+        "isError": true,
+        "_meta": { UNAVAILABLE_META_KEY: meta }
+    })
+}
+
+/// The exposed names (`<server><separator><name>`) among `names` that belong to `servers`.
+pub fn of_servers<'a>(
+    names: impl Iterator<Item = &'a str>,
+    servers: &[String],
+    separator: &str,
+) -> Vec<String> {
+    names
+        .filter(|n| {
+            servers.iter().any(|s| {
+                n.strip_prefix(s.as_str())
+                    .is_some_and(|rest| rest.starts_with(separator))
+            })
+        })
+        .take(MAX_ALTERNATIVES)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Why `subject` (`Prompt "x"`, `Resource "uri"`) cannot be served now, as text and as the
+/// structured form (`_meta` of a tool result, `data` of an error), with `alternatives`: the
+/// `plural` (tools, prompts, …) of the same kind that the servers standing in for `child` offer (at most
+/// [`MAX_ALTERNATIVES`] are shown).
+pub fn unavailable(
+    gw: &Gateway,
+    child: &ChildHandle,
+    subject: &str,
+    plural: &str,
+    alternatives: impl FnOnce(&[String]) -> Vec<String>,
+) -> (String, Value) {
     let status = child.status();
     let server = child.name();
     let domains: Vec<_> = gw
@@ -25,7 +70,8 @@ pub fn unavailable_result(gw: &Gateway, child: &ChildHandle, tool: &str) -> Valu
         .filter(|d| d.owner == server)
         .collect();
     let fallback = gw.live_fallback(server);
-    // Tools to use instead: those of whoever now serves the server's domains (or its fallback).
+    // What to use instead: what those who now serve the server's domains (or its fallback)
+    // offer.
     let stand_ins: Vec<String> = domains
         .iter()
         .filter_map(|d| d.serving.clone())
@@ -36,21 +82,11 @@ pub fn unavailable_result(gw: &Gateway, child: &ChildHandle, tool: &str) -> Valu
             }
             acc
         });
-    let catalog = gw.catalog();
-    let separator = &gw.config().gateway.separator;
-    let use_instead: Vec<String> = catalog
-        .names()
-        .filter(|n| {
-            stand_ins
-                .iter()
-                .any(|s| n.starts_with(&format!("{s}{separator}")))
-        })
-        .take(MAX_ALTERNATIVES)
-        .map(str::to_owned)
-        .collect();
+    let mut use_instead = alternatives(&stand_ins);
+    use_instead.truncate(MAX_ALTERNATIVES);
 
     let mut text = format!(
-        "Tool \"{tool}\" is unavailable: server \"{server}\" is {} since {}",
+        "{subject} is unavailable: server \"{server}\" is {} since {}",
         status.state.as_str(),
         rfc3339(status.since)
     );
@@ -97,24 +133,22 @@ pub fn unavailable_result(gw: &Gateway, child: &ChildHandle, tool: &str) -> Valu
         }
     }
     if use_instead.is_empty() {
-        text.push_str(" No alternative tools are available; retry later or tell the user.");
+        let _ = write!(
+            text,
+            " No alternative {plural} are available; retry later or tell the user."
+        );
     } else {
         let _ = write!(text, " Use instead: {}.", use_instead.join(", "));
     }
-    json!({
-        "content": [{ "type": "text", "text": text }],
-        "isError": true,
-        "_meta": {
-            UNAVAILABLE_META_KEY: {
-                "server": server,
-                "state": status.state,
-                "since": rfc3339(status.since),
-                "reason": status.reason,
-                "next_attempt": status.next_attempt.map(rfc3339),
-                "fallback": fallback,
-                "domains": domains,
-                "use_instead": use_instead,
-            }
-        }
-    })
+    let meta = json!({
+        "server": server,
+        "state": status.state,
+        "since": rfc3339(status.since),
+        "reason": status.reason,
+        "next_attempt": status.next_attempt.map(rfc3339),
+        "fallback": fallback,
+        "domains": domains,
+        "use_instead": use_instead,
+    });
+    (text, meta)
 }

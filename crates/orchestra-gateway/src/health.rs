@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::app::Gateway;
+use crate::child::lists::Feature;
 use crate::child::{ChildHandle, State};
+use crate::listing::ListKind;
 
 /// Events included in a report.
 const RECENT_EVENTS: usize = 20;
@@ -68,7 +70,12 @@ pub fn report(gw: &Gateway) -> Value {
             "tools_exposed": catalog.len(),
         },
         "servers": servers,
-        "sessions": gw.sessions().list().iter().map(|s| s.report()).collect::<Vec<_>>(),
+        "sessions": gw.sessions().list().iter().map(|s| {
+            let mut report = s.report();
+            // Children's requests (sampling, elicitation, roots) waiting for its answer.
+            report["server_requests"] = json!(gw.upstream().outstanding(s.id));
+            report
+        }).collect::<Vec<_>>(),
         "domains": domains,
         "renamed_tools": catalog.renamed(),
         "events": gw.events().recent(RECENT_EVENTS),
@@ -97,6 +104,12 @@ fn server_report(child: &ChildHandle) -> Value {
         // Prompts: listed like tools; a failed prompts listing leaves the tools served.
         "prompts": if up { child.prompts().len() } else { 0 },
         "prompts_error": child.prompts_error(),
+        "prompts_dropped": child.list_dropped(Feature::Prompts),
+        // Resources and templates: the same; a failed listing leaves the rest served.
+        "resources": if up { child.list(ListKind::Resources).len() } else { 0 },
+        "resource_templates": if up { child.list(ListKind::ResourceTemplates).len() } else { 0 },
+        "resources_error": child.list_error(Feature::Resources),
+        "resources_dropped": child.list_dropped(Feature::Resources),
         "calls": load(&stats.calls),
         "errors": load(&stats.errors),
         "timeouts": load(&stats.timeouts),
@@ -326,6 +339,12 @@ fn output_schema() -> Value {
     server["tools_dropped"] = tool_issues;
     server["prompts"] = json!({ "type": "integer" });
     server["prompts_error"] = nullable("string");
+    server["resources"] = json!({ "type": "integer" });
+    server["resource_templates"] = json!({ "type": "integer" });
+    server["resources_error"] = nullable("string");
+    let notes = json!({ "type": "array", "items": { "type": "string" } });
+    server["prompts_dropped"] = notes.clone();
+    server["resources_dropped"] = notes;
     for counter in [
         "oversized_messages",
         "invalid_responses",
@@ -345,6 +364,9 @@ fn output_schema() -> Value {
                 "protocol_version": nullable("string"),
                 "client": {},
                 "capabilities": {},
+                "log_level": nullable("string"),
+                "subscriptions": { "type": "integer" },
+                "server_requests": { "type": "integer" },
             },
         },
     });

@@ -4,21 +4,15 @@
 //!
 //! Prompt definitions are the child's own and are passed on as written but for the name.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::listing::{CursorError, ListKind, Merged, Source};
 use crate::names;
 
-/// Where a `prompts/get` for an exposed prompt goes.
-#[derive(Debug, Clone)]
-pub struct PromptRoute {
-    /// Index of the owning server in the configuration.
-    pub server: usize,
-    /// The prompt's name as the child knows it.
-    pub prompt: Arc<str>,
-}
+/// Where a `prompts/get` for an exposed prompt goes (`original`: the child's prompt name).
+pub use crate::listing::Target as PromptRoute;
 
 /// One server's contribution to the prompt catalog.
 pub struct ServerPrompts<'a> {
@@ -34,19 +28,13 @@ pub struct ServerPrompts<'a> {
 /// An immutable snapshot, rebuilt with the tool catalog whenever a server's lists change.
 #[derive(Debug)]
 pub struct PromptCatalog {
-    routes: HashMap<Box<str>, PromptRoute>,
-    /// `{"prompts":[...]}`, ready to splice into a response.
-    list_result: Arc<str>,
-    /// Exposed names of listed prompts, in listing order (for suggestions).
-    names: Vec<Box<str>>,
+    merged: Merged,
 }
 
 impl Default for PromptCatalog {
     fn default() -> Self {
         Self {
-            routes: HashMap::new(),
-            list_result: "{\"prompts\":[]}".into(),
-            names: Vec::new(),
+            merged: Merged::empty(ListKind::Prompts),
         }
     }
 }
@@ -56,70 +44,62 @@ impl PromptCatalog {
         separator: &str,
         servers: impl IntoIterator<Item = ServerPrompts<'a>>,
     ) -> Self {
-        let mut routes = HashMap::new();
-        let mut names: Vec<Box<str>> = Vec::new();
-        let mut listed: Vec<String> = Vec::new();
-        for server in servers {
-            for prompt in server.prompts {
-                let Some(original) = prompt.get("name").and_then(Value::as_str) else {
-                    continue;
-                };
-                let exposed = names::expose(server.name, separator, original);
-                if routes.contains_key(exposed.name.as_str()) {
-                    tracing::warn!(
-                        server = server.name,
-                        prompt = original,
-                        "two prompts get the same exposed name; keeping the first"
-                    );
-                    continue;
-                }
-                if server.listed {
-                    let mut def = prompt.clone();
-                    def["name"] = Value::String(exposed.name.clone());
-                    listed.push(def.to_string());
-                    names.push(exposed.name.as_str().into());
-                }
-                routes.insert(
-                    exposed.name.into_boxed_str(),
-                    PromptRoute {
-                        server: server.index,
-                        prompt: original.into(),
-                    },
-                );
-            }
-        }
-        let list_result = format!("{{\"prompts\":[{}]}}", listed.join(",")).into();
-        Self {
-            routes,
-            list_result,
-            names,
-        }
+        let merged = Merged::build(
+            ListKind::Prompts,
+            &[],
+            servers.into_iter().map(|s| Source {
+                index: s.index,
+                name: s.name,
+                items: s.prompts,
+                listed: s.listed,
+            }),
+            |server, prompt| names::expose(server, separator, prompt),
+        );
+        Self { merged }
+    }
+
+    /// The merged list underneath.
+    pub fn merged(&self) -> &Merged {
+        &self.merged
     }
 
     /// The route of an exposed prompt name, listed or not.
     pub fn route(&self, exposed: &str) -> Option<&PromptRoute> {
-        self.routes.get(exposed)
+        self.merged.route(exposed)
     }
 
+    /// The first page of `prompts/list`.
     pub fn list_result(&self) -> &Arc<str> {
-        &self.list_result
+        self.merged.first_page()
+    }
+
+    /// The `prompts/list` page a client's cursor points to.
+    pub fn page(&self, cursor: Option<&str>) -> Result<&Arc<str>, CursorError> {
+        self.merged.page(cursor)
+    }
+
+    /// A hash of the listed prompts (what a session was served, for list_changed).
+    pub fn digest(&self) -> u64 {
+        self.merged.digest()
+    }
+
+    /// Exposed names of the listed prompts, in listing order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.merged.keys()
     }
 
     /// How many prompts are listed.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.merged.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.merged.is_empty()
     }
 
     /// Listed prompt names close to `wanted`, best first.
     pub fn suggestions(&self, wanted: &str) -> Vec<String> {
-        orchestra_config::suggest::closest(wanted, self.names.iter().map(|n| &**n), 3)
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
+        self.merged.suggestions(wanted)
     }
 }
 
@@ -156,8 +136,8 @@ mod tests {
         assert_eq!(listed["prompts"][0]["name"], "a__greet");
         assert_eq!(listed["prompts"][0]["arguments"][0]["name"], "who");
         let r = c.route("a__greet").unwrap();
-        assert_eq!((r.server, &*r.prompt), (0, "greet"));
-        assert_eq!(&*c.route("b__plan").unwrap().prompt, "plan");
+        assert_eq!((r.server, &*r.original), (0, "greet"));
+        assert_eq!(&*c.route("b__plan").unwrap().original, "plan");
         assert_eq!(c.suggestions("a__gret"), vec!["a__greet".to_owned()]);
         assert_eq!(c.len(), 1);
     }

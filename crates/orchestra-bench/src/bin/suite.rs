@@ -687,30 +687,42 @@ struct Catalog {
     ready_ms: f64,
 }
 
+/// Times `n` complete listings: every page, following `nextCursor` (the gateway serves pages
+/// of 1000; a child may answer in one). The clock runs from the first request to the last
+/// page read.
 fn timed_lists(peer: &mut Peer, n: usize, expect: usize, tag: &str) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let id = format!("\"{tag}-{i}\"");
-        let request = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\"}}\n");
         let start = Instant::now();
-        peer.send(request.as_bytes())?;
-        peer.flush()?;
-        // The clock stops when the whole line has been read; it is parsed afterwards.
-        let line = loop {
-            let line = peer.read_line()?;
-            let elapsed = start.elapsed();
-            let line = line.to_vec();
-            let env = Envelope::parse(&line)?;
-            if env.is_response() && env.id.map(|r| r.get()) == Some(id.as_str()) {
-                out.push(elapsed.as_secs_f64() * 1e3);
-                break line;
+        let mut got = 0;
+        let mut cursor: Option<String> = None;
+        for page in 0.. {
+            let id = format!("\"{tag}-{i}-{page}\"");
+            let params = match &cursor {
+                Some(c) => format!(",\"params\":{{\"cursor\":{}}}", json!(c)),
+                None => String::new(),
+            };
+            let request =
+                format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\"{params}}}\n");
+            peer.send(request.as_bytes())?;
+            peer.flush()?;
+            let line = loop {
+                let line = peer.read_line()?.to_vec();
+                let env = Envelope::parse(&line)?;
+                if env.is_response() && env.id.map(|r| r.get()) == Some(id.as_str()) {
+                    break line;
+                }
+            };
+            let (names, next) = orchestra_bench::tool_page(&line)?;
+            got += names.len();
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
             }
-        };
-        if i == 0 || i + 1 == n {
-            let got = orchestra_bench::tool_names(&line)?.len();
-            if got < expect {
-                bail!("tools/list returned {got} tools, expected {expect}");
-            }
+        }
+        out.push(start.elapsed().as_secs_f64() * 1e3);
+        if got < expect {
+            bail!("tools/list returned {got} tools, expected {expect}");
         }
     }
     Ok(out)

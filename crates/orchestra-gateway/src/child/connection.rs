@@ -16,7 +16,9 @@ use serde_json::Value;
 use tokio::net::unix::pipe;
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::CancellationToken;
 
+use super::lists::Feature;
 use super::stats::Stats;
 use crate::error::GatewayError;
 use crate::front::FrontSink;
@@ -24,6 +26,7 @@ use crate::jsonrpc::framing::{Frame, LineReader};
 use crate::jsonrpc::{self, peek, CallParams, Envelope, Kind};
 use crate::outbox::{Outbox, Overflow, PushError};
 use crate::reply::SessionId;
+use crate::upstream::{self, Upstream};
 
 /// Bytes queued toward a child before calls are refused as "overloaded".
 const INPUT_LIMIT: usize = 16 * 1024 * 1024;
@@ -44,8 +47,28 @@ pub struct Retry {
     pub error: GatewayError,
 }
 
-/// Where a child's `notifications/message` goes (its params, raw): the gateway's sessions.
-pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+/// A child's notification meant for the client sessions (not for one call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// `notifications/message`.
+    Log,
+    /// `notifications/resources/updated`.
+    ResourceUpdated,
+}
+
+/// Where a child's session-bound notifications go (with their params, raw): the gateway's
+/// sessions.
+pub type NoticeSink = Arc<dyn Fn(Notice, &str) + Send + Sync>;
+
+/// How a child reaches the clients: its log messages and resource updates, and its requests
+/// to a client (sampling, elicitation, roots; see `upstream`).
+#[derive(Clone)]
+pub struct ToClients {
+    pub notices: NoticeSink,
+    pub requests: Arc<Upstream>,
+    /// How long a client may take to answer one of this child's requests.
+    pub request_timeout: Duration,
+}
 
 /// Sends a [`Retry`] again (provided by the gateway, which knows the routes).
 pub type RetryFn = Arc<dyn Fn(Retry) + Send + Sync>;
@@ -101,6 +124,8 @@ pub enum RequestError {
     TooLarge { size: usize, limit: usize },
     /// The answer was not a valid response (both or neither of `result` and `error`).
     Invalid(&'static str),
+    /// The client cancelled the request it was made for.
+    Cancelled,
 }
 
 impl std::fmt::Display for RequestError {
@@ -113,6 +138,7 @@ impl std::fmt::Display for RequestError {
                 write!(f, "answer of {size} bytes exceeds max_message_size {limit}")
             }
             RequestError::Invalid(why) => write!(f, "invalid response: {why}"),
+            RequestError::Cancelled => f.write_str("cancelled by the client"),
         }
     }
 }
@@ -215,11 +241,11 @@ pub struct Connection {
     sweeper_at: AtomicU64,
     epoch: Instant,
     stats: Arc<Stats>,
-    /// Where the child's log messages go.
-    on_log: LogSink,
-    /// Set by the child's `notifications/prompts/list_changed` (one permit: coalesced); the
-    /// owning task re-lists its prompts. Per connection, as the prompts are per child life.
-    prompts_changed: Notify,
+    /// Where the child's log messages, resource updates and requests to a client go.
+    clients: ToClients,
+    /// Set by the child's prompts and resources `list_changed` (one permit each: coalesced);
+    /// the owning task lists them again. Per connection, as the lists are per child life.
+    lists_changed: [Notify; 2],
 }
 
 /// The tasks that serve one connection; the owner awaits `reader` to learn of EOF.
@@ -236,7 +262,7 @@ impl Connection {
         stats: Arc<Stats>,
         tools_changed: Arc<Notify>,
         max_message: usize,
-        on_log: LogSink,
+        clients: ToClients,
     ) -> std::io::Result<(Arc<Self>, ConnectionTasks)> {
         let input = Outbox::new(
             pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
@@ -244,7 +270,7 @@ impl Connection {
             Overflow::Refuse,
         );
         let conn = Arc::new(Self {
-            on_log,
+            clients,
             server,
             input,
             pending: Mutex::new(PendingTable::default()),
@@ -255,16 +281,16 @@ impl Connection {
             sweeper_at: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
             stats,
-            prompts_changed: Notify::new(),
+            lists_changed: [Notify::new(), Notify::new()],
         });
         tokio::spawn(sweep_loop(Arc::downgrade(&conn)));
         let reader = tokio::spawn(read_loop(conn.clone(), stdout, tools_changed));
         Ok((conn, ConnectionTasks { reader }))
     }
 
-    /// Fires when the child said its prompts changed (coalesced).
-    pub(crate) fn prompts_changed(&self) -> &Notify {
-        &self.prompts_changed
+    /// Fires when the child said its `feature` lists changed (coalesced).
+    pub(crate) fn list_changed(&self, feature: Feature) -> &Notify {
+        &self.lists_changed[feature as usize]
     }
 
     /// Queues a client's `tools/call` for this child (written by [`Connection::flush`]).
@@ -332,6 +358,19 @@ impl Connection {
         params: Option<&str>,
         timeout: Duration,
     ) -> Result<Box<str>, RequestError> {
+        self.request_cancellable(method, params, timeout, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Connection::request`] on behalf of a client that may cancel it: when `cancel` fires
+    /// first, the child is sent `notifications/cancelled` and the answer is not awaited.
+    pub async fn request_cancellable(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Box<str>, RequestError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(RequestError::Closed);
         }
@@ -347,12 +386,23 @@ impl Connection {
             return Err(RequestError::Closed);
         }
         self.input.flush();
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(RequestError::Closed),
-            Err(_) => {
-                self.lock().remove(id);
-                Err(RequestError::Timeout)
+        tokio::select! {
+            answer = tokio::time::timeout(timeout, rx) => match answer {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(RequestError::Closed),
+                Err(_) => {
+                    // MCP: `initialize` is never cancelled.
+                    if self.lock().remove(id).is_some() && method != "initialize" {
+                        self.send_cancelled(id, "the gateway stopped waiting for the answer (timeout)");
+                    }
+                    Err(RequestError::Timeout)
+                }
+            },
+            _ = cancel.cancelled() => {
+                if self.lock().remove(id).is_some() {
+                    self.send_cancelled(id, "the client cancelled the request");
+                }
+                Err(RequestError::Cancelled)
             }
         }
     }
@@ -408,6 +458,11 @@ impl Connection {
     /// instead (fault matrix A2).
     pub async fn close(&self, why: impl Fn(bool) -> GatewayError, retry: Option<&RetryFn>) {
         self.closed.store(true, Ordering::Release);
+        // Its requests to clients are withdrawn (the reason names the server); late answers
+        // are dropped.
+        self.clients
+            .requests
+            .child_closed(self, &why(true).to_string());
         let drained: Vec<(u64, Pending)> = self.lock().drain();
         let written = self.input.written_id();
         let mut unsent = match retry {
@@ -465,6 +520,35 @@ impl Connection {
             .values()
             .filter(|p| matches!(p, Pending::Call { .. }))
             .count()
+    }
+
+    /// The sessions whose calls this child holds, newest call first (each once): whose call
+    /// a request from the child most likely serves.
+    pub(crate) fn callers_newest_first(&self) -> Vec<SessionId> {
+        let mut calls: Vec<(u64, SessionId)> = self
+            .lock()
+            .by_id
+            .iter()
+            .filter_map(|(id, p)| match p {
+                Pending::Call { session, .. } => Some((*id, *session)),
+                Pending::Internal(_) => None,
+            })
+            .collect();
+        calls.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
+        let mut sessions: Vec<SessionId> = Vec::with_capacity(calls.len());
+        for (_, s) in calls {
+            if !sessions.contains(&s) {
+                sessions.push(s);
+            }
+        }
+        sessions
+    }
+
+    /// Writes one whole line (the gateway's answer to a request of the child's) at once.
+    pub(crate) fn send_line(&self, line: &[u8]) {
+        if self.input.push(line).is_ok() {
+            self.input.flush();
+        }
     }
 
     fn unavailable(&self) -> GatewayError {
@@ -532,7 +616,7 @@ pub const FAILOVER_META_KEY: &str = "mcp-orchestra/failover";
 
 /// The result with `_meta["mcp-orchestra/failover"] = note` added (failover path only; the
 /// normal path never decodes results).
-fn with_failover_meta(result: &str, note: &str) -> String {
+pub(crate) fn with_failover_meta(result: &str, note: &str) -> String {
     let (Ok(mut value), Ok(note)) = (
         serde_json::from_str::<serde_json::Value>(result),
         serde_json::from_str::<serde_json::Value>(note),
@@ -609,7 +693,7 @@ fn touch(touched: &mut Vec<FrontSink>, sink: &FrontSink) {
 }
 
 fn handle_line(
-    conn: &Connection,
+    conn: &Arc<Connection>,
     line: &[u8],
     tools_changed: &Notify,
     touched: &mut Vec<FrontSink>,
@@ -814,11 +898,33 @@ fn on_notification(
         },
         // Coalesced: the Notify keeps at most one permit, however many arrive.
         Some("notifications/tools/list_changed") => tools_changed.notify_one(),
-        Some("notifications/prompts/list_changed") => conn.prompts_changed.notify_one(),
+        Some("notifications/prompts/list_changed") => {
+            conn.list_changed(Feature::Prompts).notify_one()
+        }
+        Some("notifications/resources/list_changed") => {
+            conn.list_changed(Feature::Resources).notify_one()
+        }
+        // The child withdrew one of its own requests to a client: the session it went to is told.
+        Some("notifications/cancelled") => {
+            let found = conn.clients.requests.cancelled_by_child(conn, env.params);
+            tracing::debug!(server = %conn.server, found, "the child cancelled a request of its own to a client");
+        }
+        // A URL-mode elicitation finished: the session it was sent to is told.
+        Some("notifications/elicitation/complete") => {
+            let found = conn
+                .clients
+                .requests
+                .elicitation_complete(&conn.server, env.params);
+            tracing::debug!(server = %conn.server, found, "the child finished a URL elicitation");
+        }
         Some("notifications/message") => {
             let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
             tracing::debug!(server = %conn.server, params, "child log message");
-            (conn.on_log)(params);
+            (conn.clients.notices)(Notice::Log, params);
+        }
+        Some("notifications/resources/updated") => {
+            let params = env.params.map(jsonrpc::Raw::get).unwrap_or("{}");
+            (conn.clients.notices)(Notice::ResourceUpdated, params);
         }
         Some(other) => {
             tracing::debug!(server = %conn.server, method = other, "ignored a notification from the child")
@@ -827,22 +933,36 @@ fn on_notification(
     }
 }
 
-fn on_request(conn: &Connection, env: &Envelope<'_>) {
+/// A request from the child: sampling, elicitation and roots go to a client session
+/// (`upstream`), which answers later; anything else is answered here at once.
+fn on_request(conn: &Arc<Connection>, env: &Envelope<'_>) {
     let Some(id) = env.id else { return };
-    let line = match env.method.as_deref() {
-        Some("ping") => jsonrpc::response_line(id.get(), "{}"),
-        Some(method) => {
-            tracing::debug!(server = %conn.server, method, "refused a request from the child");
-            let err = GatewayError::MethodNotFound(format!(
-                "{method}: mcp-orchestra does not pass server-to-client requests to the client"
-            ));
-            jsonrpc::error_line(id.get(), &err.to_wire())
-        }
-        None => return,
+    let Some(method) = env.method.as_deref() else {
+        return;
     };
-    if conn.input.push(&line).is_ok() {
-        conn.input.flush();
-    }
+    let refused = match method {
+        // The gateway is the child's peer (its MCP client), so it answers the child's liveness
+        // check itself: whether the child thinks its client is alive must not depend on any
+        // one client session, nor wait for one.
+        "ping" => return conn.send_line(&jsonrpc::response_line(id.get(), "{}")),
+        m if upstream::forwards(m) => {
+            let c = &conn.clients;
+            match c.requests.forward(
+                conn,
+                &conn.server,
+                id.get(),
+                m,
+                env.params,
+                c.request_timeout,
+            ) {
+                Ok(()) => return,
+                Err(e) => e,
+            }
+        }
+        other => upstream::not_passed_on(other),
+    };
+    tracing::debug!(server = %conn.server, method, error = %refused, "refused a request from the child");
+    conn.send_line(&jsonrpc::error_line(id.get(), &refused.to_wire()));
 }
 
 /// Sleeps until the earliest call deadline, answers expired calls, repeats. Ends with the
@@ -976,7 +1096,11 @@ mod tests {
             Arc::new(Stats::default()),
             Arc::new(Notify::new()),
             1 << 20,
-            Arc::new(|_: &str| {}),
+            ToClients {
+                notices: Arc::new(|_: super::Notice, _: &str| {}),
+                requests: Upstream::new(Arc::default()),
+                request_timeout: Duration::from_secs(30),
+            },
         )
         .expect("connection");
         (conn, child)

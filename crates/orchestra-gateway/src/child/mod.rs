@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod connection;
+pub mod lists;
 pub mod process;
 pub mod state;
 pub mod stats;
@@ -20,6 +21,7 @@ pub use state::{State, Status};
 pub use stats::Stats;
 pub use stderr::StderrTail;
 
+use crate::listing::ListKind;
 use crate::redact::Redactor;
 
 /// The gateway's handle on one child server. Cheap to clone; the owning task lives as long as
@@ -41,12 +43,9 @@ pub(crate) struct ChildShared {
     pub hidden_tools: std::sync::atomic::AtomicUsize,
     /// The child's tool definitions that were repaired or dropped at its last listing.
     pub tool_report: Mutex<Arc<crate::tool_def::ToolReport>>,
-    /// The child's prompts as it defined them (empty when it does not declare the
-    /// `prompts` capability).
-    pub prompts: Mutex<Arc<Vec<Value>>>,
-    /// Why the child's prompts could not be listed at its last try (its tools are served
-    /// anyway: a broken prompts listing never takes the server down).
-    pub prompts_error: Mutex<Option<String>>,
+    /// The child's prompts, resources and resource templates (empty for a capability it
+    /// does not declare), with why a listing failed (its tools are served anyway).
+    pub lists: lists::OptionalLists,
     /// The `instructions` the child gave at `initialize` (or, until it is ready, last time).
     pub instructions: Mutex<Option<Arc<str>>>,
     /// `tools` came from the catalog cache and the child has not listed them itself yet.
@@ -75,8 +74,7 @@ impl ChildHandle {
                 status: watch::Sender::new(Status::starting()),
                 conn: RwLock::new(None),
                 tools: Mutex::new(Arc::new(Vec::new())),
-                prompts: Mutex::new(Arc::new(Vec::new())),
-                prompts_error: Mutex::new(None),
+                lists: Default::default(),
                 instructions: Mutex::new(None),
                 hidden_tools: Default::default(),
                 tool_report: Default::default(),
@@ -90,6 +88,11 @@ impl ChildHandle {
 
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// Its index in the configuration.
+    pub fn index(&self) -> usize {
+        self.shared.index
     }
 
     pub fn spec(&self) -> &Server {
@@ -129,14 +132,27 @@ impl ChildHandle {
     /// The prompts this server defines (its last listing; listed to the client only while
     /// [`ChildHandle::is_listed`]).
     pub fn prompts(&self) -> Arc<Vec<Value>> {
-        self.shared
-            .prompts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.shared.lists.get(ListKind::Prompts)
     }
 
-    /// Why the last prompts listing failed, if it did (redacted: it may quote the child).
+    /// One of this server's lists (its last listing), tools included.
+    pub fn list(&self, kind: ListKind) -> Arc<Vec<Value>> {
+        match kind {
+            ListKind::Tools => self.tools(),
+            _ => self.shared.lists.get(kind),
+        }
+    }
+
+    /// Why the last listing of `feature` failed, if it did (redacted: it may quote the child).
+    pub fn list_error(&self, feature: lists::Feature) -> Option<String> {
+        self.shared.lists.error(feature)
+    }
+
+    /// Entries of `feature`'s lists left out at the last listing (no key, a repeated key).
+    pub fn list_dropped(&self, feature: lists::Feature) -> Vec<String> {
+        self.shared.lists.dropped(feature)
+    }
+
     /// The child's own `instructions`, if it gave any.
     pub fn instructions(&self) -> Option<Arc<str>> {
         self.shared
@@ -155,12 +171,14 @@ impl ChildHandle {
             .unwrap_or_else(|p| p.into_inner()) = Some(text.into());
     }
 
+    /// Why the last prompts listing failed, if it did (redacted: it may quote the child).
     pub fn prompts_error(&self) -> Option<String> {
-        self.shared
-            .prompts_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.list_error(lists::Feature::Prompts)
+    }
+
+    /// Whether the child declared `feature` in its current life (or its last one).
+    pub fn declares(&self, feature: lists::Feature) -> bool {
+        lists::declares(self.shared.status.borrow().capabilities.as_ref(), feature)
     }
 
     /// Whether the client sees this server's tools: it is ready, or it is still starting and

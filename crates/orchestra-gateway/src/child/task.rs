@@ -26,7 +26,8 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{self, Backoff};
-use super::connection::{Connection, ReaderEnd, RequestError, RetryFn};
+use super::connection::{Connection, Notice, ReaderEnd, RequestError, RetryFn, ToClients};
+use super::lists::{self, Feature, ListError};
 use super::process::{self, describe, SpawnError};
 use super::state::State;
 use super::ChildShared;
@@ -37,6 +38,7 @@ use crate::events::{EventKind, EventLog};
 use crate::front::registry::Sessions;
 use crate::logging::Level;
 use crate::tool_def;
+use crate::upstream::{self, Upstream};
 use crate::watchdog::Watchdog;
 
 /// The protocol version the gateway offers children (the initialize-handshake era).
@@ -74,6 +76,8 @@ pub(crate) struct TaskContext {
     pub retry: RetryFn,
     /// The client sessions: where log messages go, and the log level they want.
     pub sessions: Arc<Sessions>,
+    /// Where children's requests to a client (sampling, elicitation, roots) go.
+    pub upstream: Arc<Upstream>,
 }
 
 /// What the gateway hears from child tasks.
@@ -243,11 +247,22 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         shared.stats.clone(),
         tools_changed.clone(),
         shared.spec.max_message_size,
-        {
-            let (sessions, server) = (cx.sessions.clone(), name.clone());
-            Arc::new(move |params: &str| {
-                sessions.deliver_log(&server, params);
-            })
+        ToClients {
+            notices: {
+                let (sessions, server, index) = (cx.sessions.clone(), name.clone(), shared.index);
+                Arc::new(move |notice: Notice, params: &str| match notice {
+                    Notice::Log => {
+                        sessions.deliver_log(&server, params);
+                    }
+                    Notice::ResourceUpdated => {
+                        sessions.deliver_resource_updated(index, params);
+                    }
+                })
+            },
+            requests: cx.upstream.clone(),
+            // The longest the gateway waits for this child's own answers: a request the child
+            // makes while serving a call cannot usefully outlive that call.
+            request_timeout: shared.spec.call_timeout,
         },
     );
     let (conn, tasks) = match started {
@@ -289,8 +304,8 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
             return Outcome::Shutdown;
         }
     };
-    let declares_prompts = match handshake {
-        Ok(declares) => declares,
+    let declared = match handshake {
+        Ok(declared) => declared,
         Err(reason) => {
             let reason = shared.redact(reason);
             tracing::error!(server = %name, %reason, "child failed to start");
@@ -323,6 +338,9 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     if let Some(level) = cx.sessions.wanted_log_level() {
         set_log_level(shared, &conn, level);
     }
+    // Sessions subscribed to its resources before it (re)started: a new process has no
+    // subscriptions, so make them again.
+    resubscribe(shared, &conn, cx.sessions.subscribed_uris(shared.index));
 
     // Serve until the child dies, stops answering, or the gateway stops.
     let probe = shared.spec.probe.clone();
@@ -335,10 +353,23 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     let mut relisting: Option<Relist<'_>> = None;
     let mut relist_due = false;
     let mut next_relist = tokio::time::Instant::now();
-    // The same for prompts, on the child's `prompts/list_changed`, independent of tools.
-    let mut prompts_relisting: Option<Relist<'_>> = None;
-    let mut prompts_due = false;
-    let mut next_prompts_relist = tokio::time::Instant::now();
+    // Prompts and resources follow their own `list_changed`, independently of tools; the
+    // catalog generation covers them too: one rebuild, one announcer.
+    let declares = |f: Feature| declared.contains(&f);
+    let mut prompts_follow = std::pin::pin!(lists::follow_changes(
+        shared,
+        &conn,
+        Feature::Prompts,
+        MIN_RELIST_SPACING,
+        || cx.events.tools_changed()
+    ));
+    let mut resources_follow = std::pin::pin!(lists::follow_changes(
+        shared,
+        &conn,
+        Feature::Resources,
+        MIN_RELIST_SPACING,
+        || cx.events.tools_changed()
+    ));
     let death: String = loop {
         tokio::select! {
             _ = cx.shutdown.cancelled() => {
@@ -362,22 +393,9 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
                     Err(e) => tracing::warn!(server = %name, error = %e, "relisting tools after list_changed failed"),
                 }
             }
-            // Only a child that declared prompts is asked for them again.
-            _ = conn.prompts_changed().notified(), if declares_prompts && !prompts_due => prompts_due = true,
-            _ = tokio::time::sleep_until(next_prompts_relist), if prompts_due && prompts_relisting.is_none() => {
-                prompts_due = false;
-                prompts_relisting = Some(Box::pin(list_prompts(shared, &conn, shared.spec.call_timeout)));
-            }
-            listed = async { prompts_relisting.as_mut().expect("guarded").await }, if prompts_relisting.is_some() => {
-                prompts_relisting = None;
-                next_prompts_relist = tokio::time::Instant::now() + MIN_RELIST_SPACING;
-                match listed {
-                    // The catalog generation covers prompts too: one rebuild, one announcer.
-                    Ok(true) => cx.events.tools_changed(),
-                    Ok(false) => tracing::debug!(server = %name, "relisted prompts after list_changed: no change"),
-                    Err(_) => {} // logged and recorded by list_prompts
-                }
-            }
+            // Only a child that declared the feature is asked for it again.
+            _ = &mut prompts_follow, if declares(Feature::Prompts) => {}
+            _ = &mut resources_follow, if declares(Feature::Resources) => {}
             status = child.wait() => {
                 let exit = status.map(describe).unwrap_or_else(|e| e.to_string());
                 break exit;
@@ -497,10 +515,12 @@ async fn handshake(
     shared: &ChildShared,
     conn: &Connection,
     cache: &CatalogCache,
-) -> Result<bool, String> {
+) -> Result<Vec<Feature>, String> {
+    // The client capabilities the gateway really passes on (`upstream`): sampling,
+    // elicitation and roots requests go to a client session that declared them.
     let params = serde_json::json!({
         "protocolVersion": CHILD_PROTOCOL_VERSION,
-        "capabilities": {},
+        "capabilities": upstream::child_capabilities(),
         "clientInfo": { "name": "mcp-orchestra", "version": env!("CARGO_PKG_VERSION") },
     })
     .to_string();
@@ -555,21 +575,21 @@ async fn handshake(
         // Kept for the next instant start even when the tools did not change.
         remember_catalog(shared, cache);
     }
-    let declares_prompts = result
-        .get("capabilities")
-        .and_then(|c| c.get("prompts"))
-        .is_some_and(|p| !p.is_null());
-    if declares_prompts {
-        // Within what is left of the startup budget, and ending well before it: the caller's
-        // handshake deadline must never be what a slow or broken prompts listing hits, since
-        // that would fail a child whose tools are fine.
-        let left = deadline.saturating_sub(started.elapsed());
-        let budget = (left / 2).min(shared.spec.call_timeout);
-        let _ = list_prompts(shared, conn, budget).await;
-    } else {
-        clear_prompts(shared);
+    // Within what is left of the startup budget, and ending well before it: the caller's
+    // handshake deadline must never be what a slow or broken listing hits, since that would
+    // fail a child whose tools are fine.
+    let left = deadline.saturating_sub(started.elapsed());
+    let budget = (left / 2).min(shared.spec.call_timeout);
+    let mut declared = Vec::new();
+    for feature in [Feature::Prompts, Feature::Resources] {
+        if lists::declares(result.get("capabilities"), feature) {
+            let _ = lists::relist(shared, conn, feature, budget).await;
+            declared.push(feature);
+        } else {
+            shared.lists.clear(feature);
+        }
     }
-    Ok(declares_prompts)
+    Ok(declared)
 }
 
 /// Lists every page of the child's tools, applies the config's filters, checks each
@@ -631,14 +651,14 @@ fn remember_catalog(shared: &ChildShared, cache: &CatalogCache) {
     cache.store(&shared.spec, &tools, instructions.as_deref());
 }
 
-/// Every page of one of the child's lists (`tools/list` → `tools`, `prompts/list` →
-/// `prompts`), following `nextCursor`, at most [`MAX_PAGES`] pages.
-async fn list_all(
+/// Every page of one of the child's lists (`tools/list` → `tools`, …), following
+/// `nextCursor`, at most [`MAX_PAGES`] pages.
+pub(crate) async fn list_all(
     conn: &Connection,
     method: &str,
     key: &str,
     timeout: Duration,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Value>, ListError> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -648,15 +668,16 @@ async fn list_all(
         let page = conn
             .request(method, params.as_deref(), timeout)
             .await
-            .map_err(|e| match e {
-                RequestError::TooLarge { .. } => format!("{method} {e}"),
-                e => format!("{method} failed: {e}"),
-            })?;
-        let mut page: Value =
-            serde_json::from_str(&page).map_err(|e| format!("{method} result is not JSON: {e}"))?;
+            .map_err(|e| ListError::from_request(method, e))?;
+        let mut page: Value = serde_json::from_str(&page)
+            .map_err(|e| ListError::Other(format!("{method} result is not JSON: {e}")))?;
         match page.get_mut(key).map(Value::take) {
             Some(Value::Array(items)) => all.extend(items),
-            _ => return Err(format!("{method} result has no `{key}` array")),
+            _ => {
+                return Err(ListError::Other(format!(
+                    "{method} result has no `{key}` array"
+                )))
+            }
         }
         cursor = page
             .get("nextCursor")
@@ -669,67 +690,24 @@ async fn list_all(
     Ok(all)
 }
 
-/// Lists the child's prompts (every page) and publishes them; returns whether they changed.
-/// A failure is recorded (`prompts_error`, shown by health) and logged, never fatal: the
-/// child's tools are served whatever happens to its prompts, and the last good list stays.
-async fn list_prompts(
-    shared: &ChildShared,
-    conn: &Connection,
-    budget: Duration,
-) -> Result<bool, String> {
-    let listed =
-        match tokio::time::timeout(budget, list_all(conn, "prompts/list", "prompts", budget)).await
-        {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "prompts/list: no complete answer within {}",
-                orchestra_config::duration::format(budget)
-            )),
-        };
-    let all = match listed {
-        Ok(all) => all,
-        Err(e) => {
-            let e = shared.redact(e);
-            tracing::warn!(server = %shared.name, error = %e, "cannot list the child's prompts; serving its tools without them");
-            *shared
-                .prompts_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-            return Err(e);
-        }
-    };
-    // A prompt without a string name cannot be named by a client; a repeated name could not
-    // be told apart. Everything else is the child's definition, passed on as written.
-    let mut seen = std::collections::HashSet::new();
-    let prompts: Vec<Value> = all
-        .into_iter()
-        .filter(|p| match p.get("name").and_then(Value::as_str) {
-            Some(n) if !n.is_empty() => seen.insert(n.to_owned()),
-            _ => {
-                tracing::warn!(server = %shared.name, prompt = %p, "dropped a prompt without a usable name");
-                false
-            }
-        })
-        .collect();
-    *shared
-        .prompts_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = None;
-    let mut current = shared.prompts.lock().unwrap_or_else(|p| p.into_inner());
-    let changed = **current != prompts;
-    if changed {
-        *current = Arc::new(prompts);
+/// Subscribes a fresh child to the resources sessions are subscribed to (in the background;
+/// a refusal is logged: the sessions keep their subscriptions for its next life).
+fn resubscribe(shared: &ChildShared, conn: &Arc<Connection>, uris: Vec<String>) {
+    if uris.is_empty() {
+        return;
     }
-    Ok(changed)
-}
-
-/// Forgets the prompts of a child that does not declare the capability (this life).
-fn clear_prompts(shared: &ChildShared) {
-    *shared.prompts.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(Vec::new());
-    *shared
-        .prompts_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = None;
+    let (conn, timeout, server) = (conn.clone(), shared.spec.call_timeout, shared.name.clone());
+    tokio::spawn(async move {
+        for uri in uris {
+            let params = serde_json::json!({ "uri": uri }).to_string();
+            if let Err(e) = conn
+                .request("resources/subscribe", Some(&params), timeout)
+                .await
+            {
+                tracing::warn!(%server, %uri, error = %e, "could not subscribe the restarted child again");
+            }
+        }
+    });
 }
 
 /// `reason` with the child's last stderr line, redacted: it is shown to the client and model.

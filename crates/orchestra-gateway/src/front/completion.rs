@@ -1,21 +1,19 @@
 //! The client's `completion/complete`: routed by its reference to the child that owns it, with
-//! the child's own name in the reference, and answered with the child's result or error as is.
-//!
-//! Prompt references (`ref/prompt`) are routed through the prompt catalog. Resource-template
-//! references (`ref/resource`) wait for resources to be forwarded: until then they get a clear
-//! invalid-params answer rather than a guess.
+//! the child's own name or URI in the reference, and answered with the child's result or error
+//! as is. Prompt references (`ref/prompt`) go through the prompt catalog, resource-template
+//! references (`ref/resource`) through the exposed URI (`resource_uri.rs`).
 
 use serde_json::Value;
 
-use super::FrontSink;
 use crate::app::Gateway;
 use crate::error::GatewayError;
 use crate::jsonrpc;
+use crate::reply::Caller;
 
 /// `completion/complete {ref, argument, context?}`.
 pub(super) fn complete(
     gw: &Gateway,
-    out: &FrontSink,
+    caller: &Caller,
     id: &str,
     params: Option<jsonrpc::Raw<'_>>,
 ) -> Result<(), GatewayError> {
@@ -25,42 +23,56 @@ pub(super) fn complete(
         .ok_or_else(|| {
             GatewayError::InvalidParams("completion/complete needs an object of params".into())
         })?;
-    let kind = params["ref"]["type"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let name = match kind.as_str() {
-        "ref/prompt" => params["ref"]["name"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                GatewayError::InvalidParams("a ref/prompt reference needs a string `name`".into())
-            })?,
-        "ref/resource" => {
-            return Err(GatewayError::InvalidParams(
-                "completion of resource-template arguments is not forwarded yet (resources \
-                 are not forwarded by this gateway yet)"
-                    .into(),
-            ))
-        }
-        other => {
-            return Err(GatewayError::InvalidParams(format!(
-                "unknown reference type \"{other}\" (expected ref/prompt or ref/resource)"
-            )))
-        }
-    };
     if !params["argument"]["name"].is_string() {
         return Err(GatewayError::InvalidParams(
             "completion/complete needs `argument.name`".into(),
         ));
     }
-    super::prompts::to_prompt_owner(
-        gw,
-        out,
-        id,
-        "completion/complete",
-        &name,
-        params,
-        |params, own| params["ref"]["name"] = Value::String(own.to_owned()),
-    )
+    let kind = params["ref"]["type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    match kind.as_str() {
+        "ref/prompt" => {
+            let name = params["ref"]["name"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    GatewayError::InvalidParams(
+                        "a ref/prompt reference needs a string `name`".into(),
+                    )
+                })?;
+            super::prompts::to_prompt_owner(
+                gw,
+                caller,
+                id,
+                "completion/complete",
+                &name,
+                params,
+                |params, own| params["ref"]["name"] = Value::String(own.to_owned()),
+            )
+        }
+        "ref/resource" => {
+            let uri = params["ref"]["uri"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    GatewayError::InvalidParams(
+                        "a ref/resource reference needs a string `uri`".into(),
+                    )
+                })?;
+            super::resources::to_resource_owner(
+                gw,
+                caller,
+                id,
+                "completion/complete",
+                &uri,
+                params,
+                |params, own| params["ref"]["uri"] = Value::String(own.to_owned()),
+            )
+        }
+        other => Err(GatewayError::InvalidParams(format!(
+            "unknown reference type \"{other}\" (expected ref/prompt or ref/resource)"
+        ))),
+    }
 }

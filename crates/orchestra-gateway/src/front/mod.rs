@@ -2,8 +2,10 @@
 //! and the method dispatch ([`session`]).
 
 mod completion;
+mod lists;
 mod prompts;
 pub mod registry;
+pub(crate) mod resources;
 pub mod session;
 pub mod stdio;
 

@@ -2,12 +2,15 @@
 //! shared gateway (many sessions, stdio and Streamable HTTP) is built. A session is registered
 //! when it opens and removed when it ends; health lists them.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
+pub use crate::listing::ListKind;
 pub use crate::reply::SessionId;
 
 use super::FrontSink;
@@ -24,6 +27,9 @@ pub struct Negotiated {
     pub capabilities: Option<Value>,
 }
 
+/// (server index, the child's URI) → the URI the session subscribed with.
+type Subscriptions = HashMap<(usize, Box<str>), Box<str>>;
+
 /// One session's shared state.
 #[derive(Debug)]
 pub struct SessionState {
@@ -37,26 +43,15 @@ pub struct SessionState {
     /// The level it asked for with `logging/setLevel` (0: none yet — it gets what children
     /// send at their own default level, as it would talking to them directly).
     log_level: AtomicU8,
-    /// The tool and prompt lists this session last saw (served or announced); None until it
-    /// has listed them, and until then there is nothing to announce to it.
-    served_tools: Mutex<Option<Arc<str>>>,
-    served_prompts: Mutex<Option<Arc<str>>>,
-}
-
-/// Which list a `list_changed` is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListKind {
-    Tools,
-    Prompts,
-}
-
-impl ListKind {
-    fn notification(self) -> &'static str {
-        match self {
-            ListKind::Tools => "notifications/tools/list_changed",
-            ListKind::Prompts => "notifications/prompts/list_changed",
-        }
-    }
+    /// The digest of each list (by [`ListKind::index`]) this session last saw, served or
+    /// announced; None until it has listed it, and until then there is nothing to announce.
+    served: [Mutex<Option<u64>>; 4],
+    /// Its resource subscriptions: (server index, the child's URI) → the URI it subscribed
+    /// with (what its `notifications/resources/updated` must name).
+    subscriptions: Mutex<Subscriptions>,
+    /// It sent `notifications/initialized`: requests on a child's behalf may be sent to it
+    /// (MCP: none before that).
+    initialized: AtomicBool,
 }
 
 impl SessionState {
@@ -72,34 +67,71 @@ impl SessionState {
         *self.negotiated.lock().unwrap_or_else(|p| p.into_inner()) = negotiated;
     }
 
-    /// Records that this session was served `list` (from now on, changes are announced to it).
-    pub fn mark_served(&self, kind: ListKind, list: &Arc<str>) {
-        *self.served(kind).lock().unwrap_or_else(|p| p.into_inner()) = Some(list.clone());
+    /// Records that this session was served the list of `kind` with `digest` (from now on,
+    /// its changes are announced to it).
+    pub fn mark_served(&self, kind: ListKind, digest: u64) {
+        *lock(&self.served[kind.index()]) = Some(digest);
     }
 
-    /// Tells this session that `kind` changed, if what it was last served differs from `now`.
-    /// Returns whether it was told. Never waits: a session that stopped reading must not hold
-    /// up the announcement to the others (the notification is queued for it all the same).
-    pub fn announce_if_changed(&self, kind: ListKind, now: &Arc<str>) -> bool {
-        {
-            let mut served = self.served(kind).lock().unwrap_or_else(|p| p.into_inner());
-            match served.as_mut() {
-                None => return false,
-                Some(s) if **s == **now => return false,
-                Some(s) => *s = now.clone(),
+    /// Whether `kind` changed for this session: it has listed it and what it last saw differs
+    /// from `now` (which it is then considered told about).
+    pub fn list_changed(&self, kind: ListKind, now: u64) -> bool {
+        let mut served = lock(&self.served[kind.index()]);
+        match served.as_mut() {
+            Some(seen) if *seen != now => {
+                *seen = now;
+                true
             }
+            _ => false,
         }
-        self.sink
-            .push(&jsonrpc::notification_line(kind.notification(), None));
-        self.sink.flush();
-        true
     }
 
-    fn served(&self, kind: ListKind) -> &Mutex<Option<Arc<str>>> {
-        match kind {
-            ListKind::Tools => &self.served_tools,
-            ListKind::Prompts => &self.served_prompts,
-        }
+    /// Queues a notification for this session. Never waits: a session that stopped reading
+    /// must not hold up the others (the notification is queued for it all the same).
+    pub fn notify(&self, method: &str, params: Option<&str>) {
+        self.sink.push(&jsonrpc::notification_line(method, params));
+        self.sink.flush();
+    }
+
+    /// Records a subscription; returns false when the session already had it.
+    pub fn subscribe(&self, server: usize, child_uri: &str, client_uri: &str) -> bool {
+        lock(&self.subscriptions)
+            .insert((server, child_uri.into()), client_uri.into())
+            .is_none()
+    }
+
+    /// Drops a subscription; returns whether the session had it.
+    pub fn unsubscribe(&self, server: usize, child_uri: &str) -> bool {
+        lock(&self.subscriptions)
+            .remove(&(server, child_uri.into()))
+            .is_some()
+    }
+
+    /// Its subscriptions as (server index, the child's URI).
+    pub fn subscriptions(&self) -> Vec<(usize, String)> {
+        lock(&self.subscriptions)
+            .keys()
+            .map(|(s, u)| (*s, u.to_string()))
+            .collect()
+    }
+
+    fn subscribed_as(&self, server: usize, child_uri: &str) -> Option<Box<str>> {
+        lock(&self.subscriptions)
+            .get(&(server, child_uri.into()))
+            .cloned()
+    }
+
+    /// Where lines for this session go.
+    pub fn sink(&self) -> &FrontSink {
+        &self.sink
+    }
+
+    pub fn mark_initialized(&self) {
+        self.initialized.store(true, Ordering::Release);
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
     }
 
     pub fn log_level(&self) -> Option<Level> {
@@ -121,6 +153,7 @@ impl SessionState {
             "client": n.client_info,
             "capabilities": n.capabilities,
             "log_level": self.log_level().map(Level::as_str),
+            "subscriptions": lock(&self.subscriptions).len(),
         })
     }
 }
@@ -142,17 +175,70 @@ impl Sessions {
             negotiated: Mutex::default(),
             sink,
             log_level: AtomicU8::new(0),
-            served_tools: Mutex::new(None),
-            served_prompts: Mutex::new(None),
+            served: Default::default(),
+            subscriptions: Mutex::default(),
+            initialized: AtomicBool::new(false),
         });
         self.lock().push(state.clone());
         state
     }
 
-    /// Removes session `id`. Sessions end through [`crate::Gateway::close_session`], which
-    /// then sets children to the level the sessions left still want.
-    pub fn close(&self, id: SessionId) {
-        self.lock().retain(|s| s.id != id);
+    /// Removes a session; returns its state (its subscriptions are for the caller to end, and
+    /// the log level children follow is the caller's to relax: `Gateway::relax_log_level`).
+    pub fn close(&self, id: SessionId) -> Option<Arc<SessionState>> {
+        let mut live = self.lock();
+        let at = live.iter().position(|s| s.id == id)?;
+        Some(live.remove(at))
+    }
+
+    /// How many sessions are subscribed to the child's `child_uri` on `server`.
+    pub fn subscribers(&self, server: usize, child_uri: &str) -> usize {
+        self.lock()
+            .iter()
+            .filter(|s| s.subscribed_as(server, child_uri).is_some())
+            .count()
+    }
+
+    /// Every URI of `server` some session is subscribed to (what a restarted child must be
+    /// subscribed to again).
+    pub fn subscribed_uris(&self, server: usize) -> Vec<String> {
+        let mut uris: Vec<String> = self
+            .lock()
+            .iter()
+            .flat_map(|s| s.subscriptions())
+            .filter(|(s, _)| *s == server)
+            .map(|(_, u)| u)
+            .collect();
+        uris.sort();
+        uris.dedup();
+        uris
+    }
+
+    /// Delivers a child's `notifications/resources/updated` (`params` raw) to the sessions
+    /// subscribed to that URI, each with the URI it subscribed with. Returns how many got it.
+    pub fn deliver_resource_updated(&self, server: usize, params: &str) -> usize {
+        let Ok(mut members) = serde_json::from_str::<serde_json::Map<String, Value>>(params) else {
+            return 0;
+        };
+        let Some(uri) = members
+            .get("uri")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return 0;
+        };
+        let mut delivered = 0;
+        for session in self.lock().iter() {
+            if let Some(theirs) = session.subscribed_as(server, &uri) {
+                members.insert("uri".into(), Value::from(&*theirs));
+                session.notify(
+                    "notifications/resources/updated",
+                    Some(&Value::Object(members.clone()).to_string()),
+                );
+                delivered += 1;
+            }
+        }
+        delivered
     }
 
     /// The live sessions, oldest first.
@@ -203,8 +289,12 @@ impl Sessions {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<SessionState>>> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.live)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -268,21 +358,15 @@ mod tests {
         let sessions = Sessions::default();
         let listed = sessions.open("stdio", FrontSink::discard());
         let never_listed = sessions.open("stdio", FrontSink::discard());
-        let old: Arc<str> = r#"{"tools":[]}"#.into();
-        let new: Arc<str> = r#"{"tools":[{"name":"a"}]}"#.into();
-        listed.mark_served(ListKind::Tools, &old);
+        let old = 1_u64;
+        let new = 2_u64;
+        listed.mark_served(ListKind::Tools, old);
+        assert!(!listed.list_changed(ListKind::Tools, old), "unchanged");
+        assert!(listed.list_changed(ListKind::Tools, new));
+        assert!(!listed.list_changed(ListKind::Tools, new), "told once");
+        assert!(!never_listed.list_changed(ListKind::Tools, new));
         assert!(
-            !listed.announce_if_changed(ListKind::Tools, &old),
-            "unchanged"
-        );
-        assert!(listed.announce_if_changed(ListKind::Tools, &new));
-        assert!(
-            !listed.announce_if_changed(ListKind::Tools, &new),
-            "told once"
-        );
-        assert!(!never_listed.announce_if_changed(ListKind::Tools, &new));
-        assert!(
-            !listed.announce_if_changed(ListKind::Prompts, &new),
+            !listed.list_changed(ListKind::Prompts, new),
             "prompts were never listed by it"
         );
     }

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::registry::{ListKind, Negotiated, SessionState};
+use super::registry::{Negotiated, SessionState};
 use super::FrontSink;
 use crate::app::Gateway;
 use crate::child::Connection;
 use crate::error::GatewayError;
 use crate::jsonrpc::{self, CallParams, Envelope, Kind};
+use crate::listing::ListKind;
 use crate::logging::Level;
 use crate::reply::Caller;
 use crate::route;
@@ -100,8 +101,8 @@ impl Session {
             Kind::Notification => {
                 self.notification(env.method.as_deref().unwrap_or_default(), env.params)
             }
-            // We send the client no requests, so there is nothing to match a response to.
-            Kind::Response => tracing::debug!("ignored a response from the client"),
+            // An answer to a request sent on a child's behalf (sampling, elicitation, roots).
+            Kind::Response => self.gw.upstream().answer(self.state.id, &env),
             Kind::Invalid => {
                 let id = env.reply_id();
                 self.reply_err(
@@ -125,16 +126,31 @@ impl Session {
                     .ok_or_else(|| GatewayError::InvalidParams("tools/call needs params".into()))?;
                 self.call_tool(id, params).await
             }
-            "tools/list" => {
-                self.list_tools(id).await;
+            "tools/list" => self.list(id, ListKind::Tools, params).await,
+            "prompts/list" => self.list(id, ListKind::Prompts, params).await,
+            "resources/list" => self.list(id, ListKind::Resources, params).await,
+            "resources/templates/list" => self.list(id, ListKind::ResourceTemplates, params).await,
+            "prompts/get" => super::prompts::get(&self.gw, &self.caller, id, params),
+            "completion/complete" => {
+                super::completion::complete(&self.gw, &self.caller, id, params)
+            }
+            "resources/read" => super::resources::read(&self.gw, &self.caller, id, params),
+            "resources/subscribe" => {
+                let done =
+                    super::resources::subscribe(&self.gw, &self.state, &self.caller, id, params)?;
+                if let Some(result) = done {
+                    self.reply(id, result).await;
+                }
                 Ok(())
             }
-            "prompts/list" => {
-                super::prompts::list(&self.gw, &self.state, &self.out, id, FIRST_LIST_HOLD).await;
+            "resources/unsubscribe" => {
+                let done =
+                    super::resources::unsubscribe(&self.gw, &self.state, &self.caller, id, params)?;
+                if let Some(result) = done {
+                    self.reply(id, result).await;
+                }
                 Ok(())
             }
-            "prompts/get" => super::prompts::get(&self.gw, &self.out, id, params),
-            "completion/complete" => super::completion::complete(&self.gw, &self.out, id, params),
             "initialize" => {
                 let result = self.initialize(params);
                 self.reply(id, &result.to_string()).await;
@@ -162,8 +178,24 @@ impl Session {
 
     fn notification(&self, method: &str, params: Option<jsonrpc::Raw<'_>>) {
         match method {
-            // Nothing waits for it: list_changed is sent only after the client has listed.
-            "notifications/initialized" => {}
+            // list_changed is sent only after the client has listed, so nothing else waits for
+            // it; requests on a child's behalf may go to the session from now on. A client
+            // with roots may be what a child asked for earlier, when no session could answer:
+            // the children are told the roots changed, so that they ask again.
+            "notifications/initialized" => {
+                self.state.mark_initialized();
+                let roots = self
+                    .state
+                    .negotiated()
+                    .capabilities
+                    .is_some_and(|c| c.get("roots").is_some_and(|r| !r.is_null()));
+                if roots {
+                    crate::upstream::roots_changed(self.gw.children());
+                }
+            }
+            "notifications/roots/list_changed" => {
+                crate::upstream::roots_changed(self.gw.children())
+            }
             "notifications/cancelled" => {
                 #[derive(serde::Deserialize)]
                 struct Cancelled<'a> {
@@ -215,26 +247,22 @@ impl Session {
         Ok(())
     }
 
-    async fn list_tools(&self, id: &str) {
-        if !self.gw.can_list_now() {
-            // Hold the first listing until every child has finished starting (bounded), so the
-            // client sees the whole catalog instead of whichever children were fastest. With a
-            // cached catalog from the last run there is nothing to wait for.
-            let gw = self.gw.clone();
-            let out = self.out.clone();
-            let state = self.state.clone();
-            let id = id.to_owned();
-            self.gw.spawn(async move {
-                let _ = tokio::time::timeout(FIRST_LIST_HOLD, gw.wait_settled()).await;
-                let list = gw.catalog().list_result().clone();
-                state.mark_served(ListKind::Tools, &list);
-                out.send(jsonrpc::response_line(&id, &list)).await;
-            });
-            return;
-        }
-        let list = self.gw.catalog().list_result().clone();
-        self.state.mark_served(ListKind::Tools, &list);
-        self.reply(id, &list).await;
+    async fn list(
+        &self,
+        id: &str,
+        kind: ListKind,
+        params: Option<jsonrpc::Raw<'_>>,
+    ) -> Result<(), GatewayError> {
+        super::lists::serve(
+            &self.gw,
+            &self.state,
+            &self.out,
+            id,
+            kind,
+            params,
+            FIRST_LIST_HOLD,
+        )
+        .await
     }
 
     fn initialize(&self, params: Option<jsonrpc::Raw<'_>>) -> Value {
@@ -255,11 +283,14 @@ impl Session {
         });
         json!({
             "protocolVersion": version,
-            // Prompts are always advertised: whether any child has prompts can change at any
-            // time (children start, restart, list_changed), and an empty list is honest.
+            // Prompts and resources are always advertised: whether any child has them can
+            // change at any time (children start, restart, list_changed), and an empty list is
+            // honest. Subscriptions are forwarded to children that support them; a URI of one
+            // that does not gets a clear error.
             "capabilities": {
                 "tools": { "listChanged": true },
                 "prompts": { "listChanged": true },
+                "resources": { "subscribe": true, "listChanged": true },
                 "completions": {},
                 "logging": {},
             },
@@ -307,6 +338,12 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.gw.close_session(self.state.id);
+        if let Some(state) = self.gw.sessions().close(self.state.id) {
+            super::resources::end_subscriptions(&self.gw, &state);
+        }
+        // Children waiting for this client's answers are told at once.
+        self.gw.upstream().session_closed(self.state.id);
+        // It may have been the one asking for the most verbose level.
+        self.gw.relax_log_level();
     }
 }

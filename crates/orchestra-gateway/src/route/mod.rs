@@ -6,6 +6,7 @@
 //! One place for every caller: the front's sessions, the child tasks (re-sends), and in time
 //! the gateway's own tools, so that failover and parking behave the same whoever calls.
 
+pub(crate) mod request;
 mod wait;
 
 use std::sync::Arc;
@@ -104,7 +105,7 @@ pub(crate) fn forward(
                     front_id: id,
                     exposed: &route.exposed,
                     call,
-                    tool: &route.tool,
+                    tool: &route.original,
                     timeout: child.spec().call_timeout,
                     reply: &caller.reply,
                     failover: None,
@@ -122,7 +123,7 @@ pub(crate) fn forward(
         .filter(|fb| {
             fb.tools()
                 .iter()
-                .any(|t| t.get("name").and_then(Value::as_str) == Some(&*route.tool))
+                .any(|t| t.get("name").and_then(Value::as_str) == Some(&*route.original))
         });
     let Some((fallback, conn)) = stand_in.and_then(|fb| Some((fb, fb.connection()?))) else {
         return Err(Unrouted::Down(child.clone()));
@@ -131,7 +132,7 @@ pub(crate) fn forward(
     let note = json!({
         "requested_server": child.name(),
         "served_by": fallback.name(),
-        "tool": &*route.tool,
+        "tool": &*route.original,
         "reason": format!("\"{}\" is {}{}", child.name(), status.state.as_str(),
             status.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()),
     })
@@ -146,7 +147,7 @@ pub(crate) fn forward(
         front_id: id,
         exposed: &route.exposed,
         call,
-        tool: &route.tool,
+        tool: &route.original,
         timeout: fallback.spec().call_timeout,
         reply: &caller.reply,
         failover: Some(&note),

@@ -118,6 +118,32 @@
 //!   `tools/call` have been answered, add the prompt `added_prompt` (same shape
 //!   as `prompt_0`) and send `notifications/prompts/list_changed`.
 //!   Without any `prompts*` directive, `prompts/*` requests get -32601.
+//! * `resources:N` — declare `resources.subscribe` and `resources.listChanged`;
+//!   `resources/list` serves `fault://item/0` .. `fault://item/{N-1}` (named
+//!   `item_<i>`, paginated by `page_size` like tools), `resources/templates/list`
+//!   the template `fault://item/{index}`; `resources/read` of `fault://item/<i>`
+//!   answers the text `item <i>` (an unknown URI gets -32002);
+//!   `resources/subscribe` / `unsubscribe` answer `{}` and append
+//!   `subscribe <uri>` / `unsubscribe <uri>` to `FAULT_LOG`.
+//! * `huge_resource:BYTES` — declare resources (as `resources:0` if not given);
+//!   `resources/read` of `fault://huge` answers one text content of BYTES `x`s.
+//! * `duplicate_entries` — `resources/list` also lists `fault://item/0` a second
+//!   time (named `item_0_again`), and `prompts/list` repeats `prompt_0`.
+//! * `ask_tool` — also expose the tool `ask {method, params?, wait?,
+//!   crash_after_ms?, cancel_after_ms?}`: it sends the client the request
+//!   `method` (with `params`) under the id `ask-N` (N counts from 1), then:
+//!   with `crash_after_ms`, sleeps that long and exits with code 3 (dying with
+//!   the request outstanding); with `cancel_after_ms`, sleeps that long, sends
+//!   `notifications/cancelled` for `ask-N` (reason `changed my mind`) and
+//!   answers `cancelled ask-N`; with `wait: false`, answers `sent ask-N` at once
+//!   (the response, when it comes, is only logged); otherwise waits (on its own
+//!   thread; a cancelled call stops waiting) for the response and answers with
+//!   it: text = the response as JSON, `structuredContent.response` = the
+//!   response; with `notify_after: {method, params}`, that notification is sent
+//!   once the response is in, before the answer. Every response is logged to
+//!   `FAULT_LOG` as `response <id> <json>`.
+//! * `log_notifications` — append `notification <method>` to `FAULT_LOG` for
+//!   every notification received.
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -127,7 +153,7 @@ use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -180,6 +206,11 @@ struct Config {
     prompts: Option<usize>,
     prompts_fail: bool,
     prompts_change_after: Option<u64>,
+    resources: Option<usize>,
+    huge_resource: Option<usize>,
+    duplicate_entries: bool,
+    ask_tool: bool,
+    log_notifications: bool,
 }
 
 impl Config {
@@ -249,6 +280,11 @@ impl Config {
             "prompts" => self.prompts = Some(parse_value(name, value)?),
             "prompts_fail" => self.prompts_fail = flag(name, value)?,
             "prompts_change_after" => self.prompts_change_after = Some(parse_value(name, value)?),
+            "resources" => self.resources = Some(parse_value(name, value)?),
+            "huge_resource" => self.huge_resource = Some(parse_value(name, value)?),
+            "duplicate_entries" => self.duplicate_entries = flag(name, value)?,
+            "ask_tool" => self.ask_tool = flag(name, value)?,
+            "log_notifications" => self.log_notifications = flag(name, value)?,
             "page_size" => {
                 let size: usize = parse_value(name, value)?;
                 if size == 0 {
@@ -266,6 +302,11 @@ impl Config {
     /// Whether any `prompts*` directive is given (the capability is declared).
     fn declares_prompts(&self) -> bool {
         self.prompts.is_some() || self.prompts_fail || self.prompts_change_after.is_some()
+    }
+
+    /// Whether `resources:N` or `huge_resource` is given (the capability is declared).
+    fn declares_resources(&self) -> bool {
+        self.resources.is_some() || self.huge_resource.is_some()
     }
 }
 
@@ -302,6 +343,7 @@ enum Tool {
     Crash,
     Progress,
     Huge,
+    Ask,
 }
 
 type CallOutcome = Result<Value, (i64, String)>;
@@ -569,6 +611,10 @@ struct Server {
     tools_added: AtomicBool,
     prompts_added: AtomicBool,
     in_flight: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// `ask` requests sent to the client so far.
+    asks: AtomicU64,
+    /// Calls of `ask` waiting for the client's response, by request id key.
+    ask_waiters: Mutex<HashMap<String, mpsc::Sender<Value>>>,
 }
 
 impl Server {
@@ -583,6 +629,8 @@ impl Server {
             tools_added: AtomicBool::new(false),
             prompts_added: AtomicBool::new(false),
             in_flight: Mutex::new(HashMap::new()),
+            asks: AtomicU64::new(0),
+            ask_waiters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -685,7 +733,17 @@ impl Server {
         match (message["method"].as_str(), message.get("id")) {
             (Some(method), Some(id)) => self.handle_request(method, id.clone(), params),
             (Some(method), None) => self.handle_notification(method, &params),
-            (None, Some(id)) => self.log(&format!("response {} {message}", id_text(id))),
+            (None, Some(id)) => {
+                self.log(&format!("response {} {message}", id_text(id)));
+                let waiter = self
+                    .ask_waiters
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&id_key(id));
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(message);
+                }
+            }
             (None, None) => eprintln!("fault-child: ignoring message without method: {message}"),
         }
     }
@@ -710,6 +768,23 @@ impl Server {
             "tools/call" => self.tools_call(id, &params),
             "prompts/list" if self.config.declares_prompts() => self.prompts_list(&id),
             "prompts/get" if self.config.declares_prompts() => self.prompts_get(&id, &params),
+            "resources/list" if self.config.declares_resources() => {
+                self.resources_list(&id, &params)
+            }
+            "resources/templates/list" if self.config.declares_resources() => self.send_result(
+                &id,
+                json!({"resourceTemplates": [{"uriTemplate": "fault://item/{index}", "name": "item"}]}),
+            ),
+            "resources/read" if self.config.declares_resources() => {
+                self.resources_read(&id, &params)
+            }
+            "resources/subscribe" | "resources/unsubscribe"
+                if self.config.declares_resources() =>
+            {
+                let verb = method.trim_start_matches("resources/");
+                self.log(&format!("{verb} {}", params["uri"].as_str().unwrap_or("?")));
+                self.send_result(&id, json!({}));
+            }
             _ => self.send_error(
                 &id,
                 METHOD_NOT_FOUND,
@@ -719,6 +794,9 @@ impl Server {
     }
 
     fn handle_notification(&self, method: &str, params: &Value) {
+        if self.config.log_notifications {
+            self.log(&format!("notification {method}"));
+        }
         match method {
             "notifications/initialized" => {
                 if let Some(method) = &self.config.server_request {
@@ -777,7 +855,62 @@ impl Server {
         if self.config.declares_prompts() {
             capabilities["prompts"] = json!({"listChanged": true});
         }
+        if self.config.declares_resources() {
+            capabilities["resources"] = json!({"subscribe": true, "listChanged": true});
+        }
         capabilities
+    }
+
+    fn resources_list(&self, id: &Value, params: &Value) {
+        let mut resources: Vec<Value> = (0..self.config.resources.unwrap_or(0))
+            .map(|i| json!({"uri": format!("fault://item/{i}"), "name": format!("item_{i}"), "mimeType": "text/plain"}))
+            .collect();
+        if self.config.huge_resource.is_some() {
+            resources.push(json!({"uri": "fault://huge", "name": "huge"}));
+        }
+        if self.config.duplicate_entries {
+            resources.push(json!({"uri": "fault://item/0", "name": "item_0_again"}));
+        }
+        let page_size = self.config.page_size.unwrap_or(usize::MAX);
+        let offset = match params.get("cursor") {
+            None | Some(Value::Null) => 0,
+            Some(cursor) => match cursor.as_str().and_then(|c| c.parse::<usize>().ok()) {
+                Some(offset) if offset <= resources.len() => offset,
+                _ => {
+                    self.send_error(id, INVALID_PARAMS, &format!("invalid cursor: {cursor}"));
+                    return;
+                }
+            },
+        };
+        let end = offset.saturating_add(page_size).min(resources.len());
+        let mut result = json!({"resources": &resources[offset..end]});
+        if end < resources.len() {
+            result["nextCursor"] = json!(end.to_string());
+        }
+        self.send_result(id, result);
+    }
+
+    fn resources_read(&self, id: &Value, params: &Value) {
+        let uri = params["uri"].as_str().unwrap_or_default();
+        if let (Some(bytes), "fault://huge") = (self.config.huge_resource, uri) {
+            let text = "x".repeat(bytes);
+            self.send_result(
+                id,
+                json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": text}]}),
+            );
+            return;
+        }
+        let index = uri
+            .strip_prefix("fault://item/")
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|i| *i < self.config.resources.unwrap_or(0));
+        match index {
+            Some(i) => self.send_result(
+                id,
+                json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": format!("item {i}")}]}),
+            ),
+            None => self.send_error(id, -32002, &format!("resource not found: {uri}")),
+        }
     }
 
     /// Names of the prompts served now (`prompts:N`, plus `added_prompt` once added).
@@ -807,6 +940,12 @@ impl Server {
                 })
             })
             .collect();
+        let mut prompts = prompts;
+        if self.config.duplicate_entries && !prompts.is_empty() {
+            let mut again = prompts[0].clone();
+            again["description"] = json!("The prompt_0 prompt, again");
+            prompts.push(again);
+        }
         self.send_result(id, json!({"prompts": prompts}));
     }
 
@@ -851,6 +990,21 @@ impl Server {
         }
         if self.config.bad_tools {
             tools.extend(bad_tool_defs());
+        }
+        if self.config.ask_tool {
+            tools.push(tool_def(
+                "ask",
+                "Send the client a request and answer with its response",
+                json!({
+                    "method": {"type": "string"},
+                    "params": {"type": "object"},
+                    "wait": {"type": "boolean"},
+                    "crash_after_ms": {"type": "integer"},
+                    "cancel_after_ms": {"type": "integer"},
+                    "notify_after": {"type": "object"},
+                }),
+                &["method"],
+            ));
         }
         tools
     }
@@ -903,8 +1057,10 @@ impl Server {
             || (self.config.bad_tools && BAD_TOOL_NAMES.contains(&name));
         let added = name == "added_later" && self.tools_added.load(Ordering::SeqCst);
         let huge = (name == "huge" && self.config.huge_result.is_some()).then_some(Tool::Huge);
+        let ask = (name == "ask" && self.config.ask_tool).then_some(Tool::Ask);
         builtin
             .or(huge)
+            .or(ask)
             .or((extra || named || added).then_some(Tool::Echo))
     }
 
@@ -985,7 +1141,73 @@ impl Server {
                     server.run_progress(&args, token.as_ref(), cancelled)
                 });
             }
+            Tool::Ask => self.ask(id, &args),
         }
+    }
+
+    /// The `ask` tool: a request to the client, then what its arguments say (see the header).
+    fn ask(self: &Arc<Self>, id: Value, args: &Value) {
+        let n = self.asks.fetch_add(1, Ordering::SeqCst) + 1;
+        let ask_id = json!(format!("ask-{n}"));
+        let method = args["method"].as_str().unwrap_or_default();
+        let mut request = json!({"jsonrpc": "2.0", "id": ask_id, "method": method});
+        if let Some(params) = args.get("params") {
+            request["params"] = params.clone();
+        }
+        let wait = args["wait"].as_bool().unwrap_or(true)
+            && args.get("crash_after_ms").is_none()
+            && args.get("cancel_after_ms").is_none();
+        let (tx, rx) = mpsc::channel();
+        if wait {
+            self.ask_waiters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id_key(&ask_id), tx);
+        }
+        self.send(&request);
+        if let Some(ms) = args["crash_after_ms"].as_u64() {
+            thread::sleep(Duration::from_millis(ms));
+            exit_with(3, "ask: dying before the client's answer");
+        }
+        if let Some(ms) = args["cancel_after_ms"].as_u64() {
+            thread::sleep(Duration::from_millis(ms));
+            self.send(&json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": ask_id, "reason": "changed my mind"},
+            }));
+            self.finish_call(
+                &id,
+                Ok(text_result(&format!("cancelled {}", id_text(&ask_id)))),
+            );
+            return;
+        }
+        if !wait {
+            self.finish_call(&id, Ok(text_result(&format!("sent {}", id_text(&ask_id)))));
+            return;
+        }
+        let notify_after = args.get("notify_after").cloned();
+        self.spawn_cancellable(id, move |server, cancelled| loop {
+            if cancelled.load(Ordering::SeqCst) {
+                return None;
+            }
+            match rx.recv_timeout(Duration::from_millis(5)) {
+                Ok(response) => {
+                    if let Some(n) = &notify_after {
+                        let mut notification = json!({"jsonrpc": "2.0", "method": n["method"]});
+                        if let Some(params) = n.get("params") {
+                            notification["params"] = params.clone();
+                        }
+                        server.send(&notification);
+                    }
+                    let mut result = text_result(&response.to_string());
+                    result["structuredContent"] = json!({"response": response});
+                    return Some(result);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        });
     }
 
     /// Faults that fire on the first `tools/call` only, before it is answered.
