@@ -5,9 +5,11 @@
 //! - [`Gateway`]: the gateway under test over stdio, with a raw JSON-RPC client that checks
 //!   every line on the gateway's stdout is a JSON-RPC message.
 //! - [`procs`]: which processes of one test are still alive, read from /proc.
+//! - [`inproc`]: the gateway library in this process, with several client sessions on it.
 //!
 //! Every await here is bounded: a hang fails the test instead of stalling CI.
 
+pub mod inproc;
 pub mod procs;
 
 use std::collections::HashMap;

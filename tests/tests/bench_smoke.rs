@@ -31,6 +31,8 @@ async fn the_benchmark_suite_runs_end_to_end() {
         "Pipelined throughput",
         "Ratios against the null relay",
         "Large catalog",
+        "Resources",
+        "Sequential resources/read round trip",
         "Targets",
     ] {
         assert!(
@@ -39,4 +41,5 @@ async fn the_benchmark_suite_runs_end_to_end() {
         );
     }
     assert!(stdout.contains("10001 tools listed"), "{stdout}");
+    assert!(stdout.contains("10000 listed in 10 pages"), "{stdout}");
 }

@@ -53,7 +53,8 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// Builds `tools/call` request lines in which only the id changes.
+/// Builds request lines in which only the id changes: `tools/call` of one tool, or
+/// `resources/read` of one URI.
 pub struct CallTemplate {
     prefix: &'static [u8],
     suffix: Vec<u8>,
@@ -61,17 +62,29 @@ pub struct CallTemplate {
 }
 
 impl CallTemplate {
+    /// `tools/call {"name": tool, "arguments": {}}`.
     pub fn new(tool: &str) -> Self {
         let name = serde_json::to_string(tool).expect("a string serialises");
+        Self::with_rest(format!(
+            r#","method":"tools/call","params":{{"name":{name},"arguments":{{}}}}}}"#
+        ))
+    }
+
+    /// `resources/read {"uri": uri}`.
+    pub fn read(uri: &str) -> Self {
+        let uri = serde_json::to_string(uri).expect("a string serialises");
+        Self::with_rest(format!(
+            r#","method":"resources/read","params":{{"uri":{uri}}}}}"#
+        ))
+    }
+
+    /// Everything after the id, without the newline.
+    fn with_rest(rest: String) -> Self {
+        let mut suffix = rest.into_bytes();
+        suffix.push(b'\n');
         Self {
             prefix: br#"{"jsonrpc":"2.0","id":"#,
-            suffix: format!(
-                r#","method":"tools/call","params":{{"name":{name},"arguments":{{}}}}}}"#
-            )
-            .into_bytes()
-            .into_iter()
-            .chain(std::iter::once(b'\n'))
-            .collect(),
+            suffix,
             digits: Vec::with_capacity(24),
         }
     }
@@ -403,6 +416,17 @@ mod tests {
         assert_eq!(v["method"], "tools/call");
         assert_eq!(v["params"]["name"], "e__echo");
         assert_eq!(v["params"]["arguments"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn read_template_builds_valid_requests() {
+        let mut t = CallTemplate::read("orchestra://e/bench://resource/0");
+        let mut out = Vec::new();
+        t.write(&mut out, 7).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["method"], "resources/read");
+        assert_eq!(v["params"]["uri"], "orchestra://e/bench://resource/0");
     }
 
     #[test]

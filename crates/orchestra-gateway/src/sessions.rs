@@ -183,7 +183,8 @@ impl Sessions {
         state
     }
 
-    /// Removes a session; returns its state (its subscriptions are for the caller to end).
+    /// Removes a session; returns its state (its subscriptions are for the caller to end, and
+    /// the log level children follow is the caller's to relax: `Gateway::relax_log_level`).
     pub fn close(&self, id: SessionId) -> Option<Arc<SessionState>> {
         let mut live = self.lock();
         let at = live.iter().position(|s| s.id == id)?;

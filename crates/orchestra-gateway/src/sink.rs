@@ -45,7 +45,14 @@ impl FrontSink {
                 pipe::Sender::from_owned_fd(OwnedFd::from(writer))?
             }
         };
-        Ok(Self(Some(Outbox::new(pipe, FRONT_LIMIT, Overflow::Accept))))
+        Ok(Self::pipe(pipe))
+    }
+
+    /// A client reached through the write end of any pipe, with the same outbox, limit and
+    /// backpressure as stdout: how a session other than the process's own stdio gets its own
+    /// output (the in-process multi-session tests open several on one gateway this way).
+    pub fn pipe(pipe: pipe::Sender) -> Self {
+        Self(Some(Outbox::new(pipe, FRONT_LIMIT, Overflow::Accept)))
     }
 
     /// A sink for runs without a client.

@@ -12,6 +12,8 @@
 //!   and queued requests are written (one `write`) whenever the next read would block, so
 //!   exactly K calls are outstanding whenever the driver waits.
 //!
+//! With `--read URI` the calls are `resources/read {"uri": URI}` instead of `tools/call`s.
+//!
 //! Requests are pre-built (only the id changes); responses are parsed only as far as their
 //! envelope. Every answer must carry a known, not yet answered id and a `result`; anything
 //! else counts as an error. The result is one JSON object on stdout.
@@ -39,6 +41,9 @@ struct Args {
     /// Tool to call.
     #[arg(long, default_value = "echo")]
     tool: String,
+    /// Read this resource (`resources/read`) instead of calling a tool.
+    #[arg(long, value_name = "URI")]
+    read: Option<String>,
     /// Only time the handshake (spawn → initialize → tools/list answered).
     #[arg(long)]
     startup_only: bool,
@@ -84,8 +89,16 @@ impl Tally {
     }
 }
 
+/// The request the driver repeats.
+fn template(args: &Args) -> CallTemplate {
+    match &args.read {
+        Some(uri) => CallTemplate::read(uri),
+        None => CallTemplate::new(&args.tool),
+    }
+}
+
 fn sequential(peer: &mut Peer, args: &Args) -> Result<serde_json::Value> {
-    let mut template = CallTemplate::new(&args.tool);
+    let mut template = template(args);
     let mut tally = Tally::default();
     let mut samples: Vec<u64> = Vec::with_capacity(args.calls as usize);
     let total = args.warmup + args.calls;
@@ -132,7 +145,7 @@ fn sequential(peer: &mut Peer, args: &Args) -> Result<serde_json::Value> {
 }
 
 fn pipelined(peer: &mut Peer, args: &Args) -> Result<serde_json::Value> {
-    let mut template = CallTemplate::new(&args.tool);
+    let mut template = template(args);
     let mut tally = Tally::default();
     let total = args.warmup + args.calls;
     let mut answered = vec![false; total as usize];
@@ -195,7 +208,7 @@ fn main() -> Result<()> {
     let initialized = start.elapsed();
     let tools = peer.list_tools(r#""list""#).context("tools/list")?;
     let listed = start.elapsed();
-    if !args.startup_only && !tools.contains(&args.tool) {
+    if !args.startup_only && args.read.is_none() && !tools.contains(&args.tool) {
         bail!(
             "the target has no tool {:?} (it has {})",
             args.tool,

@@ -70,6 +70,10 @@ struct Plan {
     catalog_servers: usize,
     catalog_tools: usize,
     catalog_requests: usize,
+    resource_servers: usize,
+    resources_per_server: usize,
+    /// Each echo child's own resources/list page size (the gateway follows their cursors).
+    resource_child_page: usize,
 }
 
 impl Plan {
@@ -92,6 +96,9 @@ impl Plan {
             catalog_servers: 50,
             catalog_tools: 200,
             catalog_requests: lists,
+            resource_servers: 50,
+            resources_per_server: 200,
+            resource_child_page: 100,
         }
     }
 }
@@ -173,6 +180,20 @@ enum Kind {
     Pipelined,
 }
 
+/// What the driver repeats.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// `tools/call` of the echo tool.
+    Call,
+    /// `resources/read` of the echo child's first resource.
+    Read,
+}
+
+/// The echo child's first resource, as the child names it and as the gateway does (server
+/// `e`, `orchestra://<server>/<the child's URI>`).
+const READ_URI: &str = "bench://resource/0";
+const READ_URI_GATEWAY: &str = "orchestra://e/bench://resource/0";
+
 /// Median over the repetitions of one numeric field.
 fn med(runs: &[Value], field: &str) -> f64 {
     median(
@@ -217,12 +238,14 @@ struct Suite {
     plan: Plan,
     scratch: ScratchDir,
     echo_config: PathBuf,
+    /// One echo child with resources, server `e` (the resources/read rows).
+    read_config: PathBuf,
     pin_cpu: u32,
     call_errors: u64,
 }
 
 impl Suite {
-    fn driver(&self, pin: Pin, mode: Mode, kind: Kind) -> Result<Value> {
+    fn driver(&self, pin: Pin, mode: Mode, kind: Kind, work: Work) -> Result<Value> {
         let mut cmd = match pin {
             Pin::Pinned => {
                 let mut c = Command::new("taskset");
@@ -243,21 +266,29 @@ impl Suite {
         };
         cmd.arg(format!("--calls={calls}"))
             .arg(format!("--warmup={warmup}"))
-            .arg(format!("--pipeline={pipeline}"))
-            .arg("--tool")
-            .arg(if mode == Mode::Gateway {
-                "e__echo"
-            } else {
-                "echo"
-            })
-            .arg("--");
+            .arg(format!("--pipeline={pipeline}"));
+        match (work, mode) {
+            (Work::Call, Mode::Gateway) => cmd.args(["--tool", "e__echo"]),
+            (Work::Call, _) => cmd.args(["--tool", "echo"]),
+            (Work::Read, Mode::Gateway) => cmd.args(["--read", READ_URI_GATEWAY]),
+            (Work::Read, _) => cmd.args(["--read", READ_URI]),
+        };
+        cmd.arg("--");
+        let (echo_args, config): (&[&str], _) = match work {
+            Work::Call => (&[], &self.echo_config),
+            Work::Read => (&["--resources", "1"], &self.read_config),
+        };
         match mode {
-            Mode::Direct => cmd.arg(&self.bins.echo),
-            Mode::Relay => cmd.arg(&self.bins.relay).arg("--").arg(&self.bins.echo),
+            Mode::Direct => cmd.arg(&self.bins.echo).args(echo_args),
+            Mode::Relay => cmd
+                .arg(&self.bins.relay)
+                .arg("--")
+                .arg(&self.bins.echo)
+                .args(echo_args),
             Mode::Gateway => cmd
                 .arg(&self.bins.gateway)
                 .args(["serve", "-c"])
-                .arg(&self.echo_config),
+                .arg(config),
         };
         cmd.env_remove("RUST_LOG").env(
             "ORCHESTRA_CACHE_DIR",
@@ -286,18 +317,46 @@ impl Suite {
                             rep + 1,
                             self.plan.reps
                         );
-                        let r = self.driver(pin, mode, kind)?;
-                        let errors = r["errors"].as_u64().unwrap_or(0);
-                        if errors > 0 {
-                            eprintln!("bench: WARNING {errors} bad answers ({})", r["first_error"]);
-                            self.call_errors += errors;
-                        }
+                        let r = self.driver(pin, mode, kind, Work::Call)?;
+                        self.count_errors(&r);
                         out.entry((pin, kind, mode)).or_default().push(r);
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Sequential `resources/read` round trips, `reps` interleaved rounds of direct, relay,
+    /// gateway (the headline pinning only).
+    fn reads(&mut self, pin: Pin) -> Result<BTreeMap<Mode, Vec<Value>>> {
+        let mut out: BTreeMap<Mode, Vec<Value>> = BTreeMap::new();
+        for rep in 0..self.plan.reps {
+            for mode in MODES {
+                eprintln!(
+                    "bench: {} resources/read {} (run {}/{})",
+                    pin.key(),
+                    mode.label(),
+                    rep + 1,
+                    self.plan.reps
+                );
+                let r = self.driver(pin, mode, Kind::Sequential, Work::Read)?;
+                self.count_errors(&r);
+                out.entry(mode).or_default().push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn count_errors(&mut self, run: &Value) {
+        let errors = run["errors"].as_u64().unwrap_or(0);
+        if errors > 0 {
+            eprintln!(
+                "bench: WARNING {errors} bad answers ({})",
+                run["first_error"]
+            );
+            self.call_errors += errors;
+        }
     }
 }
 
@@ -723,6 +782,179 @@ fn large_catalog(suite: &Suite) -> Result<Catalog> {
     })
 }
 
+// ----- resources -----
+
+struct ResourceList {
+    servers: usize,
+    per_server: usize,
+    /// Resources in one full listing through the gateway, and its pages.
+    listed: usize,
+    pages: usize,
+    /// One full listing (every page) through the gateway, per walk.
+    gateway_ms: Vec<f64>,
+    /// The same number of resources from one bench-echo directly, in pages of
+    /// [`DIRECT_PAGE`].
+    direct_ms: Vec<f64>,
+    direct_pages: usize,
+    /// Gateway spawn → a full listing with every child's resources.
+    ready_ms: f64,
+}
+
+/// The direct reference's page size: the size of the gateway's served pages.
+const DIRECT_PAGE: usize = 1000;
+
+/// One `resources/list` page: how many resources it held and its `nextCursor`.
+fn resource_page(line: &[u8]) -> Result<(usize, Option<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        resources: Vec<serde::de::IgnoredAny>,
+        #[serde(rename = "nextCursor")]
+        next_cursor: Option<String>,
+    }
+    let env = Envelope::parse(line)?;
+    let result = env.result.ok_or_else(|| {
+        anyhow!(
+            "resources/list failed: {}",
+            env.error.map(|e| e.get()).unwrap_or("(no result)")
+        )
+    })?;
+    let page: Page = serde_json::from_str(result.get()).context("resources/list result")?;
+    Ok((page.resources.len(), page.next_cursor))
+}
+
+/// One full `resources/list`, following `nextCursor` to the last page. Returns the time from
+/// each page's request written to its whole response line read, summed over the pages (each
+/// page is parsed for its cursor after its clock stopped: the client's own parsing is not
+/// counted), the resources listed and the pages.
+fn resource_walk(peer: &mut Peer, tag: &str) -> Result<(Duration, usize, usize)> {
+    let mut spent = Duration::ZERO;
+    let (mut listed, mut pages) = (0, 0);
+    let mut cursor: Option<String> = None;
+    loop {
+        let id = format!("\"{tag}-{pages}\"");
+        let params = match &cursor {
+            Some(c) => format!(r#"{{"cursor":{}}}"#, serde_json::to_string(c)?),
+            None => "{}".to_owned(),
+        };
+        let request = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"resources/list\",\"params\":{params}}}\n"
+        );
+        let start = Instant::now();
+        peer.send(request.as_bytes())?;
+        peer.flush()?;
+        let line = loop {
+            let line = peer.read_line()?;
+            let elapsed = start.elapsed();
+            let line = line.to_vec();
+            let env = Envelope::parse(&line)?;
+            if env.is_response() && env.id.map(|r| r.get()) == Some(id.as_str()) {
+                spent += elapsed;
+                break line;
+            }
+        };
+        let (n, next) = resource_page(&line)?;
+        listed += n;
+        pages += 1;
+        match next {
+            Some(next) if pages < 100_000 => cursor = Some(next),
+            Some(_) => bail!("resources/list: still a nextCursor after {pages} pages"),
+            None => return Ok((spent, listed, pages)),
+        }
+    }
+}
+
+/// `walks` timed full listings; each must list `expect` resources.
+fn timed_walks(
+    peer: &mut Peer,
+    walks: usize,
+    expect: usize,
+    tag: &str,
+) -> Result<(Vec<f64>, usize)> {
+    let mut out = Vec::with_capacity(walks);
+    let mut pages = 0;
+    for i in 0..walks {
+        let (spent, listed, p) = resource_walk(peer, &format!("{tag}-{i}"))?;
+        if listed != expect {
+            bail!("resources/list listed {listed} resources, expected {expect}");
+        }
+        out.push(spent.as_secs_f64() * 1e3);
+        pages = p;
+    }
+    Ok((out, pages))
+}
+
+/// 50 echo children with 200 resources each, listed through the gateway page by page; Err
+/// (the reason) inside when the gateway does not serve `resources/list`.
+fn resource_list(suite: &Suite) -> Result<Result<ResourceList, String>> {
+    let plan = &suite.plan;
+    let (n, per) = (plan.resource_servers, plan.resources_per_server);
+    let mut servers = serde_json::Map::new();
+    for i in 0..n {
+        servers.insert(
+            format!("s{i:02}"),
+            json!({"command": suite.bins.echo, "args": [
+                "--resources", per.to_string(),
+                "--resource-page", plan.resource_child_page.to_string(),
+            ]}),
+        );
+    }
+    let cfg = suite.scratch.path().join("resources.json");
+    write_config(&cfg, Value::Object(servers))?;
+    let cache = ScratchDir::new("resources-cache")?;
+    let echoes: Vec<String> = (0..n).map(|i| format!("s{i:02}__echo")).collect();
+    let complete = |names: &[String]| echoes.iter().all(|e| names.contains(e));
+    eprintln!("bench: resources: {n} children x {per} resources");
+    let timeout = Duration::from_secs(60);
+    let spawned = Instant::now();
+    let mut g = start_gateway(&suite.bins.gateway, &cfg, cache.path(), &complete, timeout)?;
+    let probe = g.peer.request("\"probe\"", "resources/list", "{}")?;
+    if let Err(e) = resource_page(&probe) {
+        g.peer.close_within(Duration::from_secs(15))?;
+        return Ok(Err(format!("{e:#}")));
+    }
+    // Every child is ready; the gateway may still be listing their resources.
+    loop {
+        let (_, listed, _) = resource_walk(&mut g.peer, "ready")?;
+        if listed >= n * per {
+            break;
+        }
+        if spawned.elapsed() > timeout {
+            g.peer.close_within(Duration::from_secs(15))?;
+            bail!(
+                "the gateway listed {listed} resources after {timeout:?}, expected {}",
+                n * per
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ready_ms = spawned.elapsed().as_secs_f64() * 1e3;
+    let (gateway_ms, pages) = timed_walks(&mut g.peer, plan.catalog_requests, n * per, "res")?;
+    g.peer.close_within(Duration::from_secs(15))?;
+
+    // Reference: the same number of resources from one bench-echo directly, in pages of the
+    // size the gateway serves.
+    let mut echo = Peer::spawn(
+        Command::new(&suite.bins.echo)
+            .args(["--resources", &(n * per).to_string()])
+            .args(["--resource-page", &DIRECT_PAGE.to_string()])
+            .stderr(Stdio::inherit()),
+    )?;
+    echo.initialize()?;
+    let (direct_ms, direct_pages) =
+        timed_walks(&mut echo, plan.catalog_requests, n * per, "direct")?;
+    echo.close()?;
+    Ok(Ok(ResourceList {
+        servers: n,
+        per_server: per,
+        listed: n * per,
+        pages,
+        gateway_ms,
+        direct_ms,
+        direct_pages,
+        ready_ms,
+    }))
+}
+
 // ----- machine -----
 
 fn machine() -> Value {
@@ -875,6 +1107,11 @@ fn main() -> Result<()> {
     let scratch = ScratchDir::new("suite")?;
     let echo_config = scratch.path().join("echo.json");
     write_config(&echo_config, json!({"e": {"command": bins.echo}}))?;
+    let read_config = scratch.path().join("read.json");
+    write_config(
+        &read_config,
+        json!({"e": {"command": bins.echo, "args": ["--resources", "1"]}}),
+    )?;
 
     let taskset_ok = !args.no_pin
         && Command::new("taskset")
@@ -900,6 +1137,7 @@ fn main() -> Result<()> {
         plan,
         scratch,
         echo_config,
+        read_config,
         pin_cpu: args.pin_cpu,
         call_errors: 0,
     };
@@ -914,6 +1152,12 @@ fn main() -> Result<()> {
         Some(cold_start(&suite, &root)?)
     };
     let catalog = large_catalog(&suite)?;
+    let resources = resource_list(&suite)?;
+    // Reads need the gateway's resources too: skipped with the listing.
+    let reads = match &resources {
+        Ok(_) => Some(suite.reads(pins[0])?),
+        Err(_) => None,
+    };
 
     // ---- assemble ----
     let plan = &suite.plan;
@@ -1264,6 +1508,134 @@ fn main() -> Result<()> {
         limit: "5 ms".into(),
         pass: Some(cat_median <= 5.0),
     });
+
+    let list_target = format!(
+        "resources/list of {} resources <= 5 ms (median)",
+        plan.resource_servers * plan.resources_per_server
+    );
+    match &resources {
+        Ok(r) => {
+            let mut sorted = r.gateway_ms.clone();
+            sorted.sort_by(f64::total_cmp);
+            let res_median = median(&r.gateway_ms);
+            let res_max = sorted.last().copied().unwrap_or(f64::NAN);
+            let direct = median(&r.direct_ms);
+            writeln!(
+                t,
+                "\nResources: {} children x {} resources ({} listed in {} pages), {} full resources/list walks following nextCursor",
+                r.servers,
+                r.per_server,
+                r.listed,
+                r.pages,
+                r.gateway_ms.len()
+            )?;
+            writeln!(
+                t,
+                "  {:<58}{:>8.2} ms (max {:.2})",
+                "mcp-orchestra: every page, request -> response read, summed", res_median, res_max
+            )?;
+            writeln!(
+                t,
+                "  {:<58}{:>8.2} ms",
+                format!(
+                    "same number from one bench-echo directly ({} pages)",
+                    r.direct_pages
+                ),
+                direct
+            )?;
+            writeln!(
+                t,
+                "  {:<58}{:>8.0} ms",
+                "gateway spawn -> every resource listed (50 children)", r.ready_ms
+            )?;
+            js["resources"] = json!({
+                "servers": r.servers,
+                "resources_per_server": r.per_server,
+                "child_page": plan.resource_child_page,
+                "listed": r.listed,
+                "pages": r.pages,
+                "gateway_list_ms_median": res_median,
+                "gateway_list_ms_max": res_max,
+                "gateway_list_ms_runs": r.gateway_ms,
+                "direct_list_ms_median": direct,
+                "direct_pages": r.direct_pages,
+                "direct_list_ms_runs": r.direct_ms,
+                "gateway_ready_ms": r.ready_ms,
+            });
+            targets.push(Target {
+                name: list_target,
+                value: format!("{res_median:.2} ms"),
+                limit: "5 ms".into(),
+                pass: Some(res_median <= 5.0),
+            });
+        }
+        Err(why) => {
+            writeln!(
+                t,
+                "\nResources: skipped (the gateway does not serve resources/list: {why})"
+            )?;
+            targets.push(Target {
+                name: list_target,
+                value: "skipped".into(),
+                limit: String::new(),
+                pass: None,
+            });
+        }
+    }
+    if let Some(reads) = &reads {
+        let pin = pins[0];
+        writeln!(
+            t,
+            "\nSequential resources/read round trip, {} reads after {} warm-up, {} (µs; right: CPU µs per read by process)",
+            plan.seq_calls,
+            plan.seq_warmup,
+            pin.key()
+        )?;
+        writeln!(
+            t,
+            "  {:<15}{:>9}{:>9}{:>9}{:>12}   {:>8}{:>8}{:>8}",
+            "", "p50", "p90", "p99", "added p50", "driver", "middle", "echo"
+        )?;
+        let direct_p50 = med(&reads[&Mode::Direct], "p50_us");
+        let mut per_mode = serde_json::Map::new();
+        let mut added = BTreeMap::new();
+        for mode in MODES {
+            let runs = &reads[&mode];
+            let (p50, p90, p99) = (
+                med(runs, "p50_us"),
+                med(runs, "p90_us"),
+                med(runs, "p99_us"),
+            );
+            let (cpu, cpu_json) = cpu_cells(runs, mode);
+            added.insert(mode, p50 - direct_p50);
+            writeln!(
+                t,
+                "  {:<15}{:>9.1}{:>9.1}{:>9.1}{:>12}   {cpu}",
+                mode.label(),
+                p50,
+                p90,
+                p99,
+                if mode == Mode::Direct {
+                    "-".to_owned()
+                } else {
+                    format!("{:.1}", p50 - direct_p50)
+                }
+            )?;
+            per_mode.insert(
+                mode.key().into(),
+                json!({"p50_us": p50, "p90_us": p90, "p99_us": p99, "added_p50_us": p50 - direct_p50, "cpu_us_per_call": cpu_json, "runs": runs}),
+            );
+        }
+        let ratio = ratio_or_nan(added[&Mode::Gateway], added[&Mode::Relay]);
+        writeln!(
+            t,
+            "  gateway added p50 / relay added p50: {}x",
+            fmt_num(ratio, 2)
+        )?;
+        per_mode.insert("pin".into(), json!(pin.key()));
+        per_mode.insert("gateway_added_over_relay_added".into(), json!(ratio));
+        js["resources_read"] = Value::Object(per_mode);
+    }
 
     writeln!(t, "\nTargets")?;
     for tg in &targets {

@@ -343,5 +343,7 @@ impl Drop for Session {
         }
         // Children waiting for this client's answers are told at once.
         self.gw.upstream().session_closed(self.state.id);
+        // It may have been the one asking for the most verbose level.
+        self.gw.relax_log_level();
     }
 }

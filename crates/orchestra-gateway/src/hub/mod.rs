@@ -226,6 +226,17 @@ impl Gateway {
         }
     }
 
+    /// After a session ended: children are set to the most verbose level the sessions still
+    /// open asked for (the one that left may have been the only one asking for that much; left
+    /// as is, every child would keep sending what no one reads). With no level asked any
+    /// more, children keep theirs: MCP has no way to unset it.
+    pub(crate) fn relax_log_level(&self) {
+        // A session dropped outside the runtime (or while stopping) has no one to tell.
+        if tokio::runtime::Handle::try_current().is_ok() && !self.inner.shutdown.is_cancelled() {
+            self.apply_log_level();
+        }
+    }
+
     /// The client sessions being served.
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions

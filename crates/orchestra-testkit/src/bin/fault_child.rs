@@ -27,7 +27,8 @@
 //! * `FAULT_LOG=<path>` — lines appended: `request <method> <id>` for every
 //!   request received (before any `hang_on`), `cancelled <id> <reason|->` for
 //!   every `notifications/cancelled`, `grandchild <pid>` for `spawn_grandchild`,
-//!   `setsid_grandchild <pid>` for `setsid_sleeper`.
+//!   `setsid_grandchild <pid>` for `setsid_sleeper`, `set_level <level>` for every
+//!   `logging/setLevel` answered (`log_all_levels`).
 //!   String ids are written without quotes.
 //! * `FAULT_MARKER=<path>` — `start <pid> <unix_millis>` appended at startup
 //!   (before `exit_on_start`), so tests can count spawns.
@@ -756,7 +757,13 @@ impl Server {
         match method {
             "initialize" => self.initialize(&id, &params),
             "ping" => self.send_result(&id, json!({})),
-            "logging/setLevel" if self.config.log_all_levels => self.send_result(&id, json!({})),
+            "logging/setLevel" if self.config.log_all_levels => {
+                self.log(&format!(
+                    "set_level {}",
+                    params["level"].as_str().unwrap_or("-")
+                ));
+                self.send_result(&id, json!({}))
+            }
             "tools/list" => self.tools_list(&id, &params),
             "tools/call" => self.tools_call(id, &params),
             "prompts/list" if self.config.declares_prompts() => self.prompts_list(&id),
