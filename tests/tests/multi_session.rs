@@ -421,6 +421,52 @@ async fn a_server_request_reaches_only_the_session_whose_call_caused_it() {
     gw.finish().await;
 }
 
+/// While another session's call is in flight at the same child, a child's request cannot be
+/// attributed to one session (stdio says nothing about it), so no session is asked — it might
+/// carry the other client's data — and the call that caused it gets the child's own answer to
+/// the refusal at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_request_during_calls_of_two_sessions_goes_to_neither() {
+    let gw = InProcess::start(&format!("servers:\n{}", everything_entry())).await;
+    let sampling = json!({"sampling": {}});
+    let mut a = gw.session("a", sampling.clone()).await;
+    let mut b = gw.session("b", sampling).await;
+    // A's call keeps the child busy for 3 s.
+    a.send_request(
+        json!(1),
+        "tools/call",
+        call_params(
+            "everything__trigger-long-running-operation",
+            json!({"duration": 3, "steps": 3}),
+        ),
+    )
+    .await;
+    b.send_request(
+        json!(1),
+        "tools/call",
+        call_params(
+            "everything__trigger-sampling-request",
+            json!({"prompt": "from b", "maxTokens": 5}),
+        ),
+    )
+    .await;
+    let answer = b.response(&json!(1), STEP).await;
+    let refused = answer.get("error").is_some()
+        || answer["result"]["isError"] == true
+        || result_text(&answer).to_lowercase().contains("error");
+    assert!(refused, "b's call reports the refusal: {answer}");
+    let seen_b = b.drain(QUIET).await;
+    let seen_a = a.until_response(&json!(1), Duration::from_secs(10)).await;
+    for (name, seen) in [("a", &seen_a), ("b", &seen_b)] {
+        assert!(
+            with_method(seen, "sampling/createMessage").is_empty(),
+            "{name} was asked: {seen:?}"
+        );
+    }
+    drop((a, b));
+    gw.finish().await;
+}
+
 /// `asking` triggers a sampling request with request id 1, is asked, answers, and gets its
 /// call's result with its answer in; `other` sees none of it.
 async fn sampling_round(asking: &mut Client, other: &mut Client) {

@@ -457,10 +457,30 @@ fn choose(
             .is_some_and(|c| need.met_by(c))
     };
     if !callers.is_empty() {
-        let calling: Vec<&Arc<SessionState>> = callers
+        let mut calling: Vec<&Arc<SessionState>> = callers
             .iter()
             .filter_map(|id| live.iter().find(|s| s.id == *id))
             .collect();
+        calling.dedup_by_key(|s| s.id);
+        let mut distinct: Vec<SessionId> = calling.iter().map(|s| s.id).collect();
+        distinct.sort();
+        distinct.dedup();
+        // Over stdio a child's request does not say which call it serves. With calls of
+        // several sessions in flight it could be any of them, and it may carry that client's
+        // data (a sampling prompt, an elicitation message): it goes to none rather than
+        // perhaps to the wrong one.
+        if distinct.len() > 1 {
+            return Err(format!(
+                "server \"{server}\" is serving calls of several sessions ({}) at once, and \
+                 its request does not say which one it belongs to; it is sent to none of them \
+                 so that no client sees another's data",
+                distinct
+                    .iter()
+                    .map(SessionId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if let Some(s) = calling.iter().find(|s| declared(s)) {
             return Ok((*s).clone());
         }
@@ -569,18 +589,24 @@ mod tests {
     }
 
     #[test]
-    fn the_calling_session_is_chosen_newest_call_first_among_those_that_declared() {
+    fn the_calling_session_is_asked_and_calls_of_several_sessions_make_it_ambiguous() {
         let sessions = Sessions::default();
         let plain = session(&sessions, json!({}));
         let a = session(&sessions, json!({"sampling": {}}));
         let b = session(&sessions, json!({"sampling": {}}));
         let live = sessions.list();
-        // b's call is the newest.
-        let got = choose(Need::Sampling, "s", &[b.id, a.id], &live).unwrap();
+        // Several calls, one session: that session.
+        let got = choose(Need::Sampling, "s", &[b.id, b.id], &live).unwrap();
         assert_eq!(got.id, b.id);
-        // The newest caller did not declare sampling: the next one that did.
-        let got = choose(Need::Sampling, "s", &[plain.id, a.id], &live).unwrap();
-        assert_eq!(got.id, a.id);
+        // Calls of two sessions in flight: the request could belong to either, and may carry
+        // that client's data, so neither is asked.
+        let why = choose(Need::Sampling, "s", &[b.id, a.id], &live).unwrap_err();
+        assert!(why.contains("several sessions"), "{why}");
+        let why = choose(Need::Sampling, "s", &[plain.id, a.id], &live).unwrap_err();
+        assert!(
+            why.contains(&format!("{}, {}", plain.id.min(a.id), plain.id.max(a.id))),
+            "{why}"
+        );
     }
 
     #[test]
