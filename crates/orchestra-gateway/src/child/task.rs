@@ -566,11 +566,12 @@ async fn handshake(
     // Within what is left of the startup budget, and ending well before it: the caller's
     // handshake deadline must never be what a slow or broken listing hits, since that would
     // fail a child whose tools are fine.
-    let left = deadline.saturating_sub(started.elapsed());
-    let budget = (left / 2).min(shared.spec.call_timeout);
     let mut declared = Vec::new();
     for feature in [Feature::Prompts, Feature::Resources] {
         if lists::declares(result.get("capabilities"), feature) {
+            // Half of what is left each: prompts then resources never use up the whole of it.
+            let left = deadline.saturating_sub(started.elapsed());
+            let budget = (left / 2).min(shared.spec.call_timeout);
             let _ = lists::relist(shared, conn, feature, budget).await;
             declared.push(feature);
         } else {

@@ -120,6 +120,10 @@ pub(super) fn unsubscribe(
 /// Ends a closed session's subscriptions: each URI no other session is subscribed to is
 /// unsubscribed at its child.
 pub(crate) fn end_subscriptions(gw: &Gateway, session: &SessionState) {
+    // A session dropped outside the runtime has no child to tell (and could not spawn).
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
     for (server, child_uri) in session.subscriptions() {
         if gw.sessions().subscribers(server, &child_uri) > 0 {
             continue;
