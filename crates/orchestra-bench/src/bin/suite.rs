@@ -687,48 +687,16 @@ struct Catalog {
     ready_ms: f64,
 }
 
-/// Times `n` complete listings: every page, following `nextCursor` (the gateway serves pages
-/// of 1000; a child may answer in one). Each page is timed from its request written to its
-/// whole response line read, and the pages' times are summed: the client's own parsing (for
-/// the cursor) happens after each clock stopped and is not counted.
+/// Times `n` complete `tools/list` walks (every page, see [`list_walk`]); each must list at
+/// least `expect` tools.
 fn timed_lists(peer: &mut Peer, n: usize, expect: usize, tag: &str) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let mut total = Duration::ZERO;
-        let mut got = 0;
-        let mut cursor: Option<String> = None;
-        for page in 0.. {
-            let id = format!("\"{tag}-{i}-{page}\"");
-            let params = match &cursor {
-                Some(c) => format!(",\"params\":{{\"cursor\":{}}}", json!(c)),
-                None => String::new(),
-            };
-            let request =
-                format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\"{params}}}\n");
-            let start = Instant::now();
-            peer.send(request.as_bytes())?;
-            peer.flush()?;
-            let line = loop {
-                let line = peer.read_line()?;
-                let elapsed = start.elapsed();
-                let line = line.to_vec();
-                let env = Envelope::parse(&line)?;
-                if env.is_response() && env.id.map(|r| r.get()) == Some(id.as_str()) {
-                    total += elapsed;
-                    break line;
-                }
-            };
-            let (names, next) = orchestra_bench::tool_page(&line)?;
-            got += names.len();
-            match next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
+        let (spent, listed, _) = list_walk(peer, LIST_TOOLS, &format!("{tag}-{i}"))?;
+        if listed < expect {
+            bail!("tools/list returned {listed} tools, expected {expect}");
         }
-        out.push(total.as_secs_f64() * 1e3);
-        if got < expect {
-            bail!("tools/list returned {got} tools, expected {expect}");
-        }
+        out.push(spent.as_secs_f64() * 1e3);
     }
     Ok(out)
 }
@@ -808,30 +776,36 @@ struct ResourceList {
 /// The direct reference's page size: the size of the gateway's served pages.
 const DIRECT_PAGE: usize = 1000;
 
-/// One `resources/list` page: how many resources it held and its `nextCursor`.
-fn resource_page(line: &[u8]) -> Result<(usize, Option<String>)> {
-    #[derive(serde::Deserialize)]
-    struct Page {
-        resources: Vec<serde::de::IgnoredAny>,
-        #[serde(rename = "nextCursor")]
-        next_cursor: Option<String>,
-    }
+/// A list method and the key of its array.
+type ListMethod = (&'static str, &'static str);
+const LIST_TOOLS: ListMethod = ("tools/list", "tools");
+const LIST_RESOURCES: ListMethod = ("resources/list", "resources");
+
+/// One page of a list: how many entries it held and its `nextCursor`.
+fn list_page(line: &[u8], (method, key): ListMethod) -> Result<(usize, Option<String>)> {
     let env = Envelope::parse(line)?;
     let result = env.result.ok_or_else(|| {
         anyhow!(
-            "resources/list failed: {}",
+            "{method} failed: {}",
             env.error.map(|e| e.get()).unwrap_or("(no result)")
         )
     })?;
-    let page: Page = serde_json::from_str(result.get()).context("resources/list result")?;
-    Ok((page.resources.len(), page.next_cursor))
+    let page: serde_json::Map<String, Value> =
+        serde_json::from_str(result.get()).with_context(|| format!("{method} result"))?;
+    let entries = page.get(key).and_then(Value::as_array).map_or(0, Vec::len);
+    let next = page
+        .get("nextCursor")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok((entries, next))
 }
 
-/// One full `resources/list`, following `nextCursor` to the last page. Returns the time from
-/// each page's request written to its whole response line read, summed over the pages (each
-/// page is parsed for its cursor after its clock stopped: the client's own parsing is not
-/// counted), the resources listed and the pages.
-fn resource_walk(peer: &mut Peer, tag: &str) -> Result<(Duration, usize, usize)> {
+/// One full listing, following `nextCursor` to the last page. Returns the time from each
+/// page's request written to its whole response line read, summed over the pages (each page
+/// is parsed for its cursor after its clock stopped: the client's own parsing is not counted),
+/// the entries listed and the pages.
+fn list_walk(peer: &mut Peer, list: ListMethod, tag: &str) -> Result<(Duration, usize, usize)> {
+    let (method, _) = list;
     let mut spent = Duration::ZERO;
     let (mut listed, mut pages) = (0, 0);
     let mut cursor: Option<String> = None;
@@ -842,7 +816,7 @@ fn resource_walk(peer: &mut Peer, tag: &str) -> Result<(Duration, usize, usize)>
             None => "{}".to_owned(),
         };
         let request = format!(
-            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"resources/list\",\"params\":{params}}}\n"
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"{method}\",\"params\":{params}}}\n"
         );
         let start = Instant::now();
         peer.send(request.as_bytes())?;
@@ -857,12 +831,12 @@ fn resource_walk(peer: &mut Peer, tag: &str) -> Result<(Duration, usize, usize)>
                 break line;
             }
         };
-        let (n, next) = resource_page(&line)?;
+        let (n, next) = list_page(&line, list)?;
         listed += n;
         pages += 1;
         match next {
             Some(next) if pages < 100_000 => cursor = Some(next),
-            Some(_) => bail!("resources/list: still a nextCursor after {pages} pages"),
+            Some(_) => bail!("{method}: still a nextCursor after {pages} pages"),
             None => return Ok((spent, listed, pages)),
         }
     }
@@ -878,7 +852,7 @@ fn timed_walks(
     let mut out = Vec::with_capacity(walks);
     let mut pages = 0;
     for i in 0..walks {
-        let (spent, listed, p) = resource_walk(peer, &format!("{tag}-{i}"))?;
+        let (spent, listed, p) = list_walk(peer, LIST_RESOURCES, &format!("{tag}-{i}"))?;
         if listed != expect {
             bail!("resources/list listed {listed} resources, expected {expect}");
         }
@@ -913,13 +887,13 @@ fn resource_list(suite: &Suite) -> Result<Result<ResourceList, String>> {
     let spawned = Instant::now();
     let mut g = start_gateway(&suite.bins.gateway, &cfg, cache.path(), &complete, timeout)?;
     let probe = g.peer.request("\"probe\"", "resources/list", "{}")?;
-    if let Err(e) = resource_page(&probe) {
+    if let Err(e) = list_page(&probe, LIST_RESOURCES) {
         g.peer.close_within(Duration::from_secs(15))?;
         return Ok(Err(format!("{e:#}")));
     }
     // Every child is ready; the gateway may still be listing their resources.
     loop {
-        let (_, listed, _) = resource_walk(&mut g.peer, "ready")?;
+        let (_, listed, _) = list_walk(&mut g.peer, LIST_RESOURCES, "ready")?;
         if listed >= n * per {
             break;
         }
