@@ -159,6 +159,7 @@ fn start(config: Config, front: FrontSink) -> anyhow::Result<Gateway> {
             watchdog_exe: Some(exe),
             catalog_cache: CatalogCache::from_env(),
             local_tools: Default::default(),
+            local_resources: None,
         },
     )
     .context("starting the watchdog")

@@ -23,6 +23,6 @@ mod validate;
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use load::{default_config_path, load, load_from_str, Format, ENV_PREFIX};
 pub use model::{
-    Alternative, Config, Domain, Gateway, InheritEnv, ProbePolicy, RestartPolicy, Server,
-    ServerName, ToolFilter, RESERVED_SERVER_NAMES,
+    Alternative, Config, Domain, Gateway, InheritEnv, Orchestrator, ProbePolicy, RestartPolicy,
+    Server, ServerName, Specialist, ToolFilter, RESERVED_SERVER_NAMES,
 };

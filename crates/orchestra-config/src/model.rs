@@ -73,6 +73,39 @@ pub struct Config {
     pub servers: Vec<Server>,
     pub domains: Vec<Domain>,
     pub alternatives: Vec<Alternative>,
+    pub orchestrator: Orchestrator,
+}
+
+/// `orchestrator:` — the Task Orchestrator.
+#[derive(Debug, Clone)]
+pub struct Orchestrator {
+    /// Whether its tools are offered (default: yes).
+    pub enabled: bool,
+    /// Its database; `None`: the default in the user's data directory (never the client's
+    /// working directory). A relative path is relative to the config file.
+    pub store: Option<PathBuf>,
+    /// Guidance of the user's own, extending or overriding the built-in specialists.
+    pub specialists: Vec<Specialist>,
+}
+
+impl Default for Orchestrator {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            store: None,
+            specialists: Vec::new(),
+        }
+    }
+}
+
+/// One `orchestrator.specialists` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Specialist {
+    pub name: String,
+    pub role: Option<String>,
+    pub expertise: Option<String>,
+    pub approach: Option<String>,
+    pub guidance: Option<String>,
 }
 
 impl Config {

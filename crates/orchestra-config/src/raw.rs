@@ -163,7 +163,36 @@ pub(crate) const TOP_LEVEL: &[&str] = &[
     "servers",
     "domain_boundaries",
     "server_alternatives",
+    "orchestrator",
 ];
+
+/// `orchestrator:` — the Task Orchestrator's settings. `specialists` is kept raw so that each
+/// entry is checked key by key at its own path.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOrchestrator {
+    pub enabled: Option<bool>,
+    pub store: Option<String>,
+    pub specialists: Option<figment::value::Value>,
+}
+
+impl RawOrchestrator {
+    pub const FIELDS: &'static [&'static str] = &["enabled", "store", "specialists"];
+}
+
+/// One entry of `orchestrator.specialists`: guidance of the user's own for a role.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSpecialist {
+    pub role: Option<String>,
+    pub expertise: Option<String>,
+    pub approach: Option<String>,
+    pub guidance: Option<String>,
+}
+
+impl RawSpecialist {
+    pub const FIELDS: &'static [&'static str] = &["role", "expertise", "approach", "guidance"];
+}
 
 /// A duration as written: a string (`"30s"`) or a bare number, which validation rejects with a
 /// suggestion instead of guessing its unit.

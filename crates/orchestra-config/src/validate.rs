@@ -12,11 +12,12 @@ use crate::error::{join, ConfigErrors, Errors};
 use crate::expand::{expand, Sources};
 use crate::glob::Glob;
 use crate::model::{
-    Alternative, Config, Domain, Gateway, InheritEnv, ProbePolicy, RestartPolicy, Server,
-    ServerName, ToolFilter,
+    Alternative, Config, Domain, Gateway, InheritEnv, Orchestrator, ProbePolicy, RestartPolicy,
+    Server, ServerName, Specialist, ToolFilter,
 };
 use crate::raw::{
-    RawAlternative, RawDomainDetail, RawGateway, RawServer, RawToolFilter, TOP_LEVEL,
+    RawAlternative, RawDomainDetail, RawGateway, RawOrchestrator, RawServer, RawSpecialist,
+    RawToolFilter, TOP_LEVEL,
 };
 use crate::raw::{RawDuration, RawInheritEnv, RawProbe, RawRestart, RawSize};
 use crate::size;
@@ -53,12 +54,15 @@ pub(crate) fn validate(doc: &Value, cx: &Context<'_>) -> Result<Config, ConfigEr
         &mut errors,
     );
 
+    let orchestrator = validate_orchestrator(top.get("orchestrator"), cx, &mut errors);
+
     let config = Config {
         source: cx.source.to_path_buf(),
         gateway,
         servers: servers.into_values().collect(),
         domains,
         alternatives,
+        orchestrator,
     };
     errors.into_result(config)
 }
@@ -70,7 +74,85 @@ fn unreachable_config(cx: &Context<'_>) -> Config {
         servers: Vec::new(),
         domains: Vec::new(),
         alternatives: Vec::new(),
+        orchestrator: Orchestrator::default(),
     }
+}
+
+/// `orchestrator:` — whether it is on, where its database is, and specialists of the user's own.
+fn validate_orchestrator(
+    value: Option<&Value>,
+    cx: &Context<'_>,
+    errors: &mut Errors,
+) -> Orchestrator {
+    let mut orchestrator = Orchestrator::default();
+    let Some(raw) = value
+        .and_then(|v| entry::<RawOrchestrator>(v, "orchestrator", RawOrchestrator::FIELDS, errors))
+    else {
+        return orchestrator;
+    };
+    if let Some(enabled) = raw.enabled {
+        orchestrator.enabled = enabled;
+    }
+    if let Some(store) = raw.store {
+        let path = match store.strip_prefix("~/") {
+            Some(rest) => match (cx.env)("HOME") {
+                Some(home) => Some(Path::new(&home).join(rest)),
+                None => {
+                    errors.push(
+                        "orchestrator.store",
+                        format!("HOME is not set, so \"{store}\" cannot be resolved"),
+                    );
+                    None
+                }
+            },
+            None if store.trim().is_empty() => {
+                errors.push("orchestrator.store", "is empty; give a file path (or leave it out for the default in your data directory)".to_owned());
+                None
+            }
+            // Relative to the config file, never to whatever folder the client started us in.
+            None => Some(match cx.source.parent() {
+                Some(dir) => dir.join(&store),
+                None => PathBuf::from(&store),
+            }),
+        };
+        orchestrator.store = path;
+    }
+    if let Some(specialists) = raw.specialists {
+        if let Some(dict) = as_dict(&specialists, "orchestrator.specialists", errors) {
+            for (name, entry_value) in dict {
+                let path = join("orchestrator.specialists", name);
+                if name.trim().is_empty() {
+                    errors.push(&path, "a specialist needs a name".to_owned());
+                    continue;
+                }
+                let Some(raw) =
+                    entry::<RawSpecialist>(entry_value, &path, RawSpecialist::FIELDS, errors)
+                else {
+                    continue;
+                };
+                if raw.role.is_none()
+                    && raw.expertise.is_none()
+                    && raw.approach.is_none()
+                    && raw.guidance.is_none()
+                {
+                    errors.push(
+                        &path,
+                        "says nothing; give at least one of role, expertise, approach, guidance"
+                            .to_owned(),
+                    );
+                    continue;
+                }
+                orchestrator.specialists.push(Specialist {
+                    name: name.clone(),
+                    role: raw.role,
+                    expertise: raw.expertise,
+                    approach: raw.approach,
+                    guidance: raw.guidance,
+                });
+            }
+        }
+    }
+    orchestrator
 }
 
 fn validate_gateway(value: Option<&Value>, errors: &mut Errors) -> Gateway {

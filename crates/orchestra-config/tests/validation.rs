@@ -378,3 +378,60 @@ fn bad_values_inside_nested_entries_are_all_reported_once() {
         "a key with a bad value is not also missing:\n{errors}"
     );
 }
+
+#[test]
+fn the_orchestrator_section_resolves_its_store_and_takes_specialists_of_the_users_own() {
+    let yaml = r#"
+servers:
+  files: {command: npx}
+orchestrator:
+  store: state/tasks.db
+  specialists:
+    security_auditor:
+      role: Security auditor
+      approach: Threat-model first, then read the code.
+"#;
+    let config = load_from_str(yaml, Format::Yaml, &source(), &env).expect("valid");
+    let o = &config.orchestrator;
+    assert!(o.enabled, "on by default");
+    assert_eq!(
+        o.store.as_deref(),
+        Some(source().parent().unwrap().join("state/tasks.db").as_path()),
+        "relative to the config file, never to the working directory"
+    );
+    assert_eq!(o.specialists.len(), 1);
+    assert_eq!(o.specialists[0].name, "security_auditor");
+    assert_eq!(o.specialists[0].role.as_deref(), Some("Security auditor"));
+
+    let defaults = load_from_str(
+        "servers: {files: {command: npx}}",
+        Format::Yaml,
+        &source(),
+        &env,
+    )
+    .expect("valid");
+    assert!(defaults.orchestrator.enabled && defaults.orchestrator.store.is_none());
+
+    let errors = errors_of(
+        r#"
+servers:
+  files: {command: npx}
+orchestrator:
+  enabled: maybe
+  store: ""
+  specialists:
+    empty: {}
+    odd: {role: R, mood: grumpy}
+  colour: blue
+"#,
+    );
+    for expected in [
+        "orchestrator.colour",
+        "orchestrator.enabled",
+        "orchestrator.store",
+        "orchestrator.specialists.empty",
+        "orchestrator.specialists.odd.mood",
+    ] {
+        assert!(errors.contains(expected), "{expected} not in:\n{errors}");
+    }
+}

@@ -19,7 +19,7 @@ use crate::child::{ChildHandle, State};
 use crate::containment::watchdog::Watchdog;
 use crate::events::EventLog;
 use crate::health;
-use crate::hub::local::LocalTools;
+use crate::hub::local::{LocalResources, LocalTools};
 use crate::hub::{BuiltCatalog, Gateway, Inner};
 use crate::listing::ListKind;
 use crate::redact::Redactor;
@@ -34,7 +34,7 @@ const LIST_CHANGED_DEBOUNCE: Duration = Duration::from_millis(50);
 const LIST_CHANGED_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Options that are not configuration: how this process runs.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct StartOptions {
     /// The gateway's own executable, re-run as the watchdog. None: no watchdog (library use).
     pub watchdog_exe: Option<PathBuf>,
@@ -42,6 +42,18 @@ pub struct StartOptions {
     pub catalog_cache: CatalogCache,
     /// The gateway's own tools (health is always there).
     pub local_tools: LocalTools,
+    /// The gateway's own resources (the orchestrator's plans), if any.
+    pub local_resources: Option<Arc<dyn LocalResources>>,
+}
+
+impl std::fmt::Debug for StartOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartOptions")
+            .field("watchdog_exe", &self.watchdog_exe)
+            .field("local_tools", &self.local_tools)
+            .field("local_resources", &self.local_resources.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Gateway {
@@ -77,6 +89,7 @@ impl Gateway {
         }
         let generation = Arc::new(AtomicU64::new(1));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let changes = task::Events::new(events_tx, generation.clone());
         let sessions: Arc<Sessions> = Arc::default();
         let upstream = Upstream::new(sessions.clone());
         let gw = Gateway {
@@ -99,6 +112,8 @@ impl Gateway {
                 log: Arc::new(EventLog::new(redactor)),
                 // Health is always the first of the gateway's own tools.
                 local: options.local_tools.clone().with_first(health::tool()),
+                local_resources: options.local_resources.clone(),
+                changes: changes.clone(),
                 sessions,
                 upstream,
                 applied_log_level: Default::default(),
@@ -120,7 +135,7 @@ impl Gateway {
             }
         });
         let cx = TaskContext {
-            events: task::Events::new(events_tx, generation),
+            events: changes.clone(),
             shutdown: gw.inner.shutdown.clone(),
             watchdog: gw.inner.watchdog.clone(),
             grace: gw.inner.config.gateway.shutdown_grace,

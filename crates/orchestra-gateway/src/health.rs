@@ -395,7 +395,12 @@ impl LocalTool for HealthTool {
         tool_definition()
     }
 
-    fn call<'a>(&'a self, gw: &'a Gateway, _arguments: Option<&'a str>) -> ToolFuture<'a> {
+    fn call<'a>(
+        &'a self,
+        gw: &'a Gateway,
+        _caller: &'a crate::reply::Caller,
+        _arguments: Option<&'a str>,
+    ) -> ToolFuture<'a> {
         Box::pin(async move { call(gw) })
     }
 }

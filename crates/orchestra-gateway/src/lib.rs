@@ -19,6 +19,7 @@ pub mod front;
 pub mod guidance;
 pub mod health;
 pub mod hub;
+pub mod journal;
 pub mod jsonrpc;
 pub mod listing;
 pub mod logging;

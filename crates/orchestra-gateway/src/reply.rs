@@ -3,6 +3,9 @@
 //! layer that handles a call carries a [`Caller`], so that nothing is routed by a bare client
 //! id or sent to a process-wide front.
 
+use std::sync::Arc;
+
+use crate::journal::CallJournal;
 use crate::sink::FrontSink;
 
 /// A client session's id: unique for the gateway's life, never reused.
@@ -20,4 +23,6 @@ impl std::fmt::Display for SessionId {
 pub struct Caller {
     pub session: SessionId,
     pub reply: FrontSink,
+    /// The session's journal of tool calls (recorded only while someone watches it).
+    pub journal: Arc<CallJournal>,
 }

@@ -37,7 +37,7 @@ pub struct ResourceCatalog {
 
 impl Default for ResourceCatalog {
     fn default() -> Self {
-        Self::build(std::iter::empty())
+        Self::build(&[], std::iter::empty())
     }
 }
 
@@ -49,11 +49,15 @@ fn expose(server: &str, uri: &str) -> Exposed {
 }
 
 impl ResourceCatalog {
-    pub fn build<'a>(servers: impl IntoIterator<Item = ServerResources<'a>>) -> Self {
+    /// `own`: the gateway's own resources, listed first as they are.
+    pub fn build<'a>(
+        own: &[Value],
+        servers: impl IntoIterator<Item = ServerResources<'a>>,
+    ) -> Self {
         let servers: Vec<ServerResources<'a>> = servers.into_iter().collect();
         let resources = Merged::build(
             ListKind::Resources,
-            &[],
+            own,
             servers.iter().map(|s| Source {
                 index: s.index,
                 name: s.name,
@@ -184,22 +188,25 @@ mod tests {
         let a_templates = [json!({"uriTemplate": "file:///{path}", "name": "any file"})];
         let b = [json!({"uri": "demo://resource/static/1", "name": "one"})];
         let b_templates = [json!({"uriTemplate": "demo://resource/dynamic/{id}", "name": "dyn"})];
-        ResourceCatalog::build([
-            ServerResources {
-                index: 0,
-                name: "files",
-                resources: &a,
-                templates: &a_templates,
-                listed: true,
-            },
-            ServerResources {
-                index: 1,
-                name: "everything",
-                resources: &b,
-                templates: &b_templates,
-                listed: true,
-            },
-        ])
+        ResourceCatalog::build(
+            &[],
+            [
+                ServerResources {
+                    index: 0,
+                    name: "files",
+                    resources: &a,
+                    templates: &a_templates,
+                    listed: true,
+                },
+                ServerResources {
+                    index: 1,
+                    name: "everything",
+                    resources: &b,
+                    templates: &b_templates,
+                    listed: true,
+                },
+            ],
+        )
     }
 
     #[test]

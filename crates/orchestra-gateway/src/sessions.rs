@@ -49,6 +49,8 @@ pub struct SessionState {
     /// Its resource subscriptions: (server index, the child's URI) → the URI it subscribed
     /// with (what its `notifications/resources/updated` must name).
     subscriptions: Mutex<Subscriptions>,
+    /// Its tool calls, recorded while someone watches (the Task Orchestrator).
+    pub journal: Arc<crate::journal::CallJournal>,
     /// It sent `notifications/initialized`: requests on a child's behalf may be sent to it
     /// (MCP: none before that).
     initialized: AtomicBool,
@@ -178,6 +180,7 @@ impl Sessions {
             served: Default::default(),
             subscriptions: Mutex::default(),
             initialized: AtomicBool::new(false),
+            journal: Arc::default(),
         });
         self.lock().push(state.clone());
         state

@@ -22,6 +22,7 @@ use super::clients::Clients;
 use super::lists::Feature;
 use super::stats::Stats;
 use crate::error::GatewayError;
+use crate::journal::{CallJournal, CallRecord, Outcome as CallOutcome};
 use crate::jsonrpc::framing::{Frame, LineReader};
 use crate::jsonrpc::{self, peek, CallParams, Envelope, Kind};
 use crate::outbox::{Outbox, Overflow, PushError};
@@ -45,6 +46,8 @@ pub struct Retry {
     pub reply: FrontSink,
     /// The answer if it cannot be sent again in time.
     pub error: GatewayError,
+    /// The session's call journal, if it was being watched.
+    pub journal: Option<Arc<CallJournal>>,
 }
 
 /// How a child reaches the clients (see [`Clients`]).
@@ -87,6 +90,8 @@ pub struct Forward<'a> {
     pub reply: &'a FrontSink,
     /// When set, a JSON object added to the result's `_meta` to say a stand-in served it.
     pub failover: Option<&'a str>,
+    /// The session's call journal (the call is recorded only while it is watched).
+    pub journal: &'a Arc<CallJournal>,
 }
 
 /// How the child's stdout ended.
@@ -207,6 +212,8 @@ enum Pending {
         /// The client's `_meta.progressToken` (JSON text), if it asked for progress; the child
         /// was given this call's id as the token instead.
         progress: Option<Box<str>>,
+        /// The session's call journal, when someone watches it (how the call ends is recorded).
+        journal: Option<Arc<CallJournal>>,
     },
     /// The gateway's own request.
     Internal(oneshot::Sender<Result<Box<str>, RequestError>>),
@@ -291,6 +298,7 @@ impl Connection {
             timeout,
             reply,
             failover,
+            journal,
         } = call;
         if self.closed.load(Ordering::Acquire) {
             return Err(self.unavailable());
@@ -320,6 +328,7 @@ impl Connection {
                 stalled: reply.stalled(),
                 failover: failover.map(Into::into),
                 progress,
+                journal: journal.is_on().then(|| journal.clone()),
             },
         );
         if let Err(e) = self.input.push_with(Some(id), 0, |buf| {
@@ -464,6 +473,8 @@ impl Connection {
                     tool,
                     deadline,
                     reply,
+                    started,
+                    journal,
                     ..
                 } => {
                     let delivered = id <= written;
@@ -478,9 +489,18 @@ impl Connection {
                             deadline,
                             reply,
                             error: why(false),
+                            journal,
                         });
                         continue;
                     }
+                    note_call(
+                        journal,
+                        &tool,
+                        Some(&self.server),
+                        CallOutcome::Error,
+                        false,
+                        started,
+                    );
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     let err = why(delivered);
                     reply
@@ -619,6 +639,28 @@ pub(crate) fn with_failover_meta(result: &str, note: &str) -> String {
     value.to_string()
 }
 
+/// Records how a call ended in its session's journal, if it is watched.
+fn note_call(
+    journal: Option<Arc<CallJournal>>,
+    tool: &Arc<str>,
+    server: Option<&Arc<str>>,
+    outcome: CallOutcome,
+    failed_over: bool,
+    started: Instant,
+) {
+    if let Some(journal) = journal {
+        let duration = started.elapsed();
+        journal.record(CallRecord {
+            tool: tool.clone(),
+            server: server.cloned(),
+            outcome,
+            failed_over,
+            at: std::time::SystemTime::now() - duration,
+            duration,
+        });
+    }
+}
+
 /// What a child's response says about the call's outcome (only `isError` is read).
 #[derive(Deserialize)]
 struct Outcome {
@@ -729,9 +771,11 @@ fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSin
             started,
             reply,
             failover,
+            journal,
             ..
         } => {
             conn.stats.record_latency(started.elapsed());
+            let failed_over = failover.is_some();
             match (env.result, env.error) {
                 (Some(_), Some(_)) | (None, None) => {
                     let reason = invalid_reason(env);
@@ -745,6 +789,14 @@ fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSin
                     tracing::warn!(server = %conn.server, tool = %tool, reason, "invalid response from the child");
                     conn.stats.note_error(err.to_string());
                     reply.push(&jsonrpc::error_line(&front_id, &err.to_wire()));
+                    note_call(
+                        journal,
+                        &tool,
+                        Some(&conn.server),
+                        CallOutcome::Error,
+                        failed_over,
+                        started,
+                    );
                 }
                 (Some(result), None) => {
                     // Decode only results that can be errors: most never mention isError.
@@ -752,6 +804,21 @@ fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSin
                         && serde_json::from_str::<Outcome>(result.get()).is_ok_and(|o| o.is_error);
                     if is_error {
                         conn.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if journal.is_some() {
+                        let outcome = if is_error {
+                            CallOutcome::ToolError
+                        } else {
+                            CallOutcome::Ok
+                        };
+                        note_call(
+                            journal,
+                            &tool,
+                            Some(&conn.server),
+                            outcome,
+                            failed_over,
+                            started,
+                        );
                     }
                     match failover {
                         Some(note) => {
@@ -771,6 +838,14 @@ fn on_response(conn: &Connection, env: &Envelope<'_>, touched: &mut Vec<FrontSin
                     conn.stats.errors.fetch_add(1, Ordering::Relaxed);
                     conn.stats
                         .note_error(format!("{tool}: error response {}", error.get()));
+                    note_call(
+                        journal,
+                        &tool,
+                        Some(&conn.server),
+                        CallOutcome::Error,
+                        failed_over,
+                        started,
+                    );
                     reply.push_with(|buf| {
                         jsonrpc::write_answer(buf, &front_id, b"error", error.get())
                     });
@@ -834,10 +909,20 @@ fn on_oversized(conn: &Connection, prefix: &[u8], size: usize, touched: &mut Vec
             tool,
             started,
             reply,
+            journal,
+            failover,
             ..
         }) => {
             conn.stats.record_latency(started.elapsed());
             conn.stats.errors.fetch_add(1, Ordering::Relaxed);
+            note_call(
+                journal,
+                &tool,
+                Some(&conn.server),
+                CallOutcome::Error,
+                failover.is_some(),
+                started,
+            );
             let err = GatewayError::ResponseTooLarge {
                 server: conn.server.to_string(),
                 tool: tool.to_string(),
@@ -1022,9 +1107,20 @@ async fn expire(conn: &Connection) {
             tool,
             timeout,
             reply,
+            journal,
+            failover,
+            started,
             ..
         } = p
         {
+            note_call(
+                journal,
+                &tool,
+                Some(&conn.server),
+                CallOutcome::Error,
+                failover.is_some(),
+                started,
+            );
             conn.stats.timeouts.fetch_add(1, Ordering::Relaxed);
             conn.stats.errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(server = %conn.server, tool = %tool, ?timeout, "call timed out; cancelling it at the child");
@@ -1101,6 +1197,7 @@ mod tests {
         let call = CallParams::parse(params).unwrap();
         let exposed: Arc<str> = "s__t".into();
         let reply = FrontSink::discard();
+        let journal = Arc::default();
         // Two sessions both use request id 1.
         for session in [SessionId(1), SessionId(2)] {
             conn.forward_call(Forward {
@@ -1112,6 +1209,7 @@ mod tests {
                 timeout: Duration::from_secs(30),
                 reply: &reply,
                 failover: None,
+                journal: &journal,
             })
             .unwrap();
         }

@@ -34,6 +34,18 @@ pub(super) fn read(
     params: Option<jsonrpc::Raw<'_>>,
 ) -> Result<(), GatewayError> {
     let (params, uri) = uri_params("resources/read", params)?;
+    if let Some(local) = gw.local_resources().filter(|l| l.owns(&uri)).cloned() {
+        // The gateway's own (a plan): read off the reader, no child involved.
+        let (task_gw, caller, id) = (gw.clone(), caller.clone(), id.to_owned());
+        gw.spawn(async move {
+            let line = match local.read(&task_gw, &uri).await {
+                Some(result) => jsonrpc::response_line(&id, &result.to_string()),
+                None => jsonrpc::error_line(&id, &unknown(&task_gw, &uri).to_wire()),
+            };
+            caller.reply.send(line).await;
+        });
+        return Ok(());
+    }
     let finish: Finish = {
         let asked = uri.clone();
         Box::new(move |result, served_by| namespace_contents(&result, &asked, served_by.name()))
@@ -62,6 +74,12 @@ pub(super) fn subscribe(
     params: Option<jsonrpc::Raw<'_>>,
 ) -> Result<Option<&'static str>, GatewayError> {
     let (mut params, uri) = uri_params("resources/subscribe", params)?;
+    if gw.local_resources().is_some_and(|l| l.owns(&uri)) {
+        return Err(GatewayError::MethodNotFound(format!(
+            "resources/subscribe: \"{uri}\" is the gateway's own resource; read it again \
+             instead (its list_changed says when plans come and go)"
+        )));
+    }
     let at = resolve(gw, &uri)?;
     let child = &gw.children()[at.server];
     if !supports_subscribe(child) {

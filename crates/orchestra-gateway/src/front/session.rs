@@ -45,6 +45,7 @@ impl Session {
         let caller = Caller {
             session: state.id,
             reply: out.clone(),
+            journal: state.journal.clone(),
         };
         Self {
             gw,
@@ -232,8 +233,17 @@ impl Session {
     async fn call_tool(&self, id: &str, params: jsonrpc::Raw<'_>) -> Result<(), GatewayError> {
         let call = CallParams::from_raw(params).map_err(GatewayError::InvalidParams)?;
         if let Some(tool) = self.gw.local_tools().get(&call.name) {
-            let result = tool.call(&self.gw, call.arguments()).await;
-            self.reply(id, &result.to_string()).await;
+            // The gateway's own tools run off the reader: one that takes a while (the
+            // orchestrator's store) never holds up the session's other messages.
+            let (tool, gw, caller) = (tool.clone(), self.gw.clone(), self.caller.clone());
+            let (id, arguments) = (id.to_owned(), call.arguments().map(str::to_owned));
+            self.gw.spawn(async move {
+                let result = tool.call(&gw, &caller, arguments.as_deref()).await;
+                caller
+                    .reply
+                    .send(jsonrpc::response_line(&id, &result.to_string()))
+                    .await;
+            });
             return Ok(());
         }
         if let route::Routed::Queued(conn) =

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Gateway;
+use crate::reply::Caller;
 
 /// What a local tool's call returns: the `tools/call` result (content, structuredContent,
 /// isError), never a protocol error — a bad argument is a result the model can read.
@@ -20,9 +21,29 @@ pub trait LocalTool: Send + Sync {
     fn name(&self) -> &str;
     /// The definition listed in `tools/list`.
     fn definition(&self) -> Value;
-    /// Runs a call; `arguments` is the call's raw `arguments` JSON, if any.
-    fn call<'a>(&'a self, gw: &'a Gateway, arguments: Option<&'a str>) -> ToolFuture<'a>;
+    /// Runs a call for `caller` (its session: the orchestrator keeps per-session state);
+    /// `arguments` is the call's raw `arguments` JSON, if any.
+    fn call<'a>(
+        &'a self,
+        gw: &'a Gateway,
+        caller: &'a Caller,
+        arguments: Option<&'a str>,
+    ) -> ToolFuture<'a>;
 }
+
+/// The gateway's own resources (the orchestrator's plans): listed before the children's,
+/// under a URI scheme of their own, read without a child.
+pub trait LocalResources: Send + Sync {
+    /// Whether `uri` is one of its own (decided by its scheme).
+    fn owns(&self, uri: &str) -> bool;
+    /// MCP `Resource` objects, listed first.
+    fn list(&self) -> Vec<Value>;
+    /// A `resources/read` result, or `None` for a URI it owns but does not know.
+    fn read<'a>(&'a self, gw: &'a Gateway, uri: &'a str) -> ReadFuture<'a>;
+}
+
+/// What reading a local resource returns.
+pub type ReadFuture<'a> = Pin<Box<dyn Future<Output = Option<Value>> + Send + 'a>>;
 
 /// Every local tool, in listing order.
 #[derive(Clone)]

@@ -18,7 +18,7 @@ use crate::child::ChildHandle;
 use crate::containment::watchdog::Watchdog;
 use crate::domains;
 use crate::events::EventLog;
-use crate::hub::local::LocalTools;
+use crate::hub::local::{LocalResources, LocalTools};
 use crate::listing::{ListKind, Merged};
 use crate::prompts::{PromptCatalog, ServerPrompts};
 use crate::reply::SessionId;
@@ -53,6 +53,10 @@ pub(crate) struct Inner {
     pub(crate) log: Arc<EventLog>,
     /// The gateway's own tools.
     pub(crate) local: LocalTools,
+    /// The gateway's own resources, if any.
+    pub(crate) local_resources: Option<Arc<dyn LocalResources>>,
+    /// Announces a change of the lists (bumps the generation, wakes the announcer).
+    pub(crate) changes: crate::child::task::Events,
     /// The client sessions being served.
     pub(crate) sessions: Arc<Sessions>,
     /// Children's requests sent to client sessions and not yet answered.
@@ -178,7 +182,14 @@ impl Gateway {
                 )
             })
             .collect();
+        let own_resources = self
+            .inner
+            .local_resources
+            .as_ref()
+            .map(|r| r.list())
+            .unwrap_or_default();
         let resources = Arc::new(ResourceCatalog::build(
+            &own_resources,
             self.inner
                 .children
                 .iter()
@@ -245,6 +256,17 @@ impl Gateway {
     /// Children's requests waiting for a client's answer (sampling, elicitation, roots).
     pub fn upstream(&self) -> &Upstream {
         &self.inner.upstream
+    }
+
+    /// The gateway's own resources, if any.
+    pub fn local_resources(&self) -> Option<&Arc<dyn LocalResources>> {
+        self.inner.local_resources.as_ref()
+    }
+
+    /// Says that the gateway's own lists changed (a new plan): the catalogs are rebuilt and
+    /// sessions that listed them are told.
+    pub fn local_lists_changed(&self) {
+        self.inner.changes.tools_changed();
     }
 
     /// The gateway's own tools.

@@ -19,6 +19,7 @@ use crate::child::{ChildHandle, Connection, State};
 use crate::error::GatewayError;
 use crate::events::EventKind;
 use crate::hub::Gateway;
+use crate::journal::{CallRecord, Outcome};
 use crate::jsonrpc::{self, CallParams};
 use crate::reply::Caller;
 use crate::sink::FrontSink;
@@ -58,6 +59,7 @@ pub(crate) async fn call(
             Routed::Parked
         }
         Err(other) => {
+            note_unrouted(caller, &call.name, &other);
             answer_unrouted(gw, &caller.reply, id, &call.name, other).await;
             Routed::Answered
         }
@@ -109,6 +111,7 @@ pub(crate) fn forward(
                     timeout: child.spec().call_timeout,
                     reply: &caller.reply,
                     failover: None,
+                    journal: &caller.journal,
                 })
                 .map(|()| conn)
                 .map_err(Unrouted::Failed);
@@ -151,9 +154,31 @@ pub(crate) fn forward(
         timeout: fallback.spec().call_timeout,
         reply: &caller.reply,
         failover: Some(&note),
+        journal: &caller.journal,
     })
     .map(|()| conn)
     .map_err(Unrouted::Failed)
+}
+
+/// Records a call that no server took in its session's journal, if watched: guidance for a
+/// down server is a tool error (the model got an `isError` result), the rest are errors.
+pub(crate) fn note_unrouted(caller: &Caller, tool: &str, why: &Unrouted) {
+    if !caller.journal.is_on() {
+        return;
+    }
+    let (server, outcome) = match why {
+        Unrouted::Down(child) => (Some(child.name().into()), Outcome::ToolError),
+        Unrouted::Starting(child) => (Some(child.name().into()), Outcome::Error),
+        Unrouted::Failed(_) | Unrouted::Unknown => (None, Outcome::Error),
+    };
+    caller.journal.record(CallRecord {
+        tool: tool.into(),
+        server,
+        outcome,
+        failed_over: false,
+        at: std::time::SystemTime::now(),
+        duration: Duration::ZERO,
+    });
 }
 
 /// Answers a call that could not be forwarded: protocol errors for what the client got wrong,

@@ -38,6 +38,7 @@ pub(crate) fn park(gw: &Gateway, caller: &Caller, id: &str, params: &str, until:
         if let Waited::GaveUp(why) =
             forward_when_up(&gw, &caller, &id, &call, until, false, cancelled).await
         {
+            super::note_unrouted(&caller, &call.name, &why);
             answer_unrouted(&gw, &caller.reply, &id, &call.name, why).await;
         }
     });
@@ -55,10 +56,12 @@ pub(crate) fn retry_call(gw: Gateway, retry: Retry) {
         deadline,
         reply,
         error,
+        journal,
     } = retry;
     let caller = Caller {
         session,
         reply: reply.clone(),
+        journal: journal.unwrap_or_default(),
     };
     let cancelled = gw.park_call(session, &front_id);
     let task_gw = gw.clone();
