@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
         "jsonrpc",
         "outbox",
         "sink",
+        "journal",
         "reply",
         "names",
         "error",
