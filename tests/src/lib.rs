@@ -273,6 +273,8 @@ impl Gateway {
             .env(MARKER_VAR, &marker)
             // A fresh catalog cache per gateway: every test starts cold unless it says otherwise.
             .env("ORCHESTRA_CACHE_DIR", dir.join("cache"))
+            // And a fresh task store: plans never leak between tests or into the user's own.
+            .env("ORCHESTRA_DATA_DIR", dir.join("data"))
             .env("RUST_LOG", "info,orchestra_gateway=debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -16,6 +16,16 @@ pub enum Mode {
     Lost,
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Degraded => "degraded",
+            Mode::Lost => "lost",
+        }
+    }
+}
+
 /// One domain's current situation.
 #[derive(Debug, Clone, Serialize)]
 pub struct DomainState {
