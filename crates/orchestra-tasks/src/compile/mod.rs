@@ -64,7 +64,13 @@ pub fn compile(input: PlanInput, plan_id: &str, now_ms: u64) -> Result<Plan, Vec
     }
     let given = input.subtasks.len();
     let mut drafts = given_subtasks(input.subtasks, &mut problems);
-    let stages = stages(&input.workflow_stages, &mut drafts, &mut problems);
+    let mut stage_cycle = false;
+    let stages = stages(
+        &input.workflow_stages,
+        &mut drafts,
+        &mut problems,
+        &mut stage_cycle,
+    );
     let streams = streams(input.parallel_streams.0, &mut drafts, &mut problems);
     let syncs = sync_points(input.sync_points, &streams, &mut drafts, &mut problems);
     resolve_explicit(&mut drafts, given, &mut problems);
@@ -96,7 +102,9 @@ pub fn compile(input: PlanInput, plan_id: &str, now_ms: u64) -> Result<Plan, Vec
         d.deps.sort_unstable();
         d.deps.dedup();
     }
-    if problems.is_empty() {
+    // Unresolved references were left out, so any cycle found is real; a stage cycle would
+    // show again as subtask cycles, so it is reported once, as a stage cycle.
+    if !stage_cycle {
         let deps: Vec<&[usize]> = drafts.iter().map(|d| d.deps.as_slice()).collect();
         for cycle in graph::cycles(&deps) {
             let mut names: Vec<String> = cycle
@@ -215,6 +223,7 @@ fn stages(
     stages: &[input::StageInput],
     drafts: &mut Vec<Draft>,
     problems: &mut Vec<Problem>,
+    stage_cycle: &mut bool,
 ) -> Vec<StageInfo> {
     let names: Vec<&str> = stages.iter().map(|s| s.stage.as_str()).collect();
     let mut stage_deps: Vec<Vec<usize>> = Vec::with_capacity(stages.len());
@@ -246,7 +255,9 @@ fn stages(
         }
         stage_deps.push(deps);
     }
-    for cycle in graph::cycles(&stage_deps) {
+    let stage_cycles = graph::cycles(&stage_deps);
+    *stage_cycle = !stage_cycles.is_empty();
+    for cycle in stage_cycles {
         let mut chain: Vec<String> = cycle.iter().map(|&i| format!("\"{}\"", names[i])).collect();
         chain.push(chain[0].clone());
         problems.push(Problem::new(
@@ -394,10 +405,6 @@ fn streams(
                 .position(|d| d.title == title || d.key.as_deref() == Some(title));
             let i = match found {
                 Some(i) => {
-                    if let Some(other) = drafts[i].stream.as_ref().filter(|o| **o != name) {
-                        problems.push(Problem::new(entry_path, format!("\"{title}\" is in stream \"{other}\" (its `stream`), not \"{name}\"")));
-                        continue;
-                    }
                     if members.contains(&i) {
                         problems.push(Problem::new(
                             entry_path,
@@ -407,6 +414,10 @@ fn streams(
                     }
                     if let Some(other) = member_of.get(&i) {
                         problems.push(Problem::new(entry_path, format!("\"{title}\" is already in stream \"{other}\": a subtask belongs to one stream")));
+                        continue;
+                    }
+                    if let Some(other) = drafts[i].stream.as_ref().filter(|o| **o != name) {
+                        problems.push(Problem::new(entry_path, format!("\"{title}\" is in stream \"{other}\" (its `stream`), not \"{name}\"")));
                         continue;
                     }
                     i
@@ -436,7 +447,7 @@ fn streams(
                 members.push(i);
             }
         }
-        if members.is_empty() {
+        if members.is_empty() && s.subtasks.is_empty() {
             problems.push(Problem::new(
                 format!("{path}.subtasks"),
                 "the stream has no subtasks",
