@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -10,6 +11,7 @@ use orchestra_gateway::catalog_cache::CatalogCache;
 use orchestra_gateway::child::State;
 use orchestra_gateway::containment::{reaper, shim};
 use orchestra_gateway::front::{stdio, FrontSink};
+use orchestra_gateway::hub::local::LocalResources;
 use orchestra_gateway::{health, watchdog, Gateway, StartOptions};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -152,14 +154,23 @@ fn start(config: Config, front: FrontSink) -> anyhow::Result<Gateway> {
     if let Err(e) = reaper::become_subreaper() {
         tracing::warn!(error = %e, "cannot become a child subreaper; orphaned descendants are tracked only until they are orphaned");
     }
+    // The Task Orchestrator: its tools after health, its plans as resources.
+    let plans = crate::orchestrator::Lazy::new(&config.orchestrator);
+    let (local_tools, local_resources) = if config.orchestrator.enabled {
+        let resources: Arc<dyn LocalResources> =
+            Arc::new(crate::orchestrator::Plans(plans.clone()));
+        (crate::orchestrator::tools(&plans), Some(resources))
+    } else {
+        (Default::default(), None)
+    };
     Gateway::start(
         config,
         front,
         StartOptions {
             watchdog_exe: Some(exe),
             catalog_cache: CatalogCache::from_env(),
-            local_tools: Default::default(),
-            local_resources: None,
+            local_tools,
+            local_resources,
         },
     )
     .context("starting the watchdog")

@@ -103,8 +103,10 @@ impl Default for Orchestrator {
 pub struct Specialist {
     pub name: String,
     pub role: Option<String>,
-    pub expertise: Option<String>,
-    pub approach: Option<String>,
+    /// Areas of expertise (one string or a list in the file).
+    pub expertise: Option<Vec<String>>,
+    /// The approach, as steps (one string or a list in the file).
+    pub approach: Option<Vec<String>>,
     pub guidance: Option<String>,
 }
 

@@ -185,9 +185,26 @@ impl RawOrchestrator {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSpecialist {
     pub role: Option<String>,
-    pub expertise: Option<String>,
-    pub approach: Option<String>,
+    pub expertise: Option<RawOneOrMany>,
+    pub approach: Option<RawOneOrMany>,
     pub guidance: Option<String>,
+}
+
+/// One string or a list of them (a specialist's expertise, its approach's steps).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawOneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawOneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            RawOneOrMany::One(s) => vec![s],
+            RawOneOrMany::Many(v) => v,
+        }
+    }
 }
 
 impl RawSpecialist {

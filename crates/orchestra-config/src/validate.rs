@@ -19,7 +19,7 @@ use crate::raw::{
     RawAlternative, RawDomainDetail, RawGateway, RawOrchestrator, RawServer, RawSpecialist,
     RawToolFilter, TOP_LEVEL,
 };
-use crate::raw::{RawDuration, RawInheritEnv, RawProbe, RawRestart, RawSize};
+use crate::raw::{RawDuration, RawInheritEnv, RawOneOrMany, RawProbe, RawRestart, RawSize};
 use crate::size;
 use crate::suggest::did_you_mean;
 
@@ -145,8 +145,8 @@ fn validate_orchestrator(
                 orchestrator.specialists.push(Specialist {
                     name: name.clone(),
                     role: raw.role,
-                    expertise: raw.expertise,
-                    approach: raw.approach,
+                    expertise: raw.expertise.map(RawOneOrMany::into_vec),
+                    approach: raw.approach.map(RawOneOrMany::into_vec),
                     guidance: raw.guidance,
                 });
             }
