@@ -43,10 +43,20 @@ impl InProcess {
         let marker = new_marker();
         let path = dir.join("orchestra.yaml");
         std::fs::write(&path, with_marker_env(config_yaml, &marker)).expect("writing config");
-        let config = orchestra_config::load(&path).expect("a valid configuration");
+        let mut config = orchestra_config::load(&path).expect("a valid configuration");
+        // The Task Orchestrator wired as the binary wires it, on a store of this test's own.
+        if config.orchestrator.store.is_none() {
+            config.orchestrator.store = Some(dir.join("tasks.db"));
+        }
+        let plans = mcp_orchestra::orchestrator::Lazy::new(&config.orchestrator);
+        let options = StartOptions {
+            local_tools: mcp_orchestra::orchestrator::tools(&plans),
+            local_resources: Some(Arc::new(mcp_orchestra::orchestrator::Plans(plans))),
+            ..StartOptions::default()
+        };
         // The gateway's own front is nowhere: every session has its own output.
-        let gw = Gateway::start(config, FrontSink::discard(), StartOptions::default())
-            .expect("starting the gateway");
+        let gw =
+            Gateway::start(config, FrontSink::discard(), options).expect("starting the gateway");
         within(
             Duration::from_secs(90),
             "children to start",

@@ -155,11 +155,11 @@ fn start(config: Config, front: FrontSink) -> anyhow::Result<Gateway> {
         tracing::warn!(error = %e, "cannot become a child subreaper; orphaned descendants are tracked only until they are orphaned");
     }
     // The Task Orchestrator: its tools after health, its plans as resources.
-    let plans = crate::orchestrator::Lazy::new(&config.orchestrator);
+    let plans = mcp_orchestra::orchestrator::Lazy::new(&config.orchestrator);
     let (local_tools, local_resources) = if config.orchestrator.enabled {
         let resources: Arc<dyn LocalResources> =
-            Arc::new(crate::orchestrator::Plans(plans.clone()));
-        (crate::orchestrator::tools(&plans), Some(resources))
+            Arc::new(mcp_orchestra::orchestrator::Plans(plans.clone()));
+        (mcp_orchestra::orchestrator::tools(&plans), Some(resources))
     } else {
         (Default::default(), None)
     };

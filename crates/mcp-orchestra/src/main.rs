@@ -3,7 +3,6 @@
 //! and `orchestra-tasks`.
 
 mod cli;
-mod orchestrator;
 
 fn main() -> std::process::ExitCode {
     cli::main()
