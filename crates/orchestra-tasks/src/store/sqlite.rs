@@ -447,3 +447,73 @@ fn db_error(path: &Path, e: rusqlite::Error) -> StoreError {
         message: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::compile;
+    use crate::model::SubtaskState;
+
+    /// A process killed in the middle of a transaction leaves the files as they are at that
+    /// moment: the database, and a WAL that may already hold the transaction's pages (SQLite
+    /// spills them when its cache is full) but no commit record. Copying the files from inside
+    /// the transaction and opening the copy is that crash, without a process.
+    #[test]
+    fn a_crash_in_the_middle_of_a_transaction_leaves_the_previous_state() {
+        let dir =
+            std::env::temp_dir().join(format!("orchestra-tasks-crash-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("tasks.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let subtasks: Vec<Value> = (0..300)
+            .map(|i| serde_json::json!({ "title": format!("t{i}"), "specialist": "x" }))
+            .collect();
+        let plan = compile(
+            serde_json::from_value(serde_json::json!({ "description": "d", "subtasks": subtasks }))
+                .unwrap(),
+            "task-crash",
+            1,
+        )
+        .unwrap();
+        assert!(store.insert(&plan).unwrap());
+        // A tiny cache, so the big transaction below spills uncommitted pages into the WAL.
+        store.lock().pragma_update(None, "cache_size", 5).unwrap();
+        let wal = dir.join("tasks.db-wal");
+        let wal_before = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        let crash = dir.join("crash");
+        std::fs::create_dir_all(&crash).unwrap();
+        let mut wal_at_crash = 0;
+        store
+            .update_then(
+                "task-crash",
+                &mut |p| {
+                    for s in &mut p.subtasks {
+                        s.state = SubtaskState::Completed;
+                        s.results = Some("r".repeat(4096));
+                    }
+                    Ok(())
+                },
+                &mut |_| {
+                    std::fs::copy(&path, crash.join("tasks.db")).unwrap();
+                    wal_at_crash = std::fs::copy(&wal, crash.join("tasks.db-wal")).unwrap();
+                },
+            )
+            .unwrap();
+        assert!(
+            wal_at_crash > wal_before + 100_000,
+            "the uncommitted transaction was on disk at the crash ({wal_before} → {wal_at_crash} bytes)"
+        );
+        let recovered = SqliteStore::open(crash.join("tasks.db")).unwrap();
+        assert_eq!(
+            recovered.get("task-crash").unwrap().unwrap(),
+            plan,
+            "the previous state"
+        );
+        let committed = store.get("task-crash").unwrap().unwrap();
+        assert!(committed
+            .subtasks
+            .iter()
+            .all(|s| s.state == SubtaskState::Completed));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
