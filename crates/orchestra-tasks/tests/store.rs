@@ -322,7 +322,7 @@ fn a_failed_or_panicking_update_changes_nothing() {
     assert!(store.insert(&plan).unwrap());
     assert!(!store.insert(&plan).unwrap(), "an id is never reused");
     let refused = store.update("task-fixed", &mut |p| {
-        p.subtasks[0].state = SubtaskState::Completed;
+        p.subtask_mut(0).state = SubtaskState::Completed;
         p.description = "changed".into();
         Err(Error::Refused("no".into()))
     });
@@ -330,7 +330,7 @@ fn a_failed_or_panicking_update_changes_nothing() {
     assert_eq!(store.get("task-fixed").unwrap().unwrap(), plan);
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = store.update("task-fixed", &mut |p| {
-            p.subtasks[1].state = SubtaskState::Blocked;
+            p.subtask_mut(1).state = SubtaskState::Blocked;
             panic!("crash inside the transaction");
         });
     }));
@@ -342,7 +342,7 @@ fn a_failed_or_panicking_update_changes_nothing() {
     );
     let updated = store
         .update("task-fixed", &mut |p| {
-            p.subtasks[1].state = SubtaskState::Blocked;
+            p.subtask_mut(1).state = SubtaskState::Blocked;
             Ok(())
         })
         .unwrap();

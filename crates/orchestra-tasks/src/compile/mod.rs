@@ -22,6 +22,7 @@
 pub mod input;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::Problem;
 use crate::graph;
@@ -126,26 +127,28 @@ pub fn compile(input: PlanInput, plan_id: &str, now_ms: u64) -> Result<Plan, Vec
     let subtasks = drafts
         .into_iter()
         .enumerate()
-        .map(|(index, d)| Subtask {
-            index,
-            id: subtask_id(plan_id, index),
-            key: d.key,
-            title: d.title,
-            description: d.description,
-            specialist: d.specialist,
-            domain: d.domain,
-            servers: d.servers,
-            depends_on: d.deps,
-            stage: d.stage,
-            stream: d.stream,
-            origin: d.origin,
-            state: SubtaskState::Pending,
-            results: None,
-            artifacts: Vec::new(),
-            blocked_reason: None,
-            revisions: Vec::new(),
-            executions: Vec::new(),
-            completed_ms: None,
+        .map(|(index, d)| {
+            Arc::new(Subtask {
+                index,
+                id: subtask_id(plan_id, index),
+                key: d.key,
+                title: d.title,
+                description: d.description,
+                specialist: d.specialist,
+                domain: d.domain,
+                servers: d.servers,
+                depends_on: d.deps,
+                stage: d.stage,
+                stream: d.stream,
+                origin: d.origin,
+                state: SubtaskState::Pending,
+                results: None,
+                artifacts: Vec::new(),
+                blocked_reason: None,
+                revisions: Vec::new(),
+                executions: Vec::new(),
+                completed_ms: None,
+            })
         })
         .collect();
     Ok(Plan {

@@ -124,7 +124,7 @@ pub fn run(ctx: &Ctx, arguments: Option<&str>) -> Result<Reply, Error> {
             )));
         }
         let ready_before: HashSet<usize> = p.ready().into_iter().collect();
-        let s = &mut p.subtasks[i];
+        let s = p.subtask_mut(i);
         let e = s.executions.last_mut().expect("running");
         e.ended_ms = Some(ctx.now);
         e.outcome = Some(input.next_action);

@@ -244,7 +244,7 @@ fn start(
             ));
             let now = ctx.now;
             let me = ctx.session.to_string();
-            let last = plan.subtasks[i].executions.last_mut().expect("running");
+            let last = plan.subtask_mut(i).executions.last_mut().expect("running");
             last.ended_ms = Some(now);
             last.taken_over_by = Some(me);
         }
@@ -265,7 +265,7 @@ fn start(
         .domain
         .as_deref()
         .map(|d| live::domain_at(snapshot, d));
-    let s = &mut plan.subtasks[i];
+    let s = plan.subtask_mut(i);
     s.state = SubtaskState::InProgress;
     s.blocked_reason = None;
     s.executions.push(Execution {
