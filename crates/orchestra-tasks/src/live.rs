@@ -235,9 +235,9 @@ fn domain_guide(snapshot: &Snapshot, name: &str) -> DomainGuide {
         .unwrap_or_else(|| "not running".to_string());
     let guidance = match (d.mode.as_str(), serving) {
         ("normal", Some(v)) => format!(
-            "Domain \"{name}\" is normal: use \"{}\" ({} tools).",
+            "Domain \"{name}\" is normal: use \"{}\" ({}).",
             v.name,
-            v.tools.len()
+            crate::text::count(v.tools.len(), "tool")
         ),
         ("degraded", Some(v)) => format!(
             "Domain \"{name}\" is degraded: its server \"{}\" is down ({owner_why}), so \"{}\" serves it with reduced capabilities{}{}. Use \"{}\"'s tools for what they cover; defer what needs the lost capabilities and say so in your results.",

@@ -480,7 +480,7 @@ fn guidance_follows_live_health_degraded_then_lost_then_recovered() {
         syn["summary"],
         "All 3 subtasks completed. 2 executed while their domain was degraded or lost."
     );
-    assert!(md.contains("## Done while a domain was degraded or lost"));
+    assert!(md.contains("## Executed while a domain was degraded or lost"));
     assert!(
         md.contains("Executed while domain \"data_persistence\" was degraded (served by files)."),
         "{md}"
@@ -609,6 +609,11 @@ fn another_session_takes_over_a_subtask_left_in_progress() {
         .as_str()
         .unwrap()
         .contains("this session takes it over"));
+    assert!(
+        !env.is_watched("old"),
+        "the session taken over from executes nothing now"
+    );
+    assert!(env.is_watched("new"));
     assert_eq!(g["subtask"]["attempt"], 2);
     let (_, s) = ok(&o, &env, "x", STATUS, json!({}));
     assert_eq!(s["plans"][0]["in_progress"][0]["session"], "new");
