@@ -244,8 +244,15 @@ fn start(
                 ));
                 return Ok(());
             }
-            // The other session may be gone (a gateway restart ends every session), and
-            // nothing else could ever finish the subtask: take it over, and say so.
+            if ctx.env.is_live(&run.session) {
+                return Err(Error::Refused(format!(
+                    "subtask {id} \"{}\" is being executed by another connected session (since {}); wait for it to complete it (orchestrator_get_status shows when), or execute a ready subtask",
+                    s.title,
+                    rfc3339(run.started_ms)
+                )));
+            }
+            // The other session is gone (a gateway restart ends every session), and nothing
+            // else could ever finish the subtask: take it over, and say so.
             notes.push(format!(
                 "Another session was executing this subtask since {}; that execution is ended and this session takes it over.",
                 rfc3339(run.started_ms)
