@@ -12,6 +12,14 @@ pub trait Environment: Send + Sync {
     fn calls(&self, session: &str, since_ms: u64) -> Vec<ToolCall>;
     /// Start/stop journaling `session`'s tool calls (on while it executes any subtask).
     fn watch(&self, session: &str, on: bool);
+    /// Whether `session` is connected now. A subtask left in progress by a session that is
+    /// gone (a gateway restart ends every session) may be taken over by another; one being
+    /// executed by a live session may not. The default, for a gateway that cannot tell,
+    /// treats every other session as gone.
+    fn is_live(&self, session: &str) -> bool {
+        let _ = session;
+        false
+    }
 }
 
 /// Every configured server and domain, as they are at one moment.

@@ -24,6 +24,7 @@ pub mod orchestrator;
 pub mod specialists;
 pub mod store;
 mod suggest;
+mod text;
 pub mod time;
 pub mod tools;
 

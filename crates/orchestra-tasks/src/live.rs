@@ -3,6 +3,8 @@
 //! with their exact tool names), plus what puts a subtask at risk. Pure functions of a
 //! [`Snapshot`]; nothing is cached, so guidance is never staler than the call.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 use crate::env::{ServerView, Snapshot};
@@ -89,11 +91,12 @@ pub fn domain_at(snapshot: &Snapshot, domain: &str) -> DomainAt {
 /// What `s` can use now.
 pub fn usable(snapshot: &Snapshot, s: &Subtask) -> Usable {
     let mut tools: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut lost: Vec<String> = Vec::new();
     let mut down: Vec<String> = Vec::new();
     let domain = s.domain.as_deref().map(|name| {
         let g = domain_guide(snapshot, name);
-        add_all(&mut tools, &g.tools);
+        add_all(&mut tools, &mut seen, &g.tools);
         match g.mode.as_str() {
             "normal" => {}
             "degraded" => lost.extend(g.lost_capabilities.iter().cloned()),
@@ -116,10 +119,10 @@ pub fn usable(snapshot: &Snapshot, s: &Subtask) -> Usable {
     let servers: Vec<ServerGuide> = names.iter().map(|&n| server_guide(snapshot, n)).collect();
     for g in &servers {
         if g.up {
-            add_all(&mut tools, &g.tools);
+            add_all(&mut tools, &mut seen, &g.tools);
         } else {
             if let Some(f) = g.fallback.as_ref().filter(|f| f.up) {
-                add_all(&mut tools, &f.tools);
+                add_all(&mut tools, &mut seen, &f.tools);
             }
             // The domain's owner being down is already told by the domain's mode.
             let is_owner =
@@ -235,9 +238,9 @@ fn domain_guide(snapshot: &Snapshot, name: &str) -> DomainGuide {
         .unwrap_or_else(|| "not running".to_string());
     let guidance = match (d.mode.as_str(), serving) {
         ("normal", Some(v)) => format!(
-            "Domain \"{name}\" is normal: use \"{}\" ({} tools).",
+            "Domain \"{name}\" is normal: use \"{}\" ({}).",
             v.name,
-            v.tools.len()
+            crate::text::count(v.tools.len(), "tool")
         ),
         ("degraded", Some(v)) => format!(
             "Domain \"{name}\" is degraded: its server \"{}\" is down ({owner_why}), so \"{}\" serves it with reduced capabilities{}{}. Use \"{}\"'s tools for what they cover; defer what needs the lost capabilities and say so in your results.",
@@ -333,9 +336,10 @@ fn why(v: &ServerView) -> String {
     }
 }
 
-fn add_all(into: &mut Vec<String>, more: &[String]) {
+/// Appends the tools not listed yet (servers have hundreds: no quadratic scan).
+fn add_all(into: &mut Vec<String>, seen: &mut HashSet<String>, more: &[String]) {
     for t in more {
-        if !into.contains(t) {
+        if seen.insert(t.clone()) {
             into.push(t.clone());
         }
     }

@@ -3,6 +3,8 @@
 //! Derived facts — ready, blocked through a dependency, progress — are computed here from the
 //! stored ones, never stored, so they cannot disagree.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -27,7 +29,9 @@ pub struct Plan {
     pub stages: Vec<StageInfo>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<StreamInfo>,
-    pub subtasks: Vec<Subtask>,
+    /// Shared, so that copying a plan of 1,000 subtasks (the store's diff, its cache) copies
+    /// pointers; [`Plan::subtask_mut`] copies the one subtask that changes.
+    pub subtasks: Vec<Arc<Subtask>>,
 }
 
 /// A plan's life: open until every subtask is completed, or until one finishes it early.
@@ -232,10 +236,18 @@ impl Plan {
         self.status == PlanStatus::Open
     }
 
+    /// The subtask at `index`, to change (copied first if shared).
+    pub fn subtask_mut(&mut self, index: usize) -> &mut Subtask {
+        Arc::make_mut(&mut self.subtasks[index])
+    }
+
     /// Finds a subtask by its id.
     pub fn subtask(&self, id: &str) -> Option<&Subtask> {
         let index = index_in_id(&self.id, id)?;
-        self.subtasks.get(index).filter(|s| s.id == id)
+        self.subtasks
+            .get(index)
+            .map(|s| &**s)
+            .filter(|s| s.id == id)
     }
 
     /// Can be executed now.

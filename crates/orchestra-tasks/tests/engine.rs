@@ -480,7 +480,7 @@ fn guidance_follows_live_health_degraded_then_lost_then_recovered() {
         syn["summary"],
         "All 3 subtasks completed. 2 executed while their domain was degraded or lost."
     );
-    assert!(md.contains("## Done while a domain was degraded or lost"));
+    assert!(md.contains("## Executed while a domain was degraded or lost"));
     assert!(
         md.contains("Executed while domain \"data_persistence\" was degraded (served by files)."),
         "{md}"
@@ -591,7 +591,7 @@ fn tool_calls_are_attributed_to_the_subtasks_being_executed_and_shared_when_seve
 }
 
 #[test]
-fn another_session_takes_over_a_subtask_left_in_progress() {
+fn a_subtask_left_in_progress_by_a_session_that_is_gone_is_taken_over() {
     let clock = Clock::at(1_000);
     let o = orchestrator(&clock);
     let env = FakeEnv::standard();
@@ -604,11 +604,24 @@ fn another_session_takes_over_a_subtask_left_in_progress() {
         .starts_with("You are already executing this subtask"));
     assert_eq!(again["subtask"]["attempt"], 1);
     clock.set(2_000);
+    env.live.lock().unwrap().push("old".into());
+    let msg = refused(&o, &env, "new", EXECUTE, json!({ "subtask_id": st[0] }));
+    assert!(
+        msg.contains("is being executed by another connected session (since 1970-01-01T00:00:01Z)"),
+        "{msg}"
+    );
+    assert!(env.is_watched("old") && !env.is_watched("new"));
+    env.live.lock().unwrap().clear(); // "old" disconnected (a gateway restart)
     let (_, g) = ok(&o, &env, "new", EXECUTE, json!({ "subtask_id": st[0] }));
     assert!(g["notes"][0]
         .as_str()
         .unwrap()
         .contains("this session takes it over"));
+    assert!(
+        !env.is_watched("old"),
+        "the session taken over from executes nothing now"
+    );
+    assert!(env.is_watched("new"));
     assert_eq!(g["subtask"]["attempt"], 2);
     let (_, s) = ok(&o, &env, "x", STATUS, json!({}));
     assert_eq!(s["plans"][0]["in_progress"][0]["session"], "new");

@@ -22,6 +22,7 @@
 pub mod input;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::Problem;
 use crate::graph;
@@ -126,26 +127,28 @@ pub fn compile(input: PlanInput, plan_id: &str, now_ms: u64) -> Result<Plan, Vec
     let subtasks = drafts
         .into_iter()
         .enumerate()
-        .map(|(index, d)| Subtask {
-            index,
-            id: subtask_id(plan_id, index),
-            key: d.key,
-            title: d.title,
-            description: d.description,
-            specialist: d.specialist,
-            domain: d.domain,
-            servers: d.servers,
-            depends_on: d.deps,
-            stage: d.stage,
-            stream: d.stream,
-            origin: d.origin,
-            state: SubtaskState::Pending,
-            results: None,
-            artifacts: Vec::new(),
-            blocked_reason: None,
-            revisions: Vec::new(),
-            executions: Vec::new(),
-            completed_ms: None,
+        .map(|(index, d)| {
+            Arc::new(Subtask {
+                index,
+                id: subtask_id(plan_id, index),
+                key: d.key,
+                title: d.title,
+                description: d.description,
+                specialist: d.specialist,
+                domain: d.domain,
+                servers: d.servers,
+                depends_on: d.deps,
+                stage: d.stage,
+                stream: d.stream,
+                origin: d.origin,
+                state: SubtaskState::Pending,
+                results: None,
+                artifacts: Vec::new(),
+                blocked_reason: None,
+                revisions: Vec::new(),
+                executions: Vec::new(),
+                completed_ms: None,
+            })
         })
         .collect();
     Ok(Plan {
@@ -164,12 +167,16 @@ pub fn compile(input: PlanInput, plan_id: &str, now_ms: u64) -> Result<Plan, Vec
 
 fn given_subtasks(subtasks: Vec<input::SubtaskInput>, problems: &mut Vec<Problem>) -> Vec<Draft> {
     let mut drafts: Vec<Draft> = Vec::with_capacity(subtasks.len());
+    // Owned keys: `drafts` grows while they are looked up (a plan may have 10,000 subtasks,
+    // so no quadratic scans).
+    let mut titles: HashMap<String, usize> = HashMap::new();
+    let mut keys: HashMap<String, usize> = HashMap::new();
     for (i, s) in subtasks.into_iter().enumerate() {
         let path = format!("subtasks[{i}]");
         let title = s.title.trim().to_string();
         if title.is_empty() {
             problems.push(Problem::new(format!("{path}.title"), "is empty"));
-        } else if let Some(other) = drafts.iter().position(|d| d.title == title) {
+        } else if let Some(&other) = titles.get(title.as_str()) {
             problems.push(Problem::new(
                 format!("{path}.title"),
                 format!("duplicate title \"{title}\": subtasks[{other}] has it too (titles name subtasks, so they must differ)"),
@@ -185,7 +192,7 @@ fn given_subtasks(subtasks: Vec<input::SubtaskInput>, problems: &mut Vec<Problem
         if let Some(k) = &key {
             if k.is_empty() {
                 problems.push(Problem::new(format!("{path}.id"), "is empty"));
-            } else if let Some(other) = drafts.iter().position(|d| d.key.as_deref() == Some(k)) {
+            } else if let Some(&other) = keys.get(k.as_str()) {
                 problems.push(Problem::new(
                     format!("{path}.id"),
                     format!("duplicate id \"{k}\": subtasks[{other}] has it too"),
@@ -198,6 +205,10 @@ fn given_subtasks(subtasks: Vec<input::SubtaskInput>, problems: &mut Vec<Problem
                 .map(|(j, r)| (r, format!("{path}.depends_on[{j}]")))
                 .collect()
         });
+        titles.entry(title.clone()).or_insert(i);
+        if let Some(k) = key.as_ref().filter(|k| !k.is_empty()) {
+            keys.entry(k.clone()).or_insert(i);
+        }
         drafts.push(Draft {
             path,
             key,

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    load_plan_of, parse, progress_schema, quoted, subtask_ref_schema, Ctx, Reply, SubtaskRef,
-    COMPLETE_SUBTASK, NAMES,
+    count, load_plan_of, parse, progress_schema, quoted, subtask_ref_schema, Ctx, Reply,
+    SubtaskRef, COMPLETE_SUBTASK, NAMES,
 };
 use crate::error::Error;
 use crate::live;
@@ -124,7 +124,7 @@ pub fn run(ctx: &Ctx, arguments: Option<&str>) -> Result<Reply, Error> {
             )));
         }
         let ready_before: HashSet<usize> = p.ready().into_iter().collect();
-        let s = &mut p.subtasks[i];
+        let s = p.subtask_mut(i);
         let e = s.executions.last_mut().expect("running");
         e.ended_ms = Some(ctx.now);
         e.outcome = Some(input.next_action);
@@ -309,7 +309,11 @@ fn text(plan: &Plan, out: &Output) -> String {
         plan.id, out.plan_status.as_str(), p.completed, p.total, p.in_progress, p.ready, p.waiting, p.blocked
     ));
     if out.calls_recorded > 0 {
-        t.push_str(&format!("\nRecorded {} tool calls for it ({} shared with other subtasks the session was executing).", out.calls_recorded, out.calls_shared));
+        t.push_str(&format!(
+            "\nRecorded {} for it ({} shared with other subtasks the session was executing).",
+            count(out.calls_recorded, "tool call"),
+            out.calls_shared
+        ));
     }
     if !out.blocked_dependents.is_empty() {
         t.push_str(&format!(

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{load_plan_of, parse, quoted, Ctx, Reply, EXECUTE_SUBTASK};
+use super::{count, load_plan_of, parse, quoted, Ctx, Reply, EXECUTE_SUBTASK};
 use crate::error::Error;
 use crate::live::{self, Usable};
 use crate::model::{Execution, Plan, SubtaskState};
@@ -189,6 +189,14 @@ pub fn run(ctx: &Ctx, arguments: Option<&str>) -> Result<Reply, Error> {
         }
     };
     let s = plan.subtask(&input.subtask_id).expect("checked above");
+    // A session this call took the subtask over from may be executing nothing any more.
+    if let [.., previous, _] = s.executions.as_slice() {
+        if previous.taken_over_by.as_deref() == Some(ctx.session)
+            && previous.ended_ms == Some(ctx.now)
+        {
+            super::complete::unwatch_if_idle(ctx, &previous.session);
+        }
+    }
     let usable = live::usable(&snapshot, s);
     Ok(reply(ctx, &plan, s.index, usable, notes))
 }
@@ -236,15 +244,22 @@ fn start(
                 ));
                 return Ok(());
             }
-            // The other session may be gone (a gateway restart ends every session), and
-            // nothing else could ever finish the subtask: take it over, and say so.
+            if ctx.env.is_live(&run.session) {
+                return Err(Error::Refused(format!(
+                    "subtask {id} \"{}\" is being executed by another connected session (since {}); wait for it to complete it (orchestrator_get_status shows when), or execute a ready subtask",
+                    s.title,
+                    rfc3339(run.started_ms)
+                )));
+            }
+            // The other session is gone (a gateway restart ends every session), and nothing
+            // else could ever finish the subtask: take it over, and say so.
             notes.push(format!(
                 "Another session was executing this subtask since {}; that execution is ended and this session takes it over.",
                 rfc3339(run.started_ms)
             ));
             let now = ctx.now;
             let me = ctx.session.to_string();
-            let last = plan.subtasks[i].executions.last_mut().expect("running");
+            let last = plan.subtask_mut(i).executions.last_mut().expect("running");
             last.ended_ms = Some(now);
             last.taken_over_by = Some(me);
         }
@@ -265,7 +280,7 @@ fn start(
         .domain
         .as_deref()
         .map(|d| live::domain_at(snapshot, d));
-    let s = &mut plan.subtasks[i];
+    let s = plan.subtask_mut(i);
     s.state = SubtaskState::InProgress;
     s.blocked_reason = None;
     s.executions.push(Execution {
@@ -414,7 +429,11 @@ fn reply(ctx: &Ctx, plan: &Plan, i: usize, usable: Usable, notes: Vec<String>) -
     }
     for g in &usable.servers {
         if g.up {
-            t.push_str(&format!("- {}: up ({} tools)\n", g.name, g.tools.len()));
+            t.push_str(&format!(
+                "- {}: up ({})\n",
+                g.name,
+                count(g.tools.len(), "tool")
+            ));
         } else {
             t.push_str(&format!(
                 "- {}: DOWN ({}{})",
@@ -427,9 +446,9 @@ fn reply(ctx: &Ctx, plan: &Plan, i: usize, usable: Usable, notes: Vec<String>) -
             ));
             match &g.fallback {
                 Some(f) if f.up => t.push_str(&format!(
-                    "; its calls go to fallback {} ({} tools)\n",
+                    "; its calls go to fallback {} ({})\n",
                     f.name,
-                    f.tools.len()
+                    count(f.tools.len(), "tool")
                 )),
                 Some(f) => t.push_str(&format!("; its fallback {} is down too\n", f.name)),
                 None => t.push_str("; no fallback\n"),

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::model::{Plan, Subtask};
 use crate::specialists::Specialists;
 use crate::store::Store;
+pub use crate::text::{count, quoted};
 
 pub const PLAN_TASK: &str = "orchestrator_plan_task";
 pub const EXECUTE_SUBTASK: &str = "orchestrator_execute_subtask";
@@ -110,15 +111,6 @@ pub fn load_plan_of(store: &dyn Store, subtask_id: &str) -> Result<Plan, Error> 
         return Err(Error::UnknownSubtask(subtask_id.to_string()));
     }
     Ok(plan)
-}
-
-/// `["a", "b"]` → `"a", "b"` (for messages).
-pub fn quoted<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
-    items
-        .into_iter()
-        .map(|s| format!("\"{}\"", s.as_ref()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The JSON schema of a subtask reference list (shared by output schemas).

@@ -208,8 +208,8 @@ pub fn warnings(plan: &Plan, snapshot: &crate::env::Snapshot) -> Vec<Warning> {
 }
 
 fn renumber(plan: &mut Plan, id: String) {
-    for s in &mut plan.subtasks {
-        s.id = subtask_id(&id, s.index);
+    for i in 0..plan.subtasks.len() {
+        plan.subtask_mut(i).id = subtask_id(&id, i);
     }
     plan.id = id;
 }

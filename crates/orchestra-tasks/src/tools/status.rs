@@ -85,6 +85,9 @@ struct SubtaskLine {
     #[serde(skip_serializing_if = "Option::is_none")]
     stream: Option<String>,
     revisions: usize,
+    /// The blocked subtask it waits for, when blocked through a dependency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked_by: Option<String>,
 }
 
 pub fn definition() -> Value {
@@ -138,7 +141,8 @@ pub fn definition() -> Value {
                         "servers": strings,
                         "stage": { "type": "string" },
                         "stream": { "type": "string" },
-                        "revisions": { "type": "integer", "minimum": 0 }
+                        "revisions": { "type": "integer", "minimum": 0 },
+                        "blocked_by": { "type": "string" }
                     },
                     "required": ["id", "title", "specialist", "state", "ready", "depends_on", "servers", "revisions"]
                 }
@@ -291,6 +295,7 @@ pub fn plan_view(plan: &Plan, snapshot: &Snapshot, detailed: bool) -> PlanView {
                 stage: s.stage.clone(),
                 stream: s.stream.clone(),
                 revisions: s.revisions.len(),
+                blocked_by: roots[s.index].filter(|&r| r != s.index).map(id),
             })
             .collect()
     });
@@ -359,10 +364,10 @@ fn plan_text(plan: &Plan, v: &PlanView) -> String {
     if let Some(lines) = &v.subtasks {
         t.push_str("\nSubtasks:");
         for s in lines {
-            let state = if s.ready {
-                "ready".to_string()
-            } else {
-                s.state.as_str().replace('_', " ")
+            let state = match &s.blocked_by {
+                Some(b) => format!("blocked (waits for {b})"),
+                None if s.ready => "ready".to_string(),
+                None => s.state.as_str().replace('_', " "),
             };
             t.push_str(&format!(
                 "\n- {} \"{}\" [{}]: {state}",

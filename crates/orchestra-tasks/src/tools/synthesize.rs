@@ -377,7 +377,7 @@ pub fn markdown(plan: &Plan, s: &Synthesis) -> String {
         }
     }
     if !s.degraded.is_empty() {
-        t.push_str("\n## Done while a domain was degraded or lost\n\n");
+        t.push_str("\n## Executed while a domain was degraded or lost\n\n");
         for e in s.subtasks.iter().filter(|e| !e.degraded_domain.is_empty()) {
             let modes: Vec<String> = e.degraded_domain.iter().map(domain_text).collect();
             t.push_str(&format!(

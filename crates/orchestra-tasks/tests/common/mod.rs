@@ -21,6 +21,8 @@ pub struct FakeEnv {
     pub watched: Mutex<HashMap<String, bool>>,
     /// Every watch call, in order.
     pub watch_log: Mutex<Vec<(String, bool)>>,
+    /// Sessions connected now (`is_live`).
+    pub live: Mutex<Vec<String>>,
 }
 
 impl Environment for FakeEnv {
@@ -42,6 +44,9 @@ impl Environment for FakeEnv {
             .lock()
             .unwrap()
             .push((session.to_string(), on));
+    }
+    fn is_live(&self, session: &str) -> bool {
+        self.live.lock().unwrap().iter().any(|s| s == session)
     }
 }
 
