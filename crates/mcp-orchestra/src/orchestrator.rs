@@ -36,8 +36,25 @@ pub fn default_store() -> Option<PathBuf> {
     Some(dir.join("tasks.db"))
 }
 
+/// This gateway process's sessions as the orchestrator names them: the session id prefixed
+/// with an id of this process's life, so that a session of a later run (ids start again at
+/// `s1`) is never taken for the one that executed a subtask before a restart.
+fn session_key(boot: &str, session: &str) -> String {
+    format!("{boot}/{session}")
+}
+
+/// An id for this process's life: its start time and pid.
+fn boot_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{millis:x}-{}", std::process::id())
+}
+
 /// The orchestrator, opened on first use.
 pub struct Lazy {
+    /// This process's life (see [`session_key`]).
+    boot: String,
     path: Option<PathBuf>,
     specialists: Specialists,
     opened: OnceLock<Result<Arc<Orchestrator>, String>>,
@@ -58,6 +75,7 @@ impl Lazy {
             );
         }
         Arc::new(Self {
+            boot: boot_id(),
             path: config.store.clone().or_else(default_store),
             specialists,
             opened: OnceLock::new(),
@@ -134,8 +152,12 @@ impl LocalTool for OrchestratorTool {
         arguments: Option<&'a str>,
     ) -> ToolFuture<'a> {
         Box::pin(async move {
-            let (lazy, name, env) = (self.lazy.clone(), self.name.clone(), Live(gw.clone()));
-            let session = caller.session.to_string();
+            let env = Live {
+                gw: gw.clone(),
+                boot: self.lazy.boot.clone(),
+            };
+            let (lazy, name) = (self.lazy.clone(), self.name.clone());
+            let session = session_key(&self.lazy.boot, &caller.session.to_string());
             let arguments = arguments.map(str::to_owned);
             // The store is blocking (SQLite): off the runtime's one thread.
             let result = tokio::task::spawn_blocking(move || match lazy.get() {
@@ -178,7 +200,11 @@ impl LocalResources for Plans {
 
     fn read<'a>(&'a self, gw: &'a Gateway, uri: &'a str) -> ReadFuture<'a> {
         Box::pin(async move {
-            let (lazy, env, uri) = (self.0.clone(), Live(gw.clone()), uri.to_owned());
+            let env = Live {
+                gw: gw.clone(),
+                boot: self.0.boot.clone(),
+            };
+            let (lazy, uri) = (self.0.clone(), uri.to_owned());
             tokio::task::spawn_blocking(move || lazy.get().ok()?.read_resource(&uri, &env))
                 .await
                 .ok()
@@ -188,11 +214,30 @@ impl LocalResources for Plans {
 }
 
 /// The running gateway as the orchestrator sees it.
-struct Live(Gateway);
+struct Live {
+    gw: Gateway,
+    /// This process's life: sessions of other lives are gone.
+    boot: String,
+}
+
+impl Live {
+    /// The live session the orchestrator's key names, if it is one of this process's.
+    fn session(&self, key: &str) -> Option<Arc<orchestra_gateway::sessions::SessionState>> {
+        let (boot, id) = key.split_once('/')?;
+        if boot != self.boot {
+            return None;
+        }
+        self.gw
+            .sessions()
+            .list()
+            .into_iter()
+            .find(|s| s.id.to_string() == id)
+    }
+}
 
 impl Environment for Live {
     fn snapshot(&self) -> Snapshot {
-        let gw = &self.0;
+        let gw = &self.gw;
         let separator = gw.config().gateway.separator.clone();
         let catalog = gw.catalog();
         let servers = gw
@@ -240,13 +285,7 @@ impl Environment for Live {
     }
 
     fn calls(&self, session: &str, since_ms: u64) -> Vec<ToolCall> {
-        let Some(state) = self
-            .0
-            .sessions()
-            .list()
-            .into_iter()
-            .find(|s| s.id.to_string() == session)
-        else {
+        let Some(state) = self.session(session) else {
             return Vec::new();
         };
         state
@@ -268,14 +307,12 @@ impl Environment for Live {
     }
 
     fn watch(&self, session: &str, on: bool) {
-        if let Some(state) = self
-            .0
-            .sessions()
-            .list()
-            .into_iter()
-            .find(|s| s.id.to_string() == session)
-        {
+        if let Some(state) = self.session(session) {
             state.journal.watch(on);
         }
+    }
+
+    fn is_live(&self, session: &str) -> bool {
+        self.session(session).is_some()
     }
 }
