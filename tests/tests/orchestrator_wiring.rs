@@ -155,3 +155,32 @@ async fn a_plan_runs_on_live_servers_with_calls_attributed_and_survives_a_kill()
     );
     finish(gw).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_cannot_be_opened_leaves_the_children_served_and_says_why() {
+    let dir = TempDir::new("orchestrator-no-store");
+    // A file where the store's folder should be: it cannot be created.
+    let blocker = dir.join("not-a-folder");
+    std::fs::write(&blocker, "x").unwrap();
+    let gw = Gateway::start(&config(&blocker.join("tasks.db"))).await;
+    wait_ready(&gw, &["files", "web"], Duration::from_secs(30)).await;
+    let refused = gw
+        .call(
+            "orchestrator_plan_task",
+            json!({"description": "d", "subtasks": [{"title": "t", "specialist": "researcher"}]}),
+        )
+        .await
+        .expect("a tool result");
+    assert_eq!(refused["isError"], true, "{refused}");
+    let text = text_of(&refused);
+    assert!(
+        text.contains("could not be opened") && text.contains("not-a-folder"),
+        "{text}"
+    );
+    gw.call("files__echo", json!({"text": "still here"}))
+        .await
+        .expect("the children are served");
+    let listed = gw.request("resources/list", json!({})).await.expect("list");
+    assert!(listed["resources"].is_array(), "{listed}");
+    finish(gw).await;
+}
