@@ -39,6 +39,13 @@ async fn a_plan_runs_on_live_servers_with_calls_attributed_and_survives_a_kill()
         assert!(tools.iter().any(|t| t == name), "{name} listed: {tools:?}");
     }
     assert!(!store.exists(), "no store until the orchestrator is used");
+    let instructions = gw.initialize_result["instructions"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        instructions.contains("orchestrator_plan_task"),
+        "the instructions say how to use it: {instructions}"
+    );
 
     let plan = gw
         .call(

@@ -33,6 +33,16 @@ pub(super) fn text(gw: &Gateway) -> String {
         names.join(", "),
         health::TOOL_NAME
     );
+    // The Task Orchestrator, when it is wired in: how a model uses it, in one line.
+    if gw.local_tools().get("orchestrator_plan_task").is_some() {
+        text.push_str(
+            " For multi-step work across servers, plan it with orchestrator_plan_task, then for \
+             each ready subtask call orchestrator_execute_subtask (it says which servers and \
+             tools are usable right now), do the work, and orchestrator_complete_subtask; \
+             finish with orchestrator_synthesize_results. orchestrator_get_status resumes open \
+             plans.",
+        );
+    }
     // Each server's own instructions, under its name: known once it has been ready (now,
     // or in the last run with this same configuration).
     for child in gw.children() {
