@@ -569,6 +569,12 @@ fn check_flow(doc: &Value, name: &str, specs: &[Spec], workdir: &std::path::Path
             "{at}: {c}"
         );
         assert_eq!(c["progress"]["completed"], done.len() + 1, "{at}: {c}");
+        let after: Vec<String> = done.iter().cloned().chain([title.clone()]).collect();
+        assert_eq!(
+            ready_titles(&c["ready"]),
+            frontier(specs, &after),
+            "{at}: every subtask ready now"
+        );
         let request = &step["complete_request"];
         completed.insert(
             title.clone(),
@@ -1399,6 +1405,36 @@ async fn complete_finishes_the_plan_early_keeping_the_rest_visible() {
         (&sc(&open)["plans"], &sc(&open)["closed_plans"]),
         (&json!([]), &json!(1)),
         "{open}"
+    );
+    finish(gw).await;
+}
+
+/// BUG (orchestra-tasks `tools/execute.rs` `not_ready`): a dependency that needs revision is
+/// ready again, and the refusal describes it as "ready, not started" — it was executed and
+/// sent back with a note. Expected: "needs revision" (as status and synthesis say).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug in orchestra-tasks: a dependency that needs revision is called \"ready, not started\""]
+async fn a_dependency_that_needs_revision_is_named_so() {
+    let gw = rules_gateway().await;
+    let (_, id) = plan(
+        &gw,
+        json!([
+            {"title": "Schema", "specialist": "database_architect"},
+            {"title": "Service", "specialist": "implementer", "depends_on": ["Schema"]}
+        ]),
+    )
+    .await;
+    execute(&gw, &id["Schema"]).await;
+    complete(&gw, &id["Schema"], "add an index", "needs_revision").await;
+    let why = refused(
+        &gw,
+        "orchestrator_execute_subtask",
+        json!({"subtask_id": id["Service"]}),
+    )
+    .await;
+    assert!(
+        why.contains(&format!("{} \"Schema\" (needs revision)", id["Schema"])),
+        "{why}"
     );
     finish(gw).await;
 }

@@ -688,3 +688,39 @@ async fn a_restarted_gateways_session_is_not_the_killed_ones() {
     assert_eq!(g["subtask"]["attempt"], 2, "{g}");
     finish(gw).await;
 }
+
+/// BUG (wiring, crates/mcp-orchestra/src/orchestrator.rs `Live::snapshot`, and the domain
+/// modes it reads): a server that is still *starting* counts as down, so a subtask executed
+/// right after the client connects (as soon as a model may: the gateway answers `initialize`
+/// before its children are ready, at once with a warm catalog cache) is told its domain is
+/// "lost", that no tool can be called, and to redesign the work — while a call to that
+/// server's tool made at the same moment is parked until the server is ready and answered.
+/// The synthesis then records the subtask as done while its domain was lost. Expected: a
+/// starting server reported as starting (its tools usable: calls wait for it), the domain not
+/// lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug in the orchestrator wiring: a starting server is reported as lost"]
+async fn a_starting_server_is_not_reported_lost() {
+    let gw = Gateway::start(&format!(
+        "servers:\n{}domain_boundaries: {{research: web-search}}\n",
+        fault_server("web-search", "slow_start:1500", &[]),
+    ))
+    .await;
+    let (_, ids) = plan(
+        &gw,
+        json!([{"title": "Survey", "specialist": "researcher", "domain": "research"}]),
+    )
+    .await;
+    let g = ok(
+        &gw,
+        "orchestrator_execute_subtask",
+        json!({"subtask_id": ids[0]}),
+    )
+    .await;
+    // The server's tool is usable: the call waits for the start and is answered.
+    ok(&gw, "web-search__echo", json!({"text": "found"})).await;
+    let u = &sc(&g)["usable"];
+    assert_ne!(u["domain"]["mode"], "lost", "{}", text_of(&g));
+    assert!(u.get("adaptive_guidance").is_none(), "{}", text_of(&g));
+    finish(gw).await;
+}
