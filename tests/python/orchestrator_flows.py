@@ -6,7 +6,8 @@ Usage: orchestrator_flows.py --flows NAME[,NAME...] --workdir DIR -- COMMAND [AR
 Launches COMMAND (the gateway) over stdio with the SDK line of the Python running this script
 (1.x: `ClientSession` and `initialize`; 2.x: the high-level `mcp.Client`), then runs each named
 flow (FLOWS below: the design document's Pattern 1 and 2, Technique 1 workflow_stages and
-Technique 2 parallel_streams with a sync point):
+Technique 2 parallel_streams with a sync point), once `orchestrator_health` shows every
+server ready:
 
 1. `orchestrator_plan_task` with the flow's request, written in the document's shape;
 2. while a subtask is ready: execute the first ready one, make ONE real tool call with a tool
@@ -292,7 +293,20 @@ class Runner:
         rec["synthesis_resource"] = read["contents"][0].get("text")
 
 
+async def all_ready(client) -> None:
+    """Waits (bounded) until every server is ready: the flows are about work on live servers,
+    not about start-up (the gateway answers before its children are up)."""
+    with anyio.fail_after(60):
+        while True:
+            health = dump(await client.call_tool("orchestrator_health", {}))
+            g = (health.get("structuredContent") or {}).get("gateway", {})
+            if g.get("servers_total") and g.get("servers_ready") == g.get("servers_total"):
+                return
+            await anyio.sleep(0.1)
+
+
 async def run_flows(client, flows: list[str], workdir: str, out: dict) -> None:
+    await all_ready(client)
     with anyio.fail_after(REQUEST_TIMEOUT):
         listed = dump(await client.list_tools())
     tools = {t["name"]: {"inputSchema": t.get("inputSchema"), "outputSchema": t.get("outputSchema")} for t in listed["tools"]}

@@ -107,8 +107,7 @@ async fn run_flows(python: &str, flows: &[&str], dir: &TempDir) -> Value {
             .args(["serve", "-c"])
             .arg(&config)
             .env(MARKER_VAR, &marker)
-            // A cold catalog cache: the first listing waits for the children, so the flows
-            // start with every server up (a warm cache would list them while they start).
+            // A catalog cache of the run's own (the script waits for every server itself).
             .env("ORCHESTRA_CACHE_DIR", dir.join("cache"))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
