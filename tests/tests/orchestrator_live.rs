@@ -256,7 +256,7 @@ async fn a_killed_domain_server_is_degraded_to_its_fallback_then_normal_again() 
     );
     assert!(
         text_of(&s).contains(&format!(
-            "## Done while a domain was degraded or lost\n\n- Refactor (`{}`): domain \"file_operations\" was degraded (served by file-system)",
+            "## Executed while a domain was degraded or lost\n\n- Refactor (`{}`): domain \"file_operations\" was degraded (served by file-system)",
             ids[0]
         )),
         "{}",
@@ -565,14 +565,22 @@ async fn the_gateway_killed_mid_plan_restarts_on_the_same_store_with_nothing_los
         "{after}"
     );
 
-    // The flow finishes on the new gateway (C, in progress when the gateway died, is executed
-    // again: see the ignored test below for what its guidance should say).
-    ok(
+    // The flow finishes on the new gateway. C was in progress in a session that died with
+    // the gateway: the new session takes it over (the new gateway's first session is not the
+    // killed one's, though both are its first).
+    let c = ok(
         &gw,
         "orchestrator_execute_subtask",
         json!({"subtask_id": ids[2]}),
     )
     .await;
+    assert!(
+        sc(&c)["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.starts_with("Another session was executing this subtask since")),
+        "{c}"
+    );
+    assert_eq!(sc(&c)["subtask"]["attempt"], 2, "{c}");
     ok(&gw, "work__alpha", json!({"text": "c"})).await;
     ok(
         &gw,
@@ -631,7 +639,11 @@ async fn the_gateway_killed_mid_plan_restarts_on_the_same_store_with_nothing_los
     assert_eq!(sc(&s)["summary"], "All 5 subtasks completed.", "{s}");
     let entries = sc(&s)["subtasks"].as_array().unwrap();
     let c_entry = entries.iter().find(|e| e["title"] == "C").unwrap();
-    assert_eq!(c_entry["results"], "c done", "{c_entry}");
+    assert_eq!(
+        (&c_entry["results"], &c_entry["executions"]),
+        (&json!("c done"), &json!(2)),
+        "{c_entry}"
+    );
     assert_eq!(
         c_entry["calls"].as_array().map(Vec::len),
         Some(1),
@@ -639,53 +651,6 @@ async fn the_gateway_killed_mid_plan_restarts_on_the_same_store_with_nothing_los
     );
     let open = ok(&gw, "orchestrator_get_status", json!({})).await;
     assert_eq!(sc(&open)["plans"], json!([]), "{open}");
-    finish(gw).await;
-}
-
-/// BUG (wiring, crates/mcp-orchestra/src/orchestrator.rs `OrchestratorTool::call`): the
-/// orchestrator keys executions by `caller.session.to_string()`, "s1", "s2"… counted per
-/// gateway process, so the first session of a restarted gateway (or of a second gateway on the
-/// same store) IS the killed gateway's first session to the orchestrator: re-executing the
-/// subtask it had in progress says "You are already executing this subtask" and continues the
-/// dead execution (attempt 1, its old start time), instead of ending it and taking it over.
-/// Expected: session keys unique per gateway process (an instance id in the key), hence the
-/// takeover note and attempt 2.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in the orchestrator wiring: session keys repeat across gateway restarts"]
-async fn a_restarted_gateways_session_is_not_the_killed_ones() {
-    let dir = TempDir::new("orch-kill-session");
-    let config = format!(
-        "servers:\n{}orchestrator: {{store: \"{}\"}}\n",
-        fault_server("work", "", &[]),
-        dir.join("tasks.db").display()
-    );
-    let gw = Gateway::start(&config).await;
-    let (_, ids) = plan(&gw, json!([{"title": "A", "specialist": "architect"}])).await;
-    ok(
-        &gw,
-        "orchestrator_execute_subtask",
-        json!({"subtask_id": ids[0]}),
-    )
-    .await;
-    gw.signal(nix::sys::signal::Signal::SIGKILL);
-    let mut gw = gw;
-    let _ = gw.wait_exit(Duration::from_secs(10)).await;
-
-    let gw = Gateway::start(&config).await;
-    let again = ok(
-        &gw,
-        "orchestrator_execute_subtask",
-        json!({"subtask_id": ids[0]}),
-    )
-    .await;
-    let g = sc(&again);
-    assert!(
-        g["notes"][0]
-            .as_str()
-            .is_some_and(|n| n.starts_with("Another session was executing this subtask since")),
-        "the killed gateway's execution is taken over: {g}"
-    );
-    assert_eq!(g["subtask"]["attempt"], 2, "{g}");
     finish(gw).await;
 }
 
