@@ -109,6 +109,7 @@ async fn run_flows(python: &str, flows: &[&str], dir: &TempDir) -> Value {
             .env(MARKER_VAR, &marker)
             // A catalog cache of the run's own (the script waits for every server itself).
             .env("ORCHESTRA_CACHE_DIR", dir.join("cache"))
+            .env("ORCHESTRA_DATA_DIR", dir.join("data"))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -1412,7 +1413,6 @@ async fn complete_finishes_the_plan_early_keeping_the_rest_visible() {
 /// ready again, and the refusal describes it as "ready, not started" — it was executed and
 /// sent back with a note. Expected: "needs revision" (as status and synthesis say).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in orchestra-tasks: a dependency that needs revision is called \"ready, not started\""]
 async fn a_dependency_that_needs_revision_is_named_so() {
     let gw = rules_gateway().await;
     let (_, id) = plan(

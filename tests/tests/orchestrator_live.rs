@@ -429,7 +429,6 @@ async fn a_domain_with_nothing_up_is_lost_with_the_adaptive_guidance() {
 /// down too") that can never show. Expected: the live fallback when one is up, else the
 /// configured one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in the orchestrator wiring: a configured fallback that is down is reported as no fallback"]
 async fn a_down_servers_fallback_that_is_down_too_is_named() {
     let (gw, _) = nothing_up_for_containerization().await;
     let (_, ids) = plan(
@@ -664,7 +663,6 @@ async fn the_gateway_killed_mid_plan_restarts_on_the_same_store_with_nothing_los
 /// starting server reported as starting (its tools usable: calls wait for it), the domain not
 /// lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in the orchestrator wiring: a starting server is reported as lost"]
 async fn a_starting_server_is_not_reported_lost() {
     let gw = Gateway::start(&format!(
         "servers:\n{}domain_boundaries: {{research: web-search}}\n",

@@ -209,7 +209,6 @@ async fn calls_count_for_the_subtasks_their_session_was_executing() {
 /// Expected: a call is attributed by the order of events (e.g. a sequence number per session,
 /// or the journal's position at execute/complete), not by equal milliseconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in orchestra-tasks: attribution windows are inclusive at millisecond resolution"]
 async fn calls_at_a_window_edge_are_not_attributed_across_it() {
     let gw = gateway().await;
     let mut a = gw.session("a", json!({})).await;
@@ -260,7 +259,6 @@ async fn calls_at_a_window_edge_are_not_attributed_across_it() {
 /// the session is recorded (up to 10 000 kept) though nobody will ever read it. Expected:
 /// journaling off once the session executes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in orchestra-tasks / the wiring: the call journal stays on after overlapping executions"]
 async fn the_journal_is_off_once_the_session_executes_nothing() {
     let gw = gateway().await;
     let mut a = gw.session("a", json!({})).await;

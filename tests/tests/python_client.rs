@@ -21,6 +21,9 @@ async fn run_python_client(config_yaml: &str, marker: &str) -> Value {
             .arg(gateway_bin())
             .arg(&config)
             .env(MARKER_VAR, marker)
+            // The gateway's cache and task store in this test's folder, not the user's.
+            .env("ORCHESTRA_CACHE_DIR", dir.join("cache"))
+            .env("ORCHESTRA_DATA_DIR", dir.join("data"))
             .env("RUST_LOG", "info,orchestra_gateway=debug")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)

@@ -54,6 +54,7 @@ async fn run_script(python: &str, gateway: bool, command: &[String], dir: &TempD
         .env(MARKER_VAR, &marker)
         // A fresh catalog cache: the gateway starts cold, as in every other test.
         .env("ORCHESTRA_CACHE_DIR", dir.join("cache"))
+        .env("ORCHESTRA_DATA_DIR", dir.join("data"))
         .stdin(Stdio::null())
         .kill_on_drop(true);
     let side = if gateway {

@@ -602,6 +602,9 @@ async fn python_sdk_sampling_callback_answers_through_the_gateway() {
             .arg(orchestra_tests::gateway_bin())
             .arg(&config)
             .env(orchestra_tests::MARKER_VAR, &marker)
+            // The gateway's cache and task store in this test's folder, not the user's.
+            .env("ORCHESTRA_CACHE_DIR", dir.join("cache"))
+            .env("ORCHESTRA_DATA_DIR", dir.join("data"))
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output(),

@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use orchestra_gateway::child::State;
+use orchestra_gateway::domains;
 use orchestra_gateway::hub::local::{
     LocalResources, LocalTool, LocalTools, ReadFuture, ToolFuture,
 };
@@ -98,10 +100,12 @@ impl Lazy {
                     )
                 })?;
                 tracing::info!(store = %path.display(), "task store opened");
-                Ok(Arc::new(Orchestrator::new(
-                    Box::new(store),
-                    self.specialists.clone(),
-                )))
+                // The journal's clock: its calls and the orchestrator's executes and
+                // completions are then ordered exactly, even within one millisecond.
+                Ok(Arc::new(
+                    Orchestrator::new(Box::new(store), self.specialists.clone())
+                        .with_clock(orchestra_gateway::journal::tick),
+                ))
             })
             .clone()
     }
@@ -238,20 +242,34 @@ impl Live {
 impl Environment for Live {
     fn snapshot(&self) -> Snapshot {
         let gw = &self.gw;
-        let separator = gw.config().gateway.separator.clone();
+        let config = gw.config();
+        let separator = config.gateway.separator.clone();
         let catalog = gw.catalog();
+        // A server that is starting counts as up for planning: calls to its tools wait for it
+        // (they are parked until it is ready), so its domain is not lost.
+        let usable = |name: &str| {
+            gw.children()
+                .iter()
+                .find(|c| c.name() == name)
+                .is_some_and(|c| c.state().is_up() || c.state() == State::Starting)
+        };
         let servers = gw
             .children()
             .iter()
             .map(|child| {
                 let status = child.status();
-                let up = status.state.is_up();
+                let starting = status.state == State::Starting;
+                let up = status.state.is_up() || starting;
                 let prefix = format!("{}{separator}", child.name());
                 ServerView {
                     name: child.name().to_owned(),
                     up,
                     state: status.state.as_str().to_owned(),
-                    reason: status.reason.clone(),
+                    reason: status.reason.clone().or_else(|| {
+                        starting.then(|| {
+                            "starting: calls to its tools wait until it is ready".to_owned()
+                        })
+                    }),
                     tools: if up {
                         catalog
                             .names()
@@ -261,12 +279,17 @@ impl Environment for Live {
                     } else {
                         Vec::new()
                     },
-                    fallback: gw.live_fallback(child.name()),
+                    // Where its calls go now (the first live server of its fallback chain),
+                    // else the configured fallback, down too (the orchestrator says so).
+                    fallback: gw.live_fallback(child.name()).or_else(|| {
+                        config
+                            .alternative_for(&child.spec().name)
+                            .map(|a| a.fallback.as_str().to_owned())
+                    }),
                 }
             })
             .collect();
-        let domains = gw
-            .domain_states()
+        let domains = domains::states(config, &usable)
             .into_iter()
             .map(|d| DomainView {
                 name: d.name,

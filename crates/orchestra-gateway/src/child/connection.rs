@@ -46,8 +46,8 @@ pub struct Retry {
     pub reply: FrontSink,
     /// The answer if it cannot be sent again in time.
     pub error: GatewayError,
-    /// The session's call journal, if it was being watched.
-    pub journal: Option<Arc<CallJournal>>,
+    /// The session's call journal and the call's start tick, if it was being watched.
+    pub journal: Option<(Arc<CallJournal>, u64)>,
 }
 
 /// How a child reaches the clients (see [`Clients`]).
@@ -212,8 +212,9 @@ enum Pending {
         /// The client's `_meta.progressToken` (JSON text), if it asked for progress; the child
         /// was given this call's id as the token instead.
         progress: Option<Box<str>>,
-        /// The session's call journal, when someone watches it (how the call ends is recorded).
-        journal: Option<Arc<CallJournal>>,
+        /// The session's call journal, when someone watches it (how the call ends is
+        /// recorded), and the call's start [`tick`](crate::journal::tick).
+        journal: Option<(Arc<CallJournal>, u64)>,
     },
     /// The gateway's own request.
     Internal(oneshot::Sender<Result<Box<str>, RequestError>>),
@@ -328,7 +329,9 @@ impl Connection {
                 stalled: reply.stalled(),
                 failover: failover.map(Into::into),
                 progress,
-                journal: journal.is_on().then(|| journal.clone()),
+                journal: journal
+                    .is_on()
+                    .then(|| (journal.clone(), crate::journal::tick())),
             },
         );
         if let Err(e) = self.input.push_with(Some(id), 0, |buf| {
@@ -641,22 +644,21 @@ pub(crate) fn with_failover_meta(result: &str, note: &str) -> String {
 
 /// Records how a call ended in its session's journal, if it is watched.
 fn note_call(
-    journal: Option<Arc<CallJournal>>,
+    journal: Option<(Arc<CallJournal>, u64)>,
     tool: &Arc<str>,
     server: Option<&Arc<str>>,
     outcome: CallOutcome,
     failed_over: bool,
     started: Instant,
 ) {
-    if let Some(journal) = journal {
-        let duration = started.elapsed();
+    if let Some((journal, at_ms)) = journal {
         journal.record(CallRecord {
             tool: tool.clone(),
             server: server.cloned(),
             outcome,
             failed_over,
-            at: std::time::SystemTime::now() - duration,
-            duration,
+            at_ms,
+            duration: started.elapsed(),
         });
     }
 }

@@ -176,7 +176,7 @@ pub(crate) fn note_unrouted(caller: &Caller, tool: &str, why: &Unrouted) {
         server,
         outcome,
         failed_over: false,
-        at: std::time::SystemTime::now(),
+        at_ms: crate::journal::tick(),
         duration: Duration::ZERO,
     });
 }

@@ -61,7 +61,7 @@ pub(crate) fn retry_call(gw: Gateway, retry: Retry) {
     let caller = Caller {
         session,
         reply: reply.clone(),
-        journal: journal.unwrap_or_default(),
+        journal: journal.map(|(j, _)| j).unwrap_or_default(),
     };
     let cancelled = gw.park_call(session, &front_id);
     let task_gw = gw.clone();

@@ -312,6 +312,8 @@ fn not_ready(plan: &Plan, i: usize, missing: &[usize]) -> Error {
                     dep.blocked_reason.as_deref().unwrap_or("no reason given")
                 ),
                 Some(r) => format!("waiting for blocked \"{}\"", plan.subtasks[r].title),
+                // Sent back with a note: ready again, but not "not started".
+                None if dep.state == SubtaskState::NeedsRevision => "needs revision".to_string(),
                 None if plan.is_ready(d) => "ready, not started".to_string(),
                 None => dep.state.as_str().replace('_', " "),
             };
