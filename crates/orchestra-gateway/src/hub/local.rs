@@ -45,6 +45,11 @@ pub trait LocalResources: Send + Sync {
 /// What reading a local resource returns.
 pub type ReadFuture<'a> = Pin<Box<dyn Future<Output = Option<Value>> + Send + 'a>>;
 
+/// Every local tool's name starts with this: `orchestrator` is a reserved server name, so no
+/// child's exposed tool can, and a call to a child's tool (the hot path) is told apart with
+/// one short comparison instead of one per local tool.
+pub const LOCAL_PREFIX: &str = "orchestrator_";
+
 /// Every local tool, in listing order.
 #[derive(Clone)]
 pub struct LocalTools {
@@ -60,18 +65,29 @@ impl Default for LocalTools {
 
 impl LocalTools {
     /// The registry with `tool` first, before the ones already there.
+    ///
+    /// # Panics
+    /// When the tool's name does not start with [`LOCAL_PREFIX`] (a programming error).
     pub fn with_first(mut self, tool: Arc<dyn LocalTool>) -> Self {
+        assert!(tool.name().starts_with(LOCAL_PREFIX), "{}", tool.name());
         self.tools.insert(0, tool);
         self
     }
 
     /// The registry with `tool` added after the ones already there.
+    ///
+    /// # Panics
+    /// When the tool's name does not start with [`LOCAL_PREFIX`] (a programming error).
     pub fn with(mut self, tool: Arc<dyn LocalTool>) -> Self {
+        assert!(tool.name().starts_with(LOCAL_PREFIX), "{}", tool.name());
         self.tools.push(tool);
         self
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn LocalTool>> {
+        if !name.starts_with(LOCAL_PREFIX) {
+            return None;
+        }
         self.tools.iter().find(|t| t.name() == name)
     }
 
