@@ -289,7 +289,7 @@ fn print_check(config: &Config, out: &mut impl std::io::Write) -> std::io::Resul
     )?;
     writeln!(out, "servers ({}):", config.servers.len())?;
     for s in &config.servers {
-        let mut line = format!("  {}: {} {}", s.name, s.command, s.args.join(" "));
+        let mut line = format!("  {}: {}", s.name, s.target());
         if s.call_timeout != config.gateway.call_timeout {
             line.push_str(&format!(" [call_timeout {}]", d(s.call_timeout)));
         }

@@ -22,6 +22,19 @@ pub fn to_yaml(config: &Config) -> String {
     out.push_str("servers:\n");
     for s in &config.servers {
         let _ = writeln!(out, "  {}:", s.name);
+        if let Some(remote) = &s.remote {
+            let _ = writeln!(out, "    url: {}", q(&remote.url));
+            if remote.transport == crate::model::RemoteTransport::Sse {
+                out.push_str("    transport: \"sse\"\n");
+            }
+            if !remote.headers.is_empty() {
+                out.push_str("    headers:\n");
+                for (k, v) in &remote.headers {
+                    let _ = writeln!(out, "      {}: {}", q(k), q(v.expose()));
+                }
+            }
+            continue;
+        }
         let _ = writeln!(out, "    command: {}", q(&s.command));
         if !s.args.is_empty() {
             let args: Vec<String> = s.args.iter().map(|a| q(a)).collect();

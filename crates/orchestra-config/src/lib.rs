@@ -12,10 +12,12 @@ pub mod duration;
 mod error;
 mod expand;
 pub mod glob;
+mod http;
 pub mod import;
 mod load;
 pub mod model;
 mod raw;
+mod remote;
 pub mod size;
 pub mod suggest;
 mod validate;
@@ -23,6 +25,7 @@ mod validate;
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use load::{default_config_path, load, load_from_str, Format, ENV_PREFIX};
 pub use model::{
-    Alternative, Config, Domain, Gateway, InheritEnv, Orchestrator, ProbePolicy, RestartPolicy,
-    Server, ServerName, Specialist, ToolFilter, RESERVED_SERVER_NAMES,
+    Alternative, BearerToken, Config, Domain, Gateway, Http, HttpAuth, InheritEnv, JwksSource, Jwt,
+    Orchestrator, ProbePolicy, Remote, RemoteTransport, RestartPolicy, Secret, Server, ServerName,
+    Specialist, TokenSource, ToolFilter, RESERVED_SERVER_NAMES,
 };

@@ -1,6 +1,7 @@
 //! The validated configuration: what the runtime consumes. Constructed only by validation.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +75,8 @@ pub struct Config {
     pub domains: Vec<Domain>,
     pub alternatives: Vec<Alternative>,
     pub orchestrator: Orchestrator,
+    /// `http:` — the Streamable HTTP front (off unless `listen` is set).
+    pub http: Http,
 }
 
 /// `orchestrator:` — the Task Orchestrator.
@@ -184,6 +187,159 @@ pub struct Server {
     pub probe: ProbePolicy,
     /// Largest JSON-RPC message (one line) accepted from the child, in bytes.
     pub max_message_size: usize,
+    /// Set for a server reached by URL instead of started: then `command` is empty and `args`,
+    /// `env`, `cwd` are empty/unset (validation refuses them on a url server), and nothing may
+    /// spawn it. Kept beside the process fields rather than in a transport enum so that the
+    /// process code reads a `Server` as before.
+    pub remote: Option<Remote>,
+}
+
+impl Server {
+    /// The command line, or the URL of a remote server: what to show a person.
+    pub fn target(&self) -> String {
+        match &self.remote {
+            Some(r) => r.url.clone(),
+            None if self.args.is_empty() => self.command.clone(),
+            None => format!("{} {}", self.command, self.args.join(" ")),
+        }
+    }
+}
+
+/// A value that must not show up in logs or `Debug` output (tokens, header secrets).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A server reached over HTTP (`url:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// `http(s)://host[:port]/path` as written (after `${VAR}` expansion).
+    pub url: String,
+    /// Extra request headers, in name order. Values may hold secrets (`${file:...}`), hence
+    /// [`Secret`].
+    pub headers: Vec<(String, Secret)>,
+    /// Sent as `Authorization: Bearer …`, read from `bearer_token_env` at load.
+    pub bearer_token: Option<Secret>,
+    pub transport: RemoteTransport,
+}
+
+/// How a remote server is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RemoteTransport {
+    /// Streamable HTTP (the current spec), falling back to the legacy transport as the spec's
+    /// backwards-compatibility section describes.
+    #[default]
+    StreamableHttp,
+    /// The legacy HTTP+SSE transport only (`transport: sse`, or Claude's `"type": "sse"`).
+    Sse,
+}
+
+/// `http:` — the Streamable HTTP front.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Http {
+    /// Where to listen; `None`: no HTTP front (the CLI's `--listen` may still set one).
+    pub listen: Option<SocketAddr>,
+    /// Origins accepted besides the listen address's own, normalised `scheme://host[:port]`
+    /// (lowercase, default port dropped).
+    pub allowed_origins: Vec<String>,
+    /// `Host` values accepted besides the listen address's own, lowercase `host[:port]`.
+    pub allowed_hosts: Vec<String>,
+    pub max_sessions: u32,
+    /// A session unused this long is ended.
+    pub idle_timeout: Duration,
+    /// Largest request body, in bytes (default: the gateway's `max_message_size`).
+    pub max_body: usize,
+    /// Serve a non-loopback address without authentication (explicit opt-in).
+    pub allow_remote_unauthenticated: bool,
+    pub auth: HttpAuth,
+}
+
+impl Http {
+    pub const DEFAULT_MAX_SESSIONS: u32 = 100;
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_sessions: Self::DEFAULT_MAX_SESSIONS,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            max_body: Gateway::DEFAULT_MAX_MESSAGE_SIZE,
+            allow_remote_unauthenticated: false,
+            auth: HttpAuth::default(),
+        }
+    }
+}
+
+/// `http.auth:` — how HTTP clients prove who they are. Empty: no authentication.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HttpAuth {
+    pub bearer_tokens: Vec<BearerToken>,
+    pub jwt: Option<Jwt>,
+}
+
+impl HttpAuth {
+    pub fn is_empty(&self) -> bool {
+        self.bearer_tokens.is_empty() && self.jwt.is_none()
+    }
+}
+
+/// One accepted bearer token: where it came from (for messages) and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerToken {
+    pub source: TokenSource,
+    pub token: Secret,
+}
+
+/// Where a secret is kept: never in the config file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An environment variable's name.
+    Env(String),
+    /// A file (resolved: relative to the config file, `~/` expanded).
+    File(PathBuf),
+}
+
+/// `http.auth.jwt:` — JWTs checked against a JWKS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Jwt {
+    pub jwks: JwksSource,
+    pub issuer: String,
+    /// Accepted `aud` values (one or more).
+    pub audience: Vec<String>,
+    /// Clock skew tolerated on `exp` / `nbf`.
+    pub leeway: Duration,
+}
+
+impl Jwt {
+    pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+}
+
+/// Where the JWKS comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    Url(String),
+    /// A file (resolved), read at load to check it is a JWKS.
+    File(PathBuf),
 }
 
 /// Which of the gateway's own environment variables reach a child. Children never get the

@@ -40,10 +40,10 @@ impl RawGateway {
 pub(crate) struct RawServer {
     #[serde(default)]
     pub command: Option<String>,
-    #[serde(default)]
-    pub args: Vec<String>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    /// `args`, `env`, `cwd`, `inherit_env` stay optional (not defaulted) so that writing one of
+    /// them on a `url` server can be reported: they describe a process the gateway starts.
+    pub args: Option<Vec<String>>,
+    pub env: Option<BTreeMap<String, String>>,
     pub cwd: Option<String>,
     pub call_timeout: Option<RawDuration>,
     pub startup_timeout: Option<RawDuration>,
@@ -52,13 +52,19 @@ pub(crate) struct RawServer {
     /// key reported (serde alone would stop the whole server at the first one).
     pub restart: Option<figment::value::Value>,
     pub probe: Option<figment::value::Value>,
-    /// Claude-config compatibility: `"type": "stdio"` is the only kind served today.
+    /// Claude-config compatibility: `"type": "stdio" | "http" | "sse"`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// Claude Code writes `url` for remote servers; reported as not supported yet.
+    /// A remote server's address (instead of `command`).
     pub url: Option<String>,
     pub max_message_size: Option<RawSize>,
     pub inherit_env: Option<RawInheritEnv>,
+    /// A remote server's extra request headers (values expand like `env` values).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// The variable holding a remote server's bearer token (never the token itself).
+    pub bearer_token_env: Option<String>,
+    /// `streamable_http` (default) or `sse` (the legacy HTTP+SSE transport).
+    pub transport: Option<String>,
 }
 
 impl RawServer {
@@ -76,7 +82,79 @@ impl RawServer {
         "url",
         "max_message_size",
         "inherit_env",
+        "headers",
+        "bearer_token_env",
+        "transport",
     ];
+}
+
+/// `http:`: the Streamable HTTP front. `auth` is kept raw so that each part is checked at its
+/// own path (and an inline token is never echoed back in a serde message).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttp {
+    pub listen: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub max_sessions: Option<u32>,
+    pub idle_timeout: Option<RawDuration>,
+    pub max_body: Option<RawSize>,
+    pub allow_remote_unauthenticated: Option<bool>,
+    pub auth: Option<figment::value::Value>,
+}
+
+impl RawHttp {
+    pub const FIELDS: &'static [&'static str] = &[
+        "listen",
+        "allowed_origins",
+        "allowed_hosts",
+        "max_sessions",
+        "idle_timeout",
+        "max_body",
+        "allow_remote_unauthenticated",
+        "auth",
+    ];
+}
+
+/// `http.auth:`. Both parts kept raw: `bearer_tokens` entries are checked one by one (an inline
+/// string is refused without being quoted), `jwt` key by key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttpAuth {
+    pub bearer_tokens: Option<figment::value::Value>,
+    pub jwt: Option<figment::value::Value>,
+}
+
+impl RawHttpAuth {
+    pub const FIELDS: &'static [&'static str] = &["bearer_tokens", "jwt"];
+}
+
+/// One `http.auth.bearer_tokens` entry: where a token is kept, `{env: NAME}` or `{file: PATH}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTokenSource {
+    pub env: Option<String>,
+    pub file: Option<String>,
+}
+
+impl RawTokenSource {
+    pub const FIELDS: &'static [&'static str] = &["env", "file"];
+}
+
+/// `http.auth.jwt:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJwt {
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<String>,
+    pub issuer: String,
+    pub audience: RawOneOrMany,
+    pub leeway: Option<RawDuration>,
+}
+
+impl RawJwt {
+    pub const FIELDS: &'static [&'static str] =
+        &["jwks_url", "jwks_file", "issuer", "audience", "leeway"];
 }
 
 /// `restart:`: how a dead child is brought back (every key optional; unset keys inherit).
@@ -164,6 +242,7 @@ pub(crate) const TOP_LEVEL: &[&str] = &[
     "domain_boundaries",
     "server_alternatives",
     "orchestrator",
+    "http",
 ];
 
 /// `orchestrator:` — the Task Orchestrator's settings. `specialists` is kept raw so that each

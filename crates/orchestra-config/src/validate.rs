@@ -12,8 +12,8 @@ use crate::error::{join, ConfigErrors, Errors};
 use crate::expand::{expand, Sources};
 use crate::glob::Glob;
 use crate::model::{
-    Alternative, Config, Domain, Gateway, InheritEnv, Orchestrator, ProbePolicy, RestartPolicy,
-    Server, ServerName, Specialist, ToolFilter,
+    Alternative, Config, Domain, Gateway, Http, InheritEnv, Orchestrator, ProbePolicy,
+    RestartPolicy, Server, ServerName, Specialist, ToolFilter,
 };
 use crate::raw::{
     RawAlternative, RawDomainDetail, RawGateway, RawOrchestrator, RawServer, RawSpecialist,
@@ -55,6 +55,7 @@ pub(crate) fn validate(doc: &Value, cx: &Context<'_>) -> Result<Config, ConfigEr
     );
 
     let orchestrator = validate_orchestrator(top.get("orchestrator"), cx, &mut errors);
+    let http = crate::http::validate_http(top.get("http"), &gateway, cx, &mut errors);
 
     let config = Config {
         source: cx.source.to_path_buf(),
@@ -63,6 +64,7 @@ pub(crate) fn validate(doc: &Value, cx: &Context<'_>) -> Result<Config, ConfigEr
         domains,
         alternatives,
         orchestrator,
+        http,
     };
     errors.into_result(config)
 }
@@ -75,6 +77,7 @@ fn unreachable_config(cx: &Context<'_>) -> Config {
         domains: Vec::new(),
         alternatives: Vec::new(),
         orchestrator: Orchestrator::default(),
+        http: Http::default(),
     }
 }
 
@@ -258,19 +261,26 @@ fn validate_server(
     errors: &mut Errors,
 ) -> Option<Server> {
     let before = errors.len();
-    if let Some(kind) = raw.kind.as_deref().filter(|k| *k != "stdio") {
-        errors.push(
-            join(path, "type"),
-            format!("\"{kind}\" servers are not supported yet; only \"stdio\" children are"),
-        );
-    }
-    if raw.url.is_some() {
-        errors.push(
-            join(path, "url"),
-            "remote servers are not supported yet; give a `command`",
-        );
-    }
+    // A url server is not started: what describes a process has no meaning for it.
+    let remote = match raw.url.as_deref() {
+        Some(url) => {
+            crate::remote::refuse_process_keys(&raw, path, errors);
+            crate::remote::validate_remote(url, &raw, path, cx, errors)
+        }
+        None => {
+            crate::remote::refuse_remote_keys(&raw, path, errors);
+            None
+        }
+    };
     let command = match raw.command.as_deref() {
+        Some(_) if raw.url.is_some() => {
+            errors.push(
+                path,
+                "has both `command` and `url`; give `command` for a server the gateway starts, \
+                 or `url` for a remote one",
+            );
+            None
+        }
         None if raw.url.is_none() => {
             errors.push(
                 join(path, "command"),
@@ -299,11 +309,12 @@ fn validate_server(
     let args: Vec<String> = raw
         .args
         .iter()
+        .flatten()
         .enumerate()
         .filter_map(|(i, a)| expanded(a, &format!("{path}.args[{i}]"), cx, errors))
         .collect();
     let mut env = Vec::new();
-    for (key, value) in &raw.env {
+    for (key, value) in raw.env.iter().flatten() {
         let key_path = format!("{path}.env.{key}");
         if key.is_empty() || key.contains('=') || key.contains('\0') {
             errors.push(&key_path, "not a valid environment variable name");
@@ -354,9 +365,13 @@ fn validate_server(
     if errors.len() > before {
         return None;
     }
+    let command = match remote {
+        Some(_) => String::new(),
+        None => command?,
+    };
     Some(Server {
         name,
-        command: command?,
+        command,
         args,
         env,
         inherit_env,
@@ -367,6 +382,7 @@ fn validate_server(
         restart,
         probe,
         max_message_size,
+        remote,
     })
 }
 
@@ -374,7 +390,7 @@ fn validate_server(
 /// answer may not fit; above 1 GiB one message could exhaust memory.
 const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 4 * 1024..=1 << 30;
 
-fn message_size(raw: &RawSize, path: &str, errors: &mut Errors) -> Option<usize> {
+pub(crate) fn message_size(raw: &RawSize, path: &str, errors: &mut Errors) -> Option<usize> {
     match size::parse(&raw.0) {
         Ok(n) if MESSAGE_SIZE_RANGE.contains(&n) => Some(n),
         Ok(n) => {
@@ -731,7 +747,7 @@ fn known_server(
 
 /// Deserializes one section entry after reporting *all* its unknown keys (serde alone stops at
 /// the first one).
-fn entry<T: DeserializeOwned>(
+pub(crate) fn entry<T: DeserializeOwned>(
     value: &Value,
     path: &str,
     fields: &[&str],
@@ -832,7 +848,7 @@ fn check_keys(dict: &Dict, fields: &[&str], path: &str, errors: &mut Errors) {
     }
 }
 
-fn as_dict<'v>(value: &'v Value, path: &str, errors: &mut Errors) -> Option<&'v Dict> {
+pub(crate) fn as_dict<'v>(value: &'v Value, path: &str, errors: &mut Errors) -> Option<&'v Dict> {
     match value {
         Value::Dict(_, d) => Some(d),
         Value::Empty(..) => {
@@ -854,7 +870,11 @@ fn as_dict<'v>(value: &'v Value, path: &str, errors: &mut Errors) -> Option<&'v 
     }
 }
 
-fn positive_duration(text: &RawDuration, path: &str, errors: &mut Errors) -> Option<Duration> {
+pub(crate) fn positive_duration(
+    text: &RawDuration,
+    path: &str,
+    errors: &mut Errors,
+) -> Option<Duration> {
     match duration::parse(&text.0) {
         Ok(d) if d.is_zero() => {
             errors.push(path, "must be greater than zero");
@@ -868,7 +888,12 @@ fn positive_duration(text: &RawDuration, path: &str, errors: &mut Errors) -> Opt
     }
 }
 
-fn expanded(text: &str, path: &str, cx: &Context<'_>, errors: &mut Errors) -> Option<String> {
+pub(crate) fn expanded(
+    text: &str,
+    path: &str,
+    cx: &Context<'_>,
+    errors: &mut Errors,
+) -> Option<String> {
     let file = |p: &str| {
         let full = resolve(cx.source, p);
         std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
@@ -886,7 +911,7 @@ fn expanded(text: &str, path: &str, cx: &Context<'_>, errors: &mut Errors) -> Op
     }
 }
 
-fn resolve(source: &Path, dir: &str) -> PathBuf {
+pub(crate) fn resolve(source: &Path, dir: &str) -> PathBuf {
     let p = Path::new(dir);
     if p.is_absolute() {
         return p.to_path_buf();

@@ -164,13 +164,12 @@ fn a_claude_desktop_file_works_unchanged() {
 }
 
 #[test]
-fn remote_claude_entries_are_rejected_clearly() {
+fn remote_claude_entries_are_imported_as_url_servers() {
+    // Rejected before issue 10; the details are covered in tests/http_config.rs.
     let json = r#"{"mcpServers": {"web": {"type": "http", "url": "https://example.com/mcp"}}}"#;
-    let err = load_from_str(json, Format::Json, Path::new("c.json"), &env).unwrap_err();
-    assert_eq!(
-        err.errors().unwrap().to_string(),
-        "2 configuration errors:\n  - servers.web.type: \"http\" servers are not supported yet; only \"stdio\" children are\n  - servers.web.url: remote servers are not supported yet; give a `command`\n"
-    );
+    let config = load_from_str(json, Format::Json, Path::new("c.json"), &env).expect("valid");
+    let web = config.server("web").unwrap();
+    assert_eq!(web.remote.as_ref().unwrap().url, "https://example.com/mcp");
 }
 
 #[test]

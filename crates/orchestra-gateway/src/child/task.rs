@@ -206,9 +206,18 @@ pub(crate) async fn run(shared: Arc<ChildShared>, cx: TaskContext) {
         .send_modify(|s| s.enter(State::Stopped, Some("gateway shut down".into())));
 }
 
+/// The `misconfigured` reason of a `url:` server until remote children are implemented.
+pub(crate) const REMOTE_NOT_SUPPORTED: &str =
+    "remote (url) servers are not supported by this build yet";
+
 /// One life of the child process: spawn, handshake, serve until death or shutdown.
 async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     let name = shared.name.clone();
+    // ISSUE 10 (remote children): the config accepts `url:` servers, but this build cannot
+    // connect to them yet. Say so in health instead of pretending (or spawning "").
+    if shared.spec.remote.is_some() {
+        return Outcome::Misconfigured(REMOTE_NOT_SUPPORTED.to_owned());
+    }
     let mut spawned = match process::spawn(&shared.spec, cx.watchdog.as_deref()) {
         Ok(s) => s,
         Err(e @ (SpawnError::NotFound(_) | SpawnError::NotExecutable(_))) => {
