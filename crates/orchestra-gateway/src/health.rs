@@ -97,7 +97,7 @@ fn server_report(child: &ChildHandle) -> Value {
         "reason": status.reason,
         "pid": child.connection().and(status.pid),
         "uptime_seconds": status.started.filter(|_| up).map(|s| secs(s.elapsed())),
-        "command": child.spec().command,
+        "command": child.spec().target(),
         // Exposed tools: a down server's last known tools are kept for routing, not listed.
         "tools": if up { child.tools().len() } else { 0 },
         "tools_hidden_by_filter": child.hidden_tools(),
