@@ -10,6 +10,7 @@ use orchestra_config::{Config, Format, LoadError};
 use orchestra_gateway::catalog_cache::CatalogCache;
 use orchestra_gateway::child::State;
 use orchestra_gateway::containment::{reaper, shim};
+use orchestra_gateway::front::http::{HttpFront, HttpOptions};
 use orchestra_gateway::front::{stdio, FrontSink};
 use orchestra_gateway::hub::local::LocalResources;
 use orchestra_gateway::{health, watchdog, Gateway, StartOptions};
@@ -31,8 +32,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve MCP over stdio (what a client such as Claude Desktop launches).
-    Serve(ConfigArg),
+    /// Serve MCP over stdio (what a client such as Claude Desktop launches), and over
+    /// Streamable HTTP with --listen (or the config's http.listen).
+    Serve(ServeArgs),
     /// Validate a configuration and print a summary.
     Check(ConfigArg),
     /// Start the children, print the merged tool catalog, and exit.
@@ -52,6 +54,24 @@ enum Command {
     },
     #[command(name = "__watchdog", hide = true)]
     Watchdog,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Also serve Streamable HTTP at http://ADDR/mcp (overrides http.listen). Loopback
+    /// addresses only, unless --allow-remote-unauthenticated.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Serve HTTP only: ignore stdin and run until SIGTERM/SIGINT. Without it, the process
+    /// also serves its stdin/stdout and stops when its stdio client closes stdin.
+    #[arg(long, requires = "listen")]
+    no_stdio: bool,
+    /// Serve a non-loopback --listen address without authentication (anyone who reaches it
+    /// can use every configured server).
+    #[arg(long)]
+    allow_remote_unauthenticated: bool,
 }
 
 #[derive(clap::Args)]
@@ -83,7 +103,9 @@ pub fn main() -> ExitCode {
     }
     init_tracing();
     let result = match cli.command {
-        Command::Serve(c) => with_config(&c.path(), |config| run(serve(config))),
+        Command::Serve(args) => {
+            with_config(&args.config.path(), |config| run(serve(config, &args)))
+        }
         Command::Check(c) => with_config(&c.path(), |config| {
             printed(print_check(&config, &mut std::io::stdout().lock()))
         }),
@@ -176,10 +198,43 @@ fn start(config: Config, front: FrontSink) -> anyhow::Result<Gateway> {
     .context("starting the watchdog")
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
-    tracing::info!(config = %config.source.display(), servers = config.servers.len(), "mcp-orchestra serving on stdio");
-    let front = FrontSink::stdout().context("setting up stdout")?;
+async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    // The HTTP front's options, checked before anything starts: an unsafe listen address is
+    // refused with a clear message instead of served.
+    let http = match args.listen.or(config.http.listen) {
+        Some(listen) => {
+            let mut opts = HttpOptions::from_config(&config.http, listen);
+            opts.allow_remote_unauthenticated |= args.allow_remote_unauthenticated;
+            if let Err(e) = opts.check(&config.http.auth) {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            Some(opts)
+        }
+        None => None,
+    };
+    let stdio_on = !args.no_stdio;
+    tracing::info!(config = %config.source.display(), servers = config.servers.len(), stdio = stdio_on, http = ?http.as_ref().map(|h| h.listen), "mcp-orchestra serving");
+    let front = if stdio_on {
+        FrontSink::stdout().context("setting up stdout")?
+    } else {
+        FrontSink::discard()
+    };
     let gw = start(config, front)?;
+    let http = match http {
+        Some(opts) => {
+            let bound = match HttpFront::bind(&gw, opts.clone()).await {
+                Ok(bound) => bound,
+                Err(e) => {
+                    gw.shutdown().await;
+                    return Err(e).with_context(|| format!("listening on {}", opts.listen));
+                }
+            };
+            tracing::info!(url = %format!("http://{}/mcp", bound.local_addr()), "serving Streamable HTTP");
+            Some(tokio::spawn(bound.run()))
+        }
+        None => None,
+    };
     let token = gw.shutdown_token();
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -190,10 +245,26 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         }
         token.cancel();
     });
-    let ended = stdio::serve(&gw).await;
-    tracing::info!(?ended, "front closed; stopping children");
+    if stdio_on {
+        let ended = stdio::serve(&gw).await;
+        tracing::info!(?ended, "front closed; stopping children");
+    } else {
+        gw.shutdown_token().cancelled().await;
+    }
+    // Stops the HTTP front too (it watches the same token).
+    gw.shutdown_token().cancel();
     gw.shutdown().await;
-    stdio::finish(&gw).await;
+    if let Some(http) = http {
+        if tokio::time::timeout(std::time::Duration::from_secs(2), http)
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP requests still open at exit");
+        }
+    }
+    if stdio_on {
+        stdio::finish(&gw).await;
+    }
     tracing::info!("mcp-orchestra stopped");
     Ok(ExitCode::SUCCESS)
 }

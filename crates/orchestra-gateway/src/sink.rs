@@ -1,6 +1,7 @@
 //! Where lines for a client go: [`FrontSink`], one ordered outbox per client (stdout for the
-//! stdio client; nowhere for the one-shot commands). A leaf, so that every layer — child
-//! readers answering calls, the session registry, the front — can hold a client's sink.
+//! stdio client; a bounded in-memory stream for an HTTP response or SSE stream; nowhere for
+//! the one-shot commands). A leaf, so that every layer — child readers answering calls, the
+//! session registry, the front — can hold a client's sink.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -9,6 +10,10 @@ use tokio::net::unix::pipe;
 
 use crate::outbox::{Outbox, Overflow};
 
+mod stream;
+use stream::StreamQueue;
+pub use stream::{StreamReader, STREAM_LIMIT};
+
 /// Bytes queued toward the client before producers wait (backpressure on children's readers).
 const FRONT_LIMIT: usize = 16 * 1024 * 1024;
 
@@ -16,14 +21,14 @@ const FRONT_LIMIT: usize = 16 * 1024 * 1024;
 /// this one ordered outbox, so frames never interleave. A sink without a client (the `tools`
 /// and `health` commands) drops what it is given.
 #[derive(Clone)]
-pub struct FrontSink(Option<Arc<Outbox>>);
+pub struct FrontSink(Option<Arc<Outbox>>, Option<Arc<StreamQueue>>);
 
 impl std::fmt::Debug for FrontSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "FrontSink(client)"
-        } else {
-            "FrontSink(discard)"
+        f.write_str(match (&self.0, &self.1) {
+            (Some(_), _) => "FrontSink(client)",
+            (None, Some(_)) => "FrontSink(stream)",
+            (None, None) => "FrontSink(discard)",
         })
     }
 }
@@ -52,12 +57,42 @@ impl FrontSink {
     /// backpressure as stdout: how a session other than the process's own stdio gets its own
     /// output (the in-process multi-session tests open several on one gateway this way).
     pub fn pipe(pipe: pipe::Sender) -> Self {
-        Self(Some(Outbox::new(pipe, FRONT_LIMIT, Overflow::Accept)))
+        Self(Some(Outbox::new(pipe, FRONT_LIMIT, Overflow::Accept)), None)
+    }
+
+    /// A bounded in-memory stream (an HTTP response or SSE stream) and its reading end. It
+    /// never makes a producer wait: a stream whose reader falls `limit` bytes behind, or is
+    /// gone, is closed and what is pushed to it afterwards dropped — a slow or vanished HTTP
+    /// client must not hold up a child's reader, which serves every other session too.
+    pub fn stream(limit: usize) -> (Self, StreamReader) {
+        let queue = StreamQueue::new(limit, false);
+        (Self(None, Some(queue.clone())), StreamReader::new(queue))
+    }
+
+    /// Like [`FrontSink::stream`], but over the limit a new line is dropped and the stream
+    /// stays open: a session's own stream (notifications), which its client may open later.
+    pub fn stream_lossy(limit: usize) -> (Self, StreamReader) {
+        let queue = StreamQueue::new(limit, true);
+        (Self(None, Some(queue.clone())), StreamReader::new(queue))
+    }
+
+    /// Ends a stream at once (its reader gets what is queued, then the end). Pipes are
+    /// closed by [`FrontSink::close_after_drain`].
+    pub fn close_now(&self) {
+        if let Some(q) = &self.1 {
+            q.close();
+        }
     }
 
     /// A sink for runs without a client.
     pub fn discard() -> Self {
-        Self(None)
+        Self(None, None)
+    }
+
+    /// Whether what is sent here still reaches someone (a stream not closed; pipes and the
+    /// discarding sink always count as open).
+    pub fn is_open(&self) -> bool {
+        self.1.as_ref().is_none_or(|q| !q.is_closed())
     }
 
     /// Queues one complete line (with its `\n`) and writes it; waits while the client is far
@@ -65,6 +100,8 @@ impl FrontSink {
     pub async fn send(&self, line: Vec<u8>) {
         if let Some(out) = &self.0 {
             let _ = out.send(&line).await;
+        } else if let Some(q) = &self.1 {
+            q.push(line);
         }
     }
 
@@ -73,6 +110,8 @@ impl FrontSink {
     pub fn push(&self, line: &[u8]) {
         if let Some(out) = &self.0 {
             let _ = out.push(line);
+        } else if let Some(q) = &self.1 {
+            q.push(line.to_vec());
         }
     }
 
@@ -80,6 +119,10 @@ impl FrontSink {
     pub fn push_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
         if let Some(out) = &self.0 {
             let _ = out.push_with(None, 0, write);
+        } else if let Some(q) = &self.1 {
+            let mut line = Vec::new();
+            write(&mut line);
+            q.push(line);
         }
     }
 
@@ -87,6 +130,8 @@ impl FrontSink {
     pub fn flush(&self) {
         if let Some(out) = &self.0 {
             out.flush();
+        } else if let Some(q) = &self.1 {
+            q.wake();
         }
     }
 
@@ -107,9 +152,10 @@ impl FrontSink {
 
     /// Whether two sinks are the same client.
     pub fn same(&self, other: &FrontSink) -> bool {
-        match (&self.0, &other.0) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
+        match (&self.0, &other.0, &self.1, &other.1) {
+            (Some(a), Some(b), _, _) => Arc::ptr_eq(a, b),
+            (None, None, Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None, None, None) => true,
             _ => false,
         }
     }
@@ -118,6 +164,8 @@ impl FrontSink {
     pub async fn close_after_drain(&self) {
         if let Some(out) = &self.0 {
             out.close_after_drain().await;
+        } else if let Some(q) = &self.1 {
+            q.close();
         }
     }
 }

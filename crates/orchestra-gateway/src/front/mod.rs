@@ -2,6 +2,7 @@
 //! and the method dispatch ([`session`]).
 
 mod completion;
+pub mod http;
 mod instructions;
 mod lists;
 mod prompts;

@@ -28,7 +28,6 @@ const FIRST_LIST_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 /// State of one client session.
 pub struct Session {
     gw: Gateway,
-    out: FrontSink,
     /// Its entry in the gateway's session registry (removed when the session is dropped).
     state: Arc<SessionState>,
     /// This session as the caller of what it routes (its id scopes its request ids).
@@ -44,12 +43,11 @@ impl Session {
         let state = gw.sessions().open(transport, out.clone());
         let caller = Caller {
             session: state.id,
-            reply: out.clone(),
+            reply: out,
             journal: state.journal.clone(),
         };
         Self {
             gw,
-            out,
             state,
             caller,
             dirty: std::sync::Mutex::default(),
@@ -64,8 +62,31 @@ impl Session {
         }
     }
 
-    /// Handles one line from the client.
+    /// Handles one line from the client (answers to the session's own output).
     pub async fn handle(&self, line: &[u8]) {
+        self.handle_with(line, &self.caller).await
+    }
+
+    /// This session as a caller whose answers, progress and errors go to `reply` instead of
+    /// its own output: an HTTP POST's response stream. Notifications not tied to a request
+    /// (list_changed, log messages, requests on a child's behalf) still go to the session's
+    /// own output.
+    pub fn caller_with(&self, reply: FrontSink) -> Caller {
+        Caller {
+            session: self.state.id,
+            reply,
+            journal: self.state.journal.clone(),
+        }
+    }
+
+    /// The session's entry in the gateway's registry.
+    pub fn state(&self) -> &Arc<SessionState> {
+        &self.state
+    }
+
+    /// Handles one line from the client, answering to `caller.reply` (see
+    /// [`Session::caller_with`]).
+    pub async fn handle_with(&self, line: &[u8], caller: &Caller) {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
@@ -77,7 +98,7 @@ impl Session {
                 } else {
                     GatewayError::Parse(e.to_string())
                 };
-                return self.reply_err("null", &err).await;
+                return self.reply_err(caller, "null", &err).await;
             }
         };
         let kind = env.kind();
@@ -89,14 +110,14 @@ impl Session {
                 return;
             }
             let err = GatewayError::InvalidRequest(defect.to_string());
-            return self.reply_err(env.reply_id(), &err).await;
+            return self.reply_err(caller, env.reply_id(), &err).await;
         }
         match kind {
             Kind::Request => {
                 let id = env.reply_id();
                 let method = env.method.as_deref().unwrap_or_default();
-                if let Err(err) = self.request(id, method, env.params).await {
-                    self.reply_err(id, &err).await;
+                if let Err(err) = self.request(caller, id, method, env.params).await {
+                    self.reply_err(caller, id, &err).await;
                 }
             }
             Kind::Notification => {
@@ -107,6 +128,7 @@ impl Session {
             Kind::Invalid => {
                 let id = env.reply_id();
                 self.reply_err(
+                    caller,
                     id,
                     &GatewayError::InvalidRequest("not a request, notification or response".into()),
                 )
@@ -117,6 +139,7 @@ impl Session {
 
     async fn request(
         &self,
+        caller: &Caller,
         id: &str,
         method: &str,
         params: Option<jsonrpc::Raw<'_>>,
@@ -125,45 +148,45 @@ impl Session {
             "tools/call" => {
                 let params = params
                     .ok_or_else(|| GatewayError::InvalidParams("tools/call needs params".into()))?;
-                self.call_tool(id, params).await
+                self.call_tool(caller, id, params).await
             }
-            "tools/list" => self.list(id, ListKind::Tools, params).await,
-            "prompts/list" => self.list(id, ListKind::Prompts, params).await,
-            "resources/list" => self.list(id, ListKind::Resources, params).await,
-            "resources/templates/list" => self.list(id, ListKind::ResourceTemplates, params).await,
-            "prompts/get" => super::prompts::get(&self.gw, &self.caller, id, params),
-            "completion/complete" => {
-                super::completion::complete(&self.gw, &self.caller, id, params)
+            "tools/list" => self.list(caller, id, ListKind::Tools, params).await,
+            "prompts/list" => self.list(caller, id, ListKind::Prompts, params).await,
+            "resources/list" => self.list(caller, id, ListKind::Resources, params).await,
+            "resources/templates/list" => {
+                self.list(caller, id, ListKind::ResourceTemplates, params)
+                    .await
             }
-            "resources/read" => super::resources::read(&self.gw, &self.caller, id, params),
+            "prompts/get" => super::prompts::get(&self.gw, caller, id, params),
+            "completion/complete" => super::completion::complete(&self.gw, caller, id, params),
+            "resources/read" => super::resources::read(&self.gw, caller, id, params),
             "resources/subscribe" => {
-                let done =
-                    super::resources::subscribe(&self.gw, &self.state, &self.caller, id, params)?;
+                let done = super::resources::subscribe(&self.gw, &self.state, caller, id, params)?;
                 if let Some(result) = done {
-                    self.reply(id, result).await;
+                    self.reply(caller, id, result).await;
                 }
                 Ok(())
             }
             "resources/unsubscribe" => {
                 let done =
-                    super::resources::unsubscribe(&self.gw, &self.state, &self.caller, id, params)?;
+                    super::resources::unsubscribe(&self.gw, &self.state, caller, id, params)?;
                 if let Some(result) = done {
-                    self.reply(id, result).await;
+                    self.reply(caller, id, result).await;
                 }
                 Ok(())
             }
             "initialize" => {
                 let result = self.initialize(params);
-                self.reply(id, &result.to_string()).await;
+                self.reply(caller, id, &result.to_string()).await;
                 Ok(())
             }
             "logging/setLevel" => {
                 self.set_log_level(params)?;
-                self.reply(id, "{}").await;
+                self.reply(caller, id, "{}").await;
                 Ok(())
             }
             "ping" => {
-                self.reply(id, "{}").await;
+                self.reply(caller, id, "{}").await;
                 Ok(())
             }
             // The 2026-07-28 era's opening probe. Clients fall back to `initialize` on an
@@ -230,12 +253,17 @@ impl Session {
     }
 
     /// The hot path: route by exposed name, re-address, queue for the child.
-    async fn call_tool(&self, id: &str, params: jsonrpc::Raw<'_>) -> Result<(), GatewayError> {
+    async fn call_tool(
+        &self,
+        caller: &Caller,
+        id: &str,
+        params: jsonrpc::Raw<'_>,
+    ) -> Result<(), GatewayError> {
         let call = CallParams::from_raw(params).map_err(GatewayError::InvalidParams)?;
         if let Some(tool) = self.gw.local_tools().get(&call.name) {
             // The gateway's own tools run off the reader: one that takes a while (the
             // orchestrator's store) never holds up the session's other messages.
-            let (tool, gw, caller) = (tool.clone(), self.gw.clone(), self.caller.clone());
+            let (tool, gw, caller) = (tool.clone(), self.gw.clone(), caller.clone());
             let (id, arguments) = (id.to_owned(), call.arguments().map(str::to_owned));
             self.gw.spawn(async move {
                 let result = tool.call(&gw, &caller, arguments.as_deref()).await;
@@ -246,8 +274,7 @@ impl Session {
             });
             return Ok(());
         }
-        if let route::Routed::Queued(conn) =
-            route::call(&self.gw, &self.caller, id, params, &call).await
+        if let route::Routed::Queued(conn) = route::call(&self.gw, caller, id, params, &call).await
         {
             let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
             if !dirty.iter().any(|c| Arc::ptr_eq(c, &conn)) {
@@ -259,6 +286,7 @@ impl Session {
 
     async fn list(
         &self,
+        caller: &Caller,
         id: &str,
         kind: ListKind,
         params: Option<jsonrpc::Raw<'_>>,
@@ -266,7 +294,7 @@ impl Session {
         super::lists::serve(
             &self.gw,
             &self.state,
-            &self.out,
+            &caller.reply,
             id,
             kind,
             params,
@@ -337,12 +365,15 @@ impl Session {
         Ok(())
     }
 
-    async fn reply(&self, id: &str, result: &str) {
-        self.out.send(jsonrpc::response_line(id, result)).await;
+    async fn reply(&self, caller: &Caller, id: &str, result: &str) {
+        caller.reply.send(jsonrpc::response_line(id, result)).await;
     }
 
-    async fn reply_err(&self, id: &str, err: &GatewayError) {
-        self.out.send(jsonrpc::error_line(id, &err.to_wire())).await;
+    async fn reply_err(&self, caller: &Caller, id: &str, err: &GatewayError) {
+        caller
+            .reply
+            .send(jsonrpc::error_line(id, &err.to_wire()))
+            .await;
     }
 }
 
@@ -355,5 +386,15 @@ impl Drop for Session {
         self.gw.upstream().session_closed(self.state.id);
         // It may have been the one asking for the most verbose level.
         self.gw.relax_log_level();
+    }
+}
+
+#[cfg(test)]
+mod send_check {
+    /// The HTTP front runs sessions on a multi-threaded server: their futures must be `Send`.
+    #[allow(dead_code)]
+    fn handle_with_is_send(s: &super::Session, c: &super::Caller) {
+        fn send<T: Send>(_: T) {}
+        send(s.handle_with(b"", c));
     }
 }

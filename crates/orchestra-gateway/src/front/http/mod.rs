@@ -1,0 +1,105 @@
+//! The Streamable HTTP front: MCP at `/mcp` (POST answered as JSON or SSE, GET for the
+//! session's own stream, DELETE ending it), `/healthz` and `/readyz`. Every HTTP session is a
+//! [`super::session::Session`] on the same [`Gateway`] as the stdio session: one set of
+//! children for all clients.
+//!
+//! Bounded by design: a body limit (413), a session limit (503), an idle timeout, and a
+//! bounded queue per response stream that is closed, never waited on, when its client falls
+//! behind (`sink::stream`) — one slow or vanished client costs bounded memory and never
+//! delays another session.
+
+mod guard;
+mod mcp;
+mod options;
+mod probes;
+mod table;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+
+pub use options::{HttpOptions, OptionsError};
+
+use crate::hub::Gateway;
+
+/// What the handlers share.
+struct Front {
+    gw: Gateway,
+    opts: HttpOptions,
+    guard: guard::Guard,
+    table: table::Table,
+}
+
+/// A bound HTTP front; [`HttpFront::run`] serves it until the gateway shuts down.
+pub struct HttpFront {
+    listener: tokio::net::TcpListener,
+    front: Arc<Front>,
+}
+
+impl HttpFront {
+    /// Binds `opts.listen` (after [`HttpOptions::check`], which the caller runs with the
+    /// configured authentication).
+    pub async fn bind(gw: &Gateway, opts: HttpOptions) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+        // The guard must know the real port when 0 was asked for.
+        let mut opts = opts;
+        opts.listen = listener.local_addr()?;
+        let front = Arc::new(Front {
+            gw: gw.clone(),
+            guard: guard::Guard::new(&opts),
+            table: table::Table::new(opts.max_sessions),
+            opts,
+        });
+        Ok(Self { listener, front })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.front.opts.listen
+    }
+
+    /// Serves until the gateway's shutdown token fires; then ends every session (their
+    /// streams close) and waits for the requests in flight.
+    pub async fn run(self) {
+        let front = self.front;
+        let router = Router::new()
+            .route(
+                "/mcp",
+                get(mcp::get_stream).post(mcp::post).delete(mcp::delete),
+            )
+            .route("/healthz", get(probes::healthz))
+            .route("/readyz", get(probes::readyz))
+            .with_state(front.clone());
+        let sweeper = tokio::spawn(sweep(front.clone()));
+        let token = front.gw.shutdown_token();
+        let stopping = front.clone();
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                token.cancelled().await;
+                // Open GET streams end with their sessions, so the server can finish.
+                stopping.table.clear();
+            })
+            .await;
+        sweeper.abort();
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "the HTTP front stopped");
+        }
+    }
+}
+
+/// Ends idle sessions.
+async fn sweep(front: Arc<Front>) {
+    let idle = front.opts.idle_timeout;
+    let every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ended = front.table.sweep(idle);
+        if ended > 0 {
+            tracing::info!(ended, ?idle, "ended idle HTTP sessions");
+        }
+    }
+}
