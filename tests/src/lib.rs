@@ -262,6 +262,12 @@ impl Gateway {
 
     /// Starts the gateway without any handshake.
     pub fn spawn(config_yaml: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_with_args(config_yaml, env, &[])
+    }
+
+    /// Like [`Gateway::spawn`], with extra arguments after `serve -c <config>` (e.g.
+    /// `--listen 127.0.0.1:0`).
+    pub fn spawn_with_args(config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
         let dir = TempDir::new("gw");
         let config = dir.join("orchestra.yaml");
         std::fs::write(&config, with_marker_inherited(config_yaml)).expect("writing config");
@@ -270,6 +276,7 @@ impl Gateway {
         cmd.arg("serve")
             .arg("-c")
             .arg(&config)
+            .args(args)
             .env(MARKER_VAR, &marker)
             // A fresh catalog cache per gateway: every test starts cold unless it says otherwise.
             .env("ORCHESTRA_CACHE_DIR", dir.join("cache"))

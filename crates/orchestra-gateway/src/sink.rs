@@ -102,6 +102,7 @@ impl FrontSink {
             let _ = out.send(&line).await;
         } else if let Some(q) = &self.1 {
             q.push(line);
+            q.wake();
         }
     }
 

@@ -161,6 +161,21 @@ mod tests {
         assert_eq!(r.next().await, Some(b"z".to_vec()));
     }
 
+    /// A line sent (not pushed and flushed) while the reader already waits must wake it: the
+    /// answer to a deferred `tools/list` arrives this way.
+    #[tokio::test]
+    async fn a_send_wakes_a_waiting_reader() {
+        let (sink, reader) = crate::sink::FrontSink::stream(100);
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            sink.send(b"x\n".to_vec()).await;
+            sink
+        });
+        let got = tokio::time::timeout(std::time::Duration::from_secs(2), reader.next()).await;
+        assert_eq!(got.ok().flatten(), Some(b"x\n".to_vec()));
+        drop(sender.await);
+    }
+
     #[test]
     fn a_dropped_reader_closes_the_stream() {
         let q = StreamQueue::new(10, false);

@@ -1,0 +1,490 @@
+//! The Streamable HTTP front (`serve --listen`): the official Python SDK's Streamable HTTP
+//! client end to end, and a raw HTTP/1.1 client (plain TCP writes) for the protocol and
+//! security rows: session ids, protocol version, Host/Origin (DNS rebinding), body and
+//! session limits, DELETE, idle timeout, per-request answers, and stdio + HTTP served by one
+//! process on one set of children.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use orchestra_tests::{deps, everything_entry, procs, within, Gateway, STEP};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Starts the gateway with `--listen 127.0.0.1:0` (plus `args`), and returns it with the
+/// address it bound (read from its log).
+async fn start_http(config: &str, args: &[&str]) -> (Gateway, SocketAddr) {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let gw = Gateway::spawn_with_args(config, &[], &all);
+    let addr = within(STEP, "the HTTP front's address in the log", async {
+        loop {
+            let logs = gw.logs();
+            if let Some(at) = logs.find("url=http://") {
+                let rest = &logs[at + "url=http://".len()..];
+                if let Some(end) = rest.find("/mcp") {
+                    return rest[..end].parse::<SocketAddr>().expect("address");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    (gw, addr)
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+    /// The `data:` lines of an SSE body, as JSON.
+    fn events(&self) -> Vec<Value> {
+        self.body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).expect("event JSON"))
+            .collect()
+    }
+}
+
+/// One request over a fresh connection (`Connection: close`, read to the end). `Host` is the
+/// listen address unless `headers` sets one.
+async fn http(addr: SocketAddr, method: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    within(STEP, "an HTTP exchange", async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut req = format!("{method} /mcp HTTP/1.1\r\nConnection: close\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.push_str(&format!("Host: {addr}\r\n"));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        tcp.write_all(req.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        let _ = tcp.read_to_end(&mut raw).await;
+        parse(&raw)
+    })
+    .await
+}
+
+async fn get_path(addr: SocketAddr, path: &str) -> Answer {
+    within(STEP, "an HTTP GET", async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        let _ = tcp.read_to_end(&mut raw).await;
+        parse(&raw)
+    })
+    .await
+}
+
+fn parse(raw: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap_or_default()
+        .split(' ')
+        .nth(1)
+        .unwrap_or("0");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect::<HashMap<_, _>>();
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t == "chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Answer {
+        status: status.parse().unwrap_or(0),
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+const ACCEPT_BOTH: (&str, &str) = ("Accept", "application/json, text/event-stream");
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+fn initialize_body() -> String {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw-http", "version": "0"}}})
+    .to_string()
+}
+
+/// Opens a session; returns its id.
+async fn open_session(addr: SocketAddr) -> String {
+    let a = http(addr, "POST", &[ACCEPT_BOTH, JSON], &initialize_body()).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.json()["result"]["serverInfo"]["name"], "mcp-orchestra");
+    let id = a
+        .headers
+        .get("mcp-session-id")
+        .expect("Mcp-Session-Id")
+        .clone();
+    let n = http(
+        addr,
+        "POST",
+        &[ACCEPT_BOTH, JSON, ("Mcp-Session-Id", &id)],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
+    assert_eq!(n.status, 202, "{n:?}");
+    id
+}
+
+async fn call(addr: SocketAddr, session: &str, id: u64, tool: &str, args: Value) -> Answer {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": tool, "arguments": args}});
+    http(
+        addr,
+        "POST",
+        &[ACCEPT_BOTH, JSON, ("Mcp-Session-Id", session)],
+        &body.to_string(),
+    )
+    .await
+}
+
+async fn finish(gw: Gateway) {
+    let marker = gw.marker.clone();
+    let (status, _gw) = gw.close(STEP).await;
+    assert!(status.success(), "gateway exit: {status}");
+    procs::assert_none_left(&marker, STEP).await;
+}
+
+/// The official Python SDK's Streamable HTTP client: initialize (session id issued), the
+/// merged tools list, a routed call, and a call with progress whose notifications reach the
+/// SDK's progress_callback on the POST's SSE stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_streamable_http_end_to_end() {
+    let config = format!("servers:\n{}", everything_entry());
+    let (gw, addr) = start_http(&config, &[]).await;
+    let out = within(
+        Duration::from_secs(90),
+        "the Python SDK's HTTP client",
+        tokio::process::Command::new(&deps().python)
+            .arg(orchestra_tests::workspace_root().join("tests/python/http_client.py"))
+            .arg(format!("http://{addr}/mcp"))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("running python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let obs: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(obs.get("error").is_none(), "{obs:#}");
+    assert_eq!(obs["server_name"], "mcp-orchestra");
+    assert_eq!(obs["session_id"].as_str().map(str::len), Some(32), "{obs}");
+    let tools: Vec<&str> = obs["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(tools.contains(&"everything__echo") && tools.contains(&"orchestrator_health"));
+    assert_eq!(obs["echo_text"], "Echo: over http");
+    assert_eq!(obs["progress_is_error"], false);
+    assert_eq!(
+        obs["progress_callbacks"],
+        json!([{"progress": 1.0, "total": 2.0}, {"progress": 2.0, "total": 2.0}])
+    );
+    assert_eq!(obs["closed"], true);
+    finish(gw).await;
+}
+
+/// The protocol and security rows, on one gateway with small limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_and_security_rows() {
+    let config = format!(
+        "http: {{max_sessions: 3, max_body: 4KiB}}\nservers:\n{}",
+        everything_entry()
+    );
+    let (gw, addr) = start_http(&config, &[]).await;
+    let s1 = open_session(addr).await;
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+
+    // Missing and unknown session ids.
+    let a = http(addr, "POST", &[ACCEPT_BOTH, JSON], list).await;
+    assert_eq!(a.status, 400, "missing id: {a:?}");
+    let a = http(
+        addr,
+        "POST",
+        &[
+            ACCEPT_BOTH,
+            JSON,
+            ("Mcp-Session-Id", "00112233445566778899aabbccddeeff"),
+        ],
+        list,
+    )
+    .await;
+    assert_eq!(a.status, 404, "unknown id: {a:?}");
+
+    // A supported version passes, an unsupported one is 400.
+    let ok = [
+        ACCEPT_BOTH,
+        JSON,
+        ("Mcp-Session-Id", &s1),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ];
+    let a = http(addr, "POST", &ok, list).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(a.json()["result"]["tools"]
+        .as_array()
+        .is_some_and(|t| !t.is_empty()));
+    let bad = [
+        ACCEPT_BOTH,
+        JSON,
+        ("Mcp-Session-Id", &s1),
+        ("MCP-Protocol-Version", "1999-01-01"),
+    ];
+    assert_eq!(http(addr, "POST", &bad, list).await.status, 400);
+
+    // DNS rebinding: a foreign Origin or a wrong Host is 403, and opens no session.
+    let foreign = [ACCEPT_BOTH, JSON, ("Origin", "https://evil.example")];
+    assert_eq!(
+        http(addr, "POST", &foreign, &initialize_body())
+            .await
+            .status,
+        403
+    );
+    let wrong_host = [ACCEPT_BOTH, JSON, ("Host", "evil.example")];
+    assert_eq!(
+        http(addr, "POST", &wrong_host, &initialize_body())
+            .await
+            .status,
+        403
+    );
+    let own_origin = format!("http://localhost:{}", addr.port());
+    let fine = [
+        ACCEPT_BOTH,
+        JSON,
+        ("Mcp-Session-Id", &s1),
+        ("Origin", &own_origin),
+    ];
+    assert_eq!(http(addr, "POST", &fine, list).await.status, 200);
+
+    // An oversized body is 413.
+    let big = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "everything__echo", "arguments": {"message": "x".repeat(8192)}}});
+    let a = http(
+        addr,
+        "POST",
+        &[ACCEPT_BOTH, JSON, ("Mcp-Session-Id", &s1)],
+        &big.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, 413, "{a:?}");
+
+    // The session limit: 3 sessions, the 4th initialize is 503 with a clear message.
+    let s2 = open_session(addr).await;
+    let _s3 = open_session(addr).await;
+    let a = http(addr, "POST", &[ACCEPT_BOTH, JSON], &initialize_body()).await;
+    assert_eq!(a.status, 503, "{a:?}");
+    assert!(a.body.contains("at most 3 HTTP sessions"), "{}", a.body);
+
+    // DELETE ends a session: later requests get 404, and a new session fits again.
+    let del = [("Mcp-Session-Id", s2.as_str())];
+    assert_eq!(http(addr, "DELETE", &del, "").await.status, 200);
+    let a = http(
+        addr,
+        "POST",
+        &[ACCEPT_BOTH, JSON, ("Mcp-Session-Id", &s2)],
+        list,
+    )
+    .await;
+    assert_eq!(a.status, 404, "{a:?}");
+    assert_eq!(http(addr, "DELETE", &del, "").await.status, 404);
+    let _s4 = open_session(addr).await;
+
+    // Health: both probes answer with the report; every HTTP session is in it.
+    let h = get_path(addr, "/healthz").await;
+    assert_eq!(h.status, 200);
+    let r = get_path(addr, "/readyz").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report = r.json();
+    let http_sessions = report["sessions"]
+        .as_array()
+        .expect("sessions in the report")
+        .iter()
+        .filter(|s| s["transport"] == "http")
+        .count();
+    assert_eq!(http_sessions, 3, "{report:#}");
+    finish(gw).await;
+}
+
+/// Two sessions send a call with the same request id at the same time: each gets its own
+/// answer on its own POST. And a call with a progressToken is streamed (SSE): its progress,
+/// then its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_request_id_in_two_sessions_and_progress_over_sse() {
+    let config = format!("servers:\n{}", everything_entry());
+    let (gw, addr) = start_http(&config, &[]).await;
+    let (a, b) = (open_session(addr).await, open_session(addr).await);
+    let (ra, rb) = tokio::join!(
+        call(addr, &a, 7, "everything__echo", json!({"message": "for a"})),
+        call(addr, &b, 7, "everything__echo", json!({"message": "for b"})),
+    );
+    assert_eq!(
+        ra.json()["result"]["content"][0]["text"],
+        "Echo: for a",
+        "{ra:?}"
+    );
+    assert_eq!(
+        rb.json()["result"]["content"][0]["text"],
+        "Echo: for b",
+        "{rb:?}"
+    );
+
+    let body = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
+        "name": "everything__trigger-long-running-operation",
+        "arguments": {"duration": 1, "steps": 2}, "_meta": {"progressToken": "tok"}}});
+    let s = http(
+        addr,
+        "POST",
+        &[ACCEPT_BOTH, JSON, ("Mcp-Session-Id", &a)],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(
+        s.headers.get("content-type").map(String::as_str),
+        Some("text/event-stream")
+    );
+    let events = s.events();
+    assert_eq!(events.len(), 3, "{events:#?}");
+    assert_eq!(events[0]["method"], "notifications/progress");
+    assert_eq!(events[0]["params"]["progressToken"], "tok");
+    assert_eq!(events[1]["params"]["progress"], 2);
+    assert_eq!(events[2]["id"], 8);
+    assert!(events[2]["result"]["content"][0]["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("completed")));
+    finish(gw).await;
+}
+
+/// One process serves its stdio client and HTTP clients at once, on one set of children:
+/// server-everything is spawned once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_and_http_share_one_process_and_its_children() {
+    let config = format!("servers:\n{}", everything_entry());
+    let (gw, addr) = start_http(&config, &[]).await;
+    let init = gw
+        .request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "stdio-side", "version": "0"}}),
+        )
+        .await
+        .expect("stdio initialize");
+    assert_eq!(init["serverInfo"]["name"], "mcp-orchestra");
+    gw.notify("notifications/initialized", json!({})).await;
+    let over_stdio = gw
+        .call("everything__echo", json!({"message": "stdio"}))
+        .await
+        .expect("stdio call");
+    assert_eq!(orchestra_tests::text_of(&over_stdio), "Echo: stdio");
+    let s = open_session(addr).await;
+    let over_http = call(addr, &s, 1, "everything__echo", json!({"message": "http"})).await;
+    assert_eq!(
+        over_http.json()["result"]["content"][0]["text"],
+        "Echo: http"
+    );
+    let health = gw.health().await;
+    let transports: Vec<&str> = health["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["transport"].as_str())
+        .collect();
+    assert!(
+        transports.contains(&"stdio") && transports.contains(&"http"),
+        "{transports:?}"
+    );
+    let everything: Vec<_> = procs::with_marker(&gw.marker)
+        .into_iter()
+        .filter(|p| p.cmdline.contains("server-everything") && p.cmdline.contains("stdio"))
+        .filter(|p| p.state != 'Z')
+        .collect();
+    assert_eq!(
+        everything.len(),
+        1,
+        "children spawned once: {everything:#?}"
+    );
+    finish(gw).await;
+}
+
+/// An idle session is ended after the idle timeout (404 afterwards); and a non-loopback
+/// listen address without authentication is refused at start with a clear message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_end_and_remote_binding_is_refused() {
+    let config = format!(
+        "http: {{idle_timeout: 1s}}\nservers:\n{}",
+        everything_entry()
+    );
+    let (gw, addr) = start_http(&config, &[]).await;
+    let s = open_session(addr).await;
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let headers = [ACCEPT_BOTH, JSON, ("Mcp-Session-Id", s.as_str())];
+    assert_eq!(http(addr, "POST", &headers, list).await.status, 200);
+    let t0 = Instant::now();
+    let ended = within(STEP, "the idle session to end", async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if http(addr, "POST", &headers, list).await.status == 404 {
+                return t0.elapsed();
+            }
+            // Each probe above counts as use: probe less often than the timeout.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+    })
+    .await;
+    assert!(
+        ended >= Duration::from_millis(1000),
+        "ended after {ended:?}"
+    );
+    finish(gw).await;
+
+    let mut refused = Gateway::spawn_with_args(
+        &format!("servers:\n{}", everything_entry()),
+        &[],
+        &["--listen", "0.0.0.0:0", "--no-stdio"],
+    );
+    let status = refused.wait_exit(STEP).await;
+    assert_eq!(status.code(), Some(64), "{}", refused.logs());
+    assert!(
+        refused.logs().contains("--allow-remote-unauthenticated"),
+        "{}",
+        refused.logs()
+    );
+    procs::assert_none_left(&refused.marker, STEP).await;
+}
