@@ -488,3 +488,89 @@ async fn idle_sessions_end_and_remote_binding_is_refused() {
     );
     procs::assert_none_left(&refused.marker, STEP).await;
 }
+
+/// GET opens the session's own stream: a child's log message (not tied to any request)
+/// arrives on it as an SSE event; a second GET of the same session is 409; DELETE ends the
+/// session and its open stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_stream_carries_notifications_and_ends_with_the_session() {
+    let config = format!("servers:\n{}", everything_entry());
+    let (gw, addr) = start_http(&config, &[]).await;
+    let s = open_session(addr).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {s}\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut seen = Vec::new();
+    within(STEP, "the GET stream's headers", async {
+        while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "GET stream closed early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    let head = String::from_utf8_lossy(&seen).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/event-stream"), "{head}");
+    let second = http(
+        addr,
+        "GET",
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", &s)],
+        "",
+    )
+    .await;
+    assert_eq!(second.status, 409, "{second:?}");
+
+    let level = json!({"jsonrpc": "2.0", "id": 2, "method": "logging/setLevel",
+        "params": {"level": "debug"}});
+    let headers = [ACCEPT_BOTH, JSON, ("Mcp-Session-Id", s.as_str())];
+    assert_eq!(
+        http(addr, "POST", &headers, &level.to_string())
+            .await
+            .status,
+        200
+    );
+    let toggled = call(
+        addr,
+        &s,
+        3,
+        "everything__toggle-simulated-logging",
+        json!({}),
+    )
+    .await;
+    assert_eq!(toggled.json()["id"], 3, "{toggled:?}");
+    within(
+        Duration::from_secs(12),
+        "a log message on the GET stream",
+        async {
+            while !String::from_utf8_lossy(&seen).contains("notifications/message") {
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).await.expect("read");
+                assert!(n > 0, "GET stream closed before the log message");
+                seen.extend_from_slice(&buf[..n]);
+            }
+        },
+    )
+    .await;
+    let text = String::from_utf8_lossy(&seen).to_string();
+    assert!(text.contains("\"logger\":\"everything\""), "{text}");
+
+    let del = [("Mcp-Session-Id", s.as_str())];
+    assert_eq!(http(addr, "DELETE", &del, "").await.status, 200);
+    // The body ends (the chunked encoding's last chunk; the connection itself may be kept).
+    within(STEP, "the GET stream to end after DELETE", async {
+        while !seen.ends_with(b"\r\n0\r\n\r\n") {
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    finish(gw).await;
+}
