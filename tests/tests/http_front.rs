@@ -574,3 +574,49 @@ async fn get_stream_carries_notifications_and_ends_with_the_session() {
     .await;
     finish(gw).await;
 }
+
+/// `--no-stdio` (with `http.listen` from the configuration): the process serves HTTP only,
+/// never reads its stdin, and stops on SIGTERM with nothing left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_only_runs_until_sigterm() {
+    let config = format!(
+        "http: {{listen: \"127.0.0.1:0\"}}\nservers:\n{}",
+        everything_entry()
+    );
+    let mut gw = Gateway::spawn_with_args(&config, &[], &["--no-stdio"]);
+    let addr = within(STEP, "the HTTP front's address in the log", async {
+        loop {
+            let logs = gw.logs();
+            if let Some(at) = logs.find("url=http://") {
+                let rest = &logs[at + "url=http://".len()..];
+                if let Some(end) = rest.find("/mcp") {
+                    return rest[..end].parse::<SocketAddr>().expect("address");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let s = open_session(addr).await;
+    let r = call(
+        addr,
+        &s,
+        1,
+        "everything__echo",
+        json!({"message": "daemon"}),
+    )
+    .await;
+    assert_eq!(r.json()["result"]["content"][0]["text"], "Echo: daemon");
+    gw.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = gw.wait_exit(STEP).await;
+    assert!(status.success(), "{status}: {}", gw.logs());
+    procs::assert_none_left(&gw.marker, STEP).await;
+
+    // --no-stdio without any HTTP front is refused.
+    let mut bad = Gateway::spawn_with_args(
+        &format!("servers:\n{}", everything_entry()),
+        &[],
+        &["--no-stdio"],
+    );
+    assert_eq!(bad.wait_exit(STEP).await.code(), Some(64), "{}", bad.logs());
+}

@@ -66,7 +66,7 @@ struct ServeArgs {
     listen: Option<std::net::SocketAddr>,
     /// Serve HTTP only: ignore stdin and run until SIGTERM/SIGINT. Without it, the process
     /// also serves its stdin/stdout and stops when its stdio client closes stdin.
-    #[arg(long, requires = "listen")]
+    #[arg(long)]
     no_stdio: bool,
     /// Serve a non-loopback --listen address without authentication (anyone who reaches it
     /// can use every configured server).
@@ -210,6 +210,10 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
             Some(opts)
+        }
+        None if args.no_stdio => {
+            eprintln!("error: --no-stdio needs an HTTP front: --listen ADDR, or http.listen in the configuration");
+            return Ok(ExitCode::from(EXIT_CONFIG));
         }
         None => None,
     };
