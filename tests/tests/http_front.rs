@@ -620,3 +620,90 @@ async fn http_only_runs_until_sigterm() {
     );
     assert_eq!(bad.wait_exit(STEP).await.code(), Some(64), "{}", bad.logs());
 }
+
+/// A child's request made during a call travels on that call's own SSE stream: a session
+/// that declared sampling calls server-everything's sampling tool with a progressToken; the
+/// `sampling/createMessage` arrives on the POST's stream, the client POSTs its answer (202),
+/// and the call's result — carrying that answer — ends the same stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_childs_request_during_a_call_travels_on_that_calls_stream() {
+    let config = format!("servers:\n{}", everything_entry());
+    let (gw, addr) = start_http(&config, &[]).await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {"sampling": {}},
+        "clientInfo": {"name": "sampler", "version": "0"}}});
+    let a = http(addr, "POST", &[ACCEPT_BOTH, JSON], &init.to_string()).await;
+    let s = a.headers.get("mcp-session-id").expect("session id").clone();
+    let headers = [ACCEPT_BOTH, JSON, ("Mcp-Session-Id", s.as_str())];
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(http(addr, "POST", &headers, initialized).await.status, 202);
+    // The sampling tool is listed once the child knows a client can sample (wait for it).
+    within(STEP, "the sampling tool to be listed", async {
+        loop {
+            let l = http(
+                addr,
+                "POST",
+                &headers,
+                r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+            )
+            .await;
+            if l.body.contains("everything__trigger-sampling-request") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "everything__trigger-sampling-request",
+        "arguments": {"prompt": "the colour of 4711", "maxTokens": 7},
+        "_meta": {"progressToken": 1}}})
+    .to_string();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: {s}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut seen = Vec::new();
+    let request_id = within(STEP, "sampling/createMessage on the call's stream", async {
+        loop {
+            let text = String::from_utf8_lossy(&seen).to_string();
+            if let Some(at) = text.find("data: {\"jsonrpc\":\"2.0\",\"id\":") {
+                let line = text[at + 6..].lines().next().unwrap_or_default();
+                if let Ok(v) = serde_json::from_str::<Value>(line) {
+                    if v["method"] == "sampling/createMessage" {
+                        return v["id"].clone();
+                    }
+                }
+            }
+            let mut buf = [0u8; 4096];
+            let n = tcp.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the stream ended without the request: {text}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    let answer = json!({"jsonrpc": "2.0", "id": request_id, "result": {
+        "role": "assistant", "model": "test-model",
+        "content": {"type": "text", "text": "vermilion"}}});
+    assert_eq!(
+        http(addr, "POST", &headers, &answer.to_string())
+            .await
+            .status,
+        202
+    );
+    within(STEP, "the call's result on the same stream", async {
+        let mut rest = Vec::new();
+        let _ = tcp.read_to_end(&mut rest).await;
+        seen.extend_from_slice(&rest);
+    })
+    .await;
+    let text = String::from_utf8_lossy(&seen).to_string();
+    assert!(
+        text.contains("\"id\":9") && text.contains("vermilion"),
+        "{text}"
+    );
+    finish(gw).await;
+}

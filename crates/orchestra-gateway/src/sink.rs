@@ -69,6 +69,25 @@ impl FrontSink {
         (Self(None, Some(queue.clone())), StreamReader::new(queue))
     }
 
+    /// Like [`FrontSink::stream`], for a response that delivers every message to the client
+    /// (an SSE stream), so that requests to the client may travel on it
+    /// ([`FrontSink::carries_requests`]).
+    pub fn event_stream(limit: usize) -> (Self, StreamReader) {
+        let queue = StreamQueue::new(limit, false);
+        queue.set_carries_requests();
+        (Self(None, Some(queue.clone())), StreamReader::new(queue))
+    }
+
+    /// Whether a request to the client sent here reaches it: a pipe, or an open event
+    /// stream (not a JSON response, which carries only its answer; not the discarding sink).
+    pub fn carries_requests(&self) -> bool {
+        match (&self.0, &self.1) {
+            (Some(_), _) => true,
+            (None, Some(q)) => q.carries_requests() && !q.is_closed(),
+            (None, None) => false,
+        }
+    }
+
     /// Like [`FrontSink::stream`], but over the limit a new line is dropped and the stream
     /// stays open: a session's own stream (notifications), which its client may open later.
     pub fn stream_lossy(limit: usize) -> (Self, StreamReader) {

@@ -200,7 +200,12 @@ impl Upstream {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let key = (session.id, id);
-        let sink = session.sink().clone();
+        // During the session's one call at this child, on that call's stream when it carries
+        // requests (an HTTP POST answered as SSE); else on the session's own output.
+        let sink = child
+            .reply_of_only_call(session.id)
+            .filter(FrontSink::carries_requests)
+            .unwrap_or_else(|| session.sink().clone());
         // Registered before it is sent, so that even an instant answer finds its entry.
         self.lock().insert(
             key,

@@ -554,6 +554,21 @@ impl Connection {
         sessions
     }
 
+    /// Where `session`'s one call at this child is answered, when it has exactly one here
+    /// (a child's request during it then belongs to that call: over HTTP it travels on that
+    /// call's own response stream). None with no call or several.
+    pub(crate) fn reply_of_only_call(&self, session: SessionId) -> Option<FrontSink> {
+        let table = self.lock();
+        let mut replies = table.by_id.values().filter_map(|p| match p {
+            Pending::Call {
+                session: s, reply, ..
+            } if *s == session => Some(reply),
+            _ => None,
+        });
+        let only = replies.next()?;
+        replies.next().is_none().then(|| only.clone())
+    }
+
     /// Writes one whole line (the gateway's answer to a request of the child's) at once.
     pub(crate) fn send_line(&self, line: &[u8]) {
         if self.input.push(line).is_ok() {

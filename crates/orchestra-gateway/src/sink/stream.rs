@@ -26,6 +26,8 @@ pub(crate) struct StreamQueue {
     /// Over the limit, drop the new line and stay open (a session's own stream, whose
     /// client may not be listening yet) instead of closing (a POST's answer stream).
     lossy: bool,
+    /// Every line reaches the client (an SSE response), so requests may be sent here.
+    requests: std::sync::atomic::AtomicBool,
 }
 
 impl StreamQueue {
@@ -35,6 +37,7 @@ impl StreamQueue {
             wake: Notify::new(),
             limit,
             lossy,
+            requests: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -70,6 +73,15 @@ impl StreamQueue {
         }
         st.bytes += line.len();
         st.lines.push_back(line);
+    }
+
+    pub(crate) fn set_carries_requests(&self) {
+        self.requests
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn carries_requests(&self) -> bool {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Tells the reader there is something to read (after a burst of pushes).

@@ -5,13 +5,16 @@
 //!   initialize, a supported `MCP-Protocol-Version` if any (400 otherwise; absent: the
 //!   negotiated version is assumed, as the spec says).
 //! - POST of a request: its answer as `application/json`, or as `text/event-stream` (what the
-//!   call produces before it — progress — then the answer, then the end) when the client
+//!   call produces before it — progress, and a child's requests to the client made while it
+//!   is the session's only call at that child — then the answer, then the end) when the client
 //!   accepts it and the call can produce progress (it carries a `progressToken`), or when it
 //!   accepts only SSE. The session's answers go to that POST's own stream (a per-request
 //!   reply target, [`Session::handle_with`]), so two POSTs with the same id never mix.
 //!   A notification or response gets 202.
-//! - GET: the session's own stream (list_changed, log messages, resource updates, requests on
-//!   a child's behalf), one at a time (409 for a second), with a keep-alive comment.
+//! - GET: the session's own stream (list_changed, log messages, resource updates, a child's
+//!   requests outside an SSE-answered call), one at a time (409 for a second), with a
+//!   keep-alive comment. Until a GET is open its lines wait in a bounded queue; beyond it new
+//!   ones are dropped (the stream stays usable).
 //! - DELETE: ends the session (its registry entry, subscriptions and open stream).
 
 use std::convert::Infallible;
@@ -169,7 +172,7 @@ pub(super) async fn post(
     let id = env.reply_id().to_owned();
     let sse = sse_ok && (!json_ok || has_progress_token(&env));
     drop(env);
-    let reader = answer_stream(&entry.session, &bytes).await;
+    let reader = answer_stream(&entry.session, &bytes, sse).await;
     let mut response = if sse {
         sse_response(reader, id, _busy)
     } else {
@@ -191,8 +194,13 @@ fn too_large(max: usize) -> Response {
 }
 
 /// Hands the message to the session with a reply target of its own; returns its reading end.
-async fn answer_stream(session: &Session, line: &[u8]) -> StreamReader {
-    let (sink, reader) = FrontSink::stream(STREAM_LIMIT);
+/// An SSE answer also carries the requests a child makes to the client during the call.
+async fn answer_stream(session: &Session, line: &[u8], sse: bool) -> StreamReader {
+    let (sink, reader) = if sse {
+        FrontSink::event_stream(STREAM_LIMIT)
+    } else {
+        FrontSink::stream(STREAM_LIMIT)
+    };
     let caller = session.caller_with(sink);
     session.handle_with(line, &caller).await;
     session.flush();
