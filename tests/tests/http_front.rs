@@ -18,7 +18,13 @@ async fn start_http(config: &str, args: &[&str]) -> (Gateway, SocketAddr) {
     let mut all = vec!["--listen", "127.0.0.1:0"];
     all.extend_from_slice(args);
     let gw = Gateway::spawn_with_args(config, &[], &all);
-    let addr = within(STEP, "the HTTP front's address in the log", async {
+    let addr = bound_address(&gw).await;
+    (gw, addr)
+}
+
+/// The address the gateway's HTTP front bound, read from its log.
+async fn bound_address(gw: &Gateway) -> SocketAddr {
+    within(STEP, "the HTTP front's address in the log", async {
         loop {
             let logs = gw.logs();
             if let Some(at) = logs.find("url=http://") {
@@ -30,8 +36,7 @@ async fn start_http(config: &str, args: &[&str]) -> (Gateway, SocketAddr) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
-    .await;
-    (gw, addr)
+    .await
 }
 
 /// One HTTP answer.
@@ -584,19 +589,7 @@ async fn http_only_runs_until_sigterm() {
         everything_entry()
     );
     let mut gw = Gateway::spawn_with_args(&config, &[], &["--no-stdio"]);
-    let addr = within(STEP, "the HTTP front's address in the log", async {
-        loop {
-            let logs = gw.logs();
-            if let Some(at) = logs.find("url=http://") {
-                let rest = &logs[at + "url=http://".len()..];
-                if let Some(end) = rest.find("/mcp") {
-                    return rest[..end].parse::<SocketAddr>().expect("address");
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    let addr = bound_address(&gw).await;
     let s = open_session(addr).await;
     let r = call(
         addr,
