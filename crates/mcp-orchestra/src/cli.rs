@@ -295,7 +295,7 @@ async fn one_shot(
 async fn tools(config: Config) -> anyhow::Result<ExitCode> {
     one_shot(config, |gw, out| {
         let catalog = gw.catalog();
-        let width = catalog.names().map(str::len).max().unwrap_or(4).max(4);
+        let width = catalog.keys().map(str::len).max().unwrap_or(4).max(4);
         writeln!(out, "{:width$}  {:12}  DESCRIPTION", "TOOL", "SERVER")?;
         let mut tools = Vec::new();
         for page in catalog.pages() {

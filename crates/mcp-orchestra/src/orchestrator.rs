@@ -272,7 +272,7 @@ impl Environment for Live {
                     }),
                     tools: if up {
                         catalog
-                            .names()
+                            .keys()
                             .filter(|n| n.starts_with(&prefix))
                             .map(str::to_owned)
                             .collect()

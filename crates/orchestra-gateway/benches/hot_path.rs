@@ -121,5 +121,5 @@ fn rebuild_10k_tool_catalog(bencher: Bencher) {
 fn list_10k_tools_response(bencher: Bencher) {
     let servers = tools();
     let catalog = catalog(&servers);
-    bencher.bench(|| jsonrpc::response_line("1", catalog.list_result()).len());
+    bencher.bench(|| jsonrpc::response_line("1", catalog.first_page()).len());
 }

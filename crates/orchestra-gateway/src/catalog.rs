@@ -2,11 +2,9 @@
 //! plus the pre-serialized `tools/list` result (so listing 10,000 tools is a copy, not a
 //! serialization).
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
-use crate::listing::{CursorError, ListKind, Merged, Source};
+use crate::listing::{ListKind, Merged, Source};
 use crate::names;
 
 pub use crate::listing::Renamed;
@@ -60,58 +58,15 @@ impl Catalog {
         );
         Self { merged }
     }
+}
 
-    /// The merged list underneath.
-    pub fn merged(&self) -> &Merged {
+/// Everything else (routes, pages, digest, renamed names, suggestions) is the merged list's
+/// own: one place for every list kind.
+impl std::ops::Deref for Catalog {
+    type Target = Merged;
+
+    fn deref(&self) -> &Merged {
         &self.merged
-    }
-
-    /// The route of an exposed name, listed or not (a down server's tools stay routable).
-    pub fn route(&self, exposed: &str) -> Option<&Route> {
-        self.merged.route(exposed)
-    }
-
-    /// The first page of `tools/list` (the whole list unless it has over
-    /// [`crate::listing::PAGE_SIZE`] tools).
-    pub fn list_result(&self) -> &Arc<str> {
-        self.merged.first_page()
-    }
-
-    /// The `tools/list` page a client's cursor points to.
-    pub fn page(&self, cursor: Option<&str>) -> Result<&Arc<str>, CursorError> {
-        self.merged.page(cursor)
-    }
-
-    /// Every page of `tools/list`, in order.
-    pub fn pages(&self) -> &[Arc<str>] {
-        self.merged.pages()
-    }
-
-    /// A hash of the listed tools (what a session was served, for list_changed).
-    pub fn digest(&self) -> u64 {
-        self.merged.digest()
-    }
-
-    pub fn renamed(&self) -> &[Renamed] {
-        self.merged.renamed()
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.merged.keys()
-    }
-
-    /// How many tools are listed.
-    pub fn len(&self) -> usize {
-        self.merged.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.merged.is_empty()
-    }
-
-    /// Exposed names close to `wanted`, best first.
-    pub fn suggestions(&self, wanted: &str) -> Vec<String> {
-        self.merged.suggestions(wanted)
     }
 }
 
@@ -149,7 +104,7 @@ mod tests {
         assert_eq!(c.len(), 3);
         let r = c.route("files__read_file").unwrap();
         assert_eq!((r.server, &*r.original), (0, "read_file"));
-        let listed: Value = serde_json::from_str(c.list_result()).unwrap();
+        let listed: Value = serde_json::from_str(c.first_page()).unwrap();
         assert_eq!(listed["tools"][1]["annotations"]["readOnlyHint"], true);
         assert_eq!(listed["tools"][1]["description"], "Read");
         assert_eq!(c.renamed().len(), 1);

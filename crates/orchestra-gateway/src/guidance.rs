@@ -24,7 +24,7 @@ pub fn unavailable_result(gw: &Gateway, child: &ChildHandle, tool: &str) -> Valu
         child,
         &format!("Tool \"{tool}\""),
         "tools",
-        |stand_ins| of_servers(catalog.names(), stand_ins, separator),
+        |stand_ins| of_servers(catalog.keys(), stand_ins, separator),
     );
     json!({
         "content": [{ "type": "text", "text": text }],

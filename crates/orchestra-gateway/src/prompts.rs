@@ -4,11 +4,9 @@
 //!
 //! Prompt definitions are the child's own and are passed on as written but for the name.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
-use crate::listing::{CursorError, ListKind, Merged, Source};
+use crate::listing::{ListKind, Merged, Source};
 use crate::names;
 
 /// Where a `prompts/get` for an exposed prompt goes (`original`: the child's prompt name).
@@ -57,49 +55,14 @@ impl PromptCatalog {
         );
         Self { merged }
     }
+}
 
-    /// The merged list underneath.
-    pub fn merged(&self) -> &Merged {
+/// Everything else (routes, pages, digest, suggestions) is the merged list's own.
+impl std::ops::Deref for PromptCatalog {
+    type Target = Merged;
+
+    fn deref(&self) -> &Merged {
         &self.merged
-    }
-
-    /// The route of an exposed prompt name, listed or not.
-    pub fn route(&self, exposed: &str) -> Option<&PromptRoute> {
-        self.merged.route(exposed)
-    }
-
-    /// The first page of `prompts/list`.
-    pub fn list_result(&self) -> &Arc<str> {
-        self.merged.first_page()
-    }
-
-    /// The `prompts/list` page a client's cursor points to.
-    pub fn page(&self, cursor: Option<&str>) -> Result<&Arc<str>, CursorError> {
-        self.merged.page(cursor)
-    }
-
-    /// A hash of the listed prompts (what a session was served, for list_changed).
-    pub fn digest(&self) -> u64 {
-        self.merged.digest()
-    }
-
-    /// Exposed names of the listed prompts, in listing order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.merged.keys()
-    }
-
-    /// How many prompts are listed.
-    pub fn len(&self) -> usize {
-        self.merged.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.merged.is_empty()
-    }
-
-    /// Listed prompt names close to `wanted`, best first.
-    pub fn suggestions(&self, wanted: &str) -> Vec<String> {
-        self.merged.suggestions(wanted)
     }
 }
 
@@ -131,7 +94,7 @@ mod tests {
                 },
             ],
         );
-        let listed: Value = serde_json::from_str(c.list_result()).unwrap();
+        let listed: Value = serde_json::from_str(c.first_page()).unwrap();
         assert_eq!(listed["prompts"].as_array().unwrap().len(), 1);
         assert_eq!(listed["prompts"][0]["name"], "a__greet");
         assert_eq!(listed["prompts"][0]["arguments"][0]["name"], "who");

@@ -90,7 +90,7 @@ pub(super) fn to_prompt_owner(
                     .any(|p| p.get("name").and_then(Value::as_str) == Some(&*own))
             }),
             alternatives: Box::new(move |stand_ins| {
-                crate::guidance::of_servers(catalog.names(), stand_ins, &separator)
+                crate::guidance::of_servers(catalog.keys(), stand_ins, &separator)
             }),
             finish: None,
         },

@@ -77,8 +77,8 @@ impl BuiltCatalog {
     /// The merged list of `kind`.
     pub fn merged(&self, kind: ListKind) -> &Merged {
         match kind {
-            ListKind::Tools => self.catalog.merged(),
-            ListKind::Prompts => self.prompts.merged(),
+            ListKind::Tools => &self.catalog,
+            ListKind::Prompts => &self.prompts,
             ListKind::Resources => self.resources.resources(),
             ListKind::ResourceTemplates => self.resources.templates(),
         }
