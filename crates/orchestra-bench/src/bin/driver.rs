@@ -228,6 +228,7 @@ fn main() -> Result<()> {
     report["tools"] = json!(tools.len());
     let status = peer.close_within(Duration::from_secs(10))?;
     report["exit"] = json!(status.and_then(|s| s.code()));
+    // The measurement is this load driver's output, read by the suite (never the gateway's stdout).
     println!("{report}");
     Ok(())
 }

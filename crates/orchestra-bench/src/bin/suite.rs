@@ -1641,6 +1641,7 @@ fn main() -> Result<()> {
     );
     js["call_errors"] = json!(suite.call_errors);
 
+    // The report is this benchmark program's own output (never the gateway's stdout).
     print!("{t}");
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&js)?)
