@@ -192,6 +192,12 @@ pub struct Server {
     /// spawn it. Kept beside the process fields rather than in a transport enum so that the
     /// process code reads a `Server` as before.
     pub remote: Option<Remote>,
+    /// Whether the client sees this server's entries under its name (`<server><sep><tool>`,
+    /// `orchestra://<server>/<uri>`; the default) or under the child's own names and URIs
+    /// (`namespace: false`, for a client that must find a server's names as the server
+    /// itself gives them). At most one server may opt out, so that two servers can never
+    /// offer the same unprefixed name.
+    pub namespace: bool,
 }
 
 impl Server {

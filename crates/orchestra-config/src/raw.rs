@@ -65,6 +65,9 @@ pub(crate) struct RawServer {
     pub bearer_token_env: Option<String>,
     /// `streamable_http` (default) or `sse` (the legacy HTTP+SSE transport).
     pub transport: Option<String>,
+    /// `false`: expose this server's tools, prompts and resources under the child's own
+    /// names and URIs instead of `<server><separator>…` / `orchestra://<server>/…`.
+    pub namespace: Option<bool>,
 }
 
 impl RawServer {
@@ -85,6 +88,7 @@ impl RawServer {
         "headers",
         "bearer_token_env",
         "transport",
+        "namespace",
     ];
 }
 

@@ -249,7 +249,32 @@ fn validate_servers(
             servers.insert(name.clone(), server);
         }
     }
+    refuse_two_unprefixed(&servers, errors);
     servers
+}
+
+/// Two servers without a namespace could list the same name, and which one a client reached
+/// would then depend on the order they were merged in: refused at load instead.
+fn refuse_two_unprefixed(servers: &BTreeMap<String, Server>, errors: &mut Errors) {
+    let unprefixed: Vec<&str> = servers
+        .iter()
+        .filter(|(_, s)| !s.namespace)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if unprefixed.len() < 2 {
+        return;
+    }
+    for name in &unprefixed {
+        let others: Vec<&str> = unprefixed.iter().copied().filter(|o| o != name).collect();
+        errors.push(
+            format!("servers.{name}.namespace"),
+            format!(
+                "only one server may set `namespace: false` (also set on: {}): two servers \
+                 exposed under their own names could offer the same name",
+                others.join(", ")
+            ),
+        );
+    }
 }
 
 fn validate_server(
@@ -383,6 +408,7 @@ fn validate_server(
         probe,
         max_message_size,
         remote,
+        namespace: raw.namespace.unwrap_or(true),
     })
 }
 

@@ -434,3 +434,34 @@ orchestrator:
         assert!(errors.contains(expected), "{expected} not in:\n{errors}");
     }
 }
+
+/// `namespace: false` exposes one server under its child's own names; it is off by default,
+/// and a second server without a namespace is refused at load at both entries (two of them
+/// could offer the same name).
+#[test]
+fn namespace_false_is_allowed_for_one_server_only() {
+    let config = load_from_str(
+        "servers:\n  a: {command: x}\n  b: {command: x, namespace: false}\n",
+        Format::Yaml,
+        &source(),
+        &env,
+    )
+    .expect("valid config");
+    assert!(
+        config.server("a").unwrap().namespace,
+        "namespaced by default"
+    );
+    assert!(!config.server("b").unwrap().namespace);
+
+    let errors = errors_of(
+        "servers:\n  a: {command: x, namespace: false}\n  b: {command: x, namespace: false}\n  c: {command: x}\n",
+    );
+    assert!(
+        errors.contains("servers.a.namespace") && errors.contains("servers.b.namespace"),
+        "{errors}"
+    );
+    assert!(errors.contains("only one server"), "{errors}");
+    assert!(!errors.contains("servers.c"), "{errors}");
+    let errors = errors_of("servers:\n  a: {command: x, namespace: no-thanks}\n");
+    assert!(errors.contains("servers.a.namespace"), "{errors}");
+}

@@ -35,6 +35,7 @@ fn catalog(servers: &[(String, Vec<Value>)]) -> Catalog {
                 name,
                 tools,
                 listed: true,
+                namespaced: true,
             }),
     )
 }

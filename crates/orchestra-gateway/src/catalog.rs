@@ -21,6 +21,8 @@ pub struct ServerTools<'a> {
     /// server's last known tools stay routable, so that a call to one can be answered with
     /// its fallback or with what to use instead.
     pub listed: bool,
+    /// Under the server's name (the default), or as the child named them (`namespace: false`).
+    pub namespaced: bool,
 }
 
 /// An immutable snapshot; a new one replaces it whenever any server's tools change.
@@ -53,6 +55,7 @@ impl Catalog {
                 name: s.name,
                 items: s.tools,
                 listed: s.listed,
+                namespaced: s.namespaced,
             }),
             |server, tool| names::expose(server, separator, tool),
         );
@@ -92,12 +95,14 @@ mod tests {
                     name: "files",
                     tools: &files,
                     listed: true,
+                    namespaced: true,
                 },
                 ServerTools {
                     index: 1,
                     name: "odd",
                     tools: &other,
                     listed: true,
+                    namespaced: true,
                 },
             ],
         );

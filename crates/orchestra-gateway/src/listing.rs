@@ -125,6 +125,9 @@ pub struct Source<'a> {
     /// server's last known entries stay routable, so that asking for one can be answered
     /// with its fallback or with what to use instead rather than "unknown".
     pub listed: bool,
+    /// Whether its keys are exposed under its name (`expose`) or as the child wrote them
+    /// (the server's `namespace: false`).
+    pub namespaced: bool,
 }
 
 /// A cursor the client sent that this list cannot continue from.
@@ -161,7 +164,8 @@ impl Merged {
     }
 
     /// Merges `own` entries (the gateway's, listed first as they are) and each server's,
-    /// keyed by `expose(server, key)`.
+    /// keyed by `expose(server, key)` — or by the key itself for a server that is not
+    /// namespaced, which then never takes a key of the gateway's own.
     pub fn build<'a>(
         kind: ListKind,
         own: &[Value],
@@ -178,13 +182,25 @@ impl Merged {
                 .filter_map(|e| e.get(field).and_then(Value::as_str))
                 .map(Into::into),
         );
+        let own_keys = keys.len();
         for server in servers {
             for item in server.items {
                 let Some(original) = item.get(field).and_then(Value::as_str) else {
                     continue;
                 };
-                let exposed = expose(server.name, original);
-                if routes.contains_key(exposed.name.as_str()) {
+                let exposed = if server.namespaced {
+                    expose(server.name, original)
+                } else {
+                    Exposed {
+                        name: original.to_owned(),
+                        shortened: false,
+                    }
+                };
+                // Only an unprefixed key can be one of the gateway's own.
+                let taken = routes.contains_key(exposed.name.as_str())
+                    || (!server.namespaced
+                        && keys[..own_keys].iter().any(|k| **k == *exposed.name));
+                if taken {
                     tracing::warn!(
                         server = server.name,
                         key = original,
@@ -378,12 +394,14 @@ mod tests {
                     name: "a",
                     items: &a,
                     listed: true,
+                    namespaced: true,
                 },
                 Source {
                     index: 1,
                     name: "b",
                     items: &b,
                     listed: false,
+                    namespaced: true,
                 },
             ],
             plain,
@@ -410,6 +428,7 @@ mod tests {
                 name: "s",
                 items: &items,
                 listed: true,
+                namespaced: true,
             }],
             plain,
         );
@@ -435,6 +454,7 @@ mod tests {
                 name: "s",
                 items: &items[1..],
                 listed: true,
+                namespaced: true,
             }],
             plain,
         );
@@ -451,5 +471,55 @@ mod tests {
     fn an_empty_list_is_one_empty_page() {
         let m = Merged::empty(ListKind::ResourceTemplates);
         assert_eq!(&**m.first_page(), "{\"resourceTemplates\":[]}");
+    }
+
+    /// A server with `namespace: false` is listed and routed under its own keys; it never
+    /// takes one of the gateway's own, and the namespaced servers beside it are unchanged.
+    #[test]
+    fn an_unnamespaced_server_keeps_its_keys_but_never_the_gateways() {
+        let own = [json!({"name": "orchestrator_health"})];
+        let bare = [
+            json!({"name": "test_simple_text"}),
+            json!({"name": "orchestrator_health", "description": "an impostor"}),
+        ];
+        let other = [json!({"name": "test_simple_text"})];
+        let m = Merged::build(
+            ListKind::Tools,
+            &own,
+            [
+                Source {
+                    index: 0,
+                    name: "fixture",
+                    items: &bare,
+                    listed: true,
+                    namespaced: false,
+                },
+                Source {
+                    index: 1,
+                    name: "b",
+                    items: &other,
+                    listed: true,
+                    namespaced: true,
+                },
+            ],
+            plain,
+        );
+        let keys: Vec<&str> = m.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "orchestrator_health",
+                "test_simple_text",
+                "b__test_simple_text"
+            ]
+        );
+        let route = m.route("test_simple_text").unwrap();
+        assert_eq!((route.server, &*route.original), (0, "test_simple_text"));
+        assert!(
+            m.route("orchestrator_health").is_none(),
+            "the gateway's own tool is not routed to the child"
+        );
+        let page: Value = serde_json::from_str(m.first_page()).unwrap();
+        assert_eq!(page["tools"].as_array().unwrap().len(), 3);
     }
 }

@@ -21,6 +21,8 @@ pub struct ServerPrompts<'a> {
     /// Whether the client sees them (ready servers only). A down server's last known prompts
     /// stay routable, so that asking for one says the server is down rather than "unknown".
     pub listed: bool,
+    /// Under the server's name (the default), or as the child named them (`namespace: false`).
+    pub namespaced: bool,
 }
 
 /// An immutable snapshot, rebuilt with the tool catalog whenever a server's lists change.
@@ -50,6 +52,7 @@ impl PromptCatalog {
                 name: s.name,
                 items: s.prompts,
                 listed: s.listed,
+                namespaced: s.namespaced,
             }),
             |server, prompt| names::expose(server, separator, prompt),
         );
@@ -85,12 +88,14 @@ mod tests {
                     name: "a",
                     prompts: &up,
                     listed: true,
+                    namespaced: true,
                 },
                 ServerPrompts {
                     index: 1,
                     name: "b",
                     prompts: &down,
                     listed: false,
+                    namespaced: true,
                 },
             ],
         );

@@ -20,6 +20,8 @@ pub struct ServerResources<'a> {
     /// Whether the client sees them (ready servers only). A down server's last known
     /// resources stay known, so a read says "down" and can go to a fallback.
     pub listed: bool,
+    /// Under the server's name (the default), or as the child named them (`namespace: false`).
+    pub namespaced: bool,
 }
 
 /// An immutable snapshot, rebuilt with the other catalogs whenever a server's lists change.
@@ -63,6 +65,7 @@ impl ResourceCatalog {
                 name: s.name,
                 items: s.resources,
                 listed: s.listed,
+                namespaced: s.namespaced,
             }),
             expose,
         );
@@ -74,6 +77,7 @@ impl ResourceCatalog {
                 name: s.name,
                 items: s.templates,
                 listed: s.listed,
+                namespaced: s.namespaced,
             }),
             expose,
         );
@@ -197,6 +201,7 @@ mod tests {
                     resources: &a,
                     templates: &a_templates,
                     listed: true,
+                    namespaced: true,
                 },
                 ServerResources {
                     index: 1,
@@ -204,6 +209,7 @@ mod tests {
                     resources: &b,
                     templates: &b_templates,
                     listed: true,
+                    namespaced: true,
                 },
             ],
         )

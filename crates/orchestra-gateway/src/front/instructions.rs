@@ -33,6 +33,14 @@ pub(super) fn text(gw: &Gateway) -> String {
         names.join(", "),
         health::TOOL_NAME
     );
+    // A server with `namespace: false` is the exception to that rule: say which.
+    if let Some(own) = gw.children().iter().find(|c| !c.spec().namespace) {
+        let _ = write!(
+            text,
+            " Except {}'s: its tools, prompts and resources keep the server's own names and URIs.",
+            own.name()
+        );
+    }
     // The Task Orchestrator, when it is wired in: how a model uses it, in one line.
     if gw.local_tools().get("orchestrator_plan_task").is_some() {
         text.push_str(
@@ -50,9 +58,14 @@ pub(super) fn text(gw: &Gateway) -> String {
             continue;
         };
         let name = child.name();
+        let naming = if child.spec().namespace {
+            format!("its tools and prompts are {name}{separator}*")
+        } else {
+            "its tools and prompts keep their own names".to_owned()
+        };
         let _ = write!(
             text,
-            "\n\n## Server \"{name}\" (its tools and prompts are {name}{separator}*)\n\n{}",
+            "\n\n## Server \"{name}\" ({naming})\n\n{}",
             cut(&own, MAX_CHILD_INSTRUCTIONS)
         );
     }

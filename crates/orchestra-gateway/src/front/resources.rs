@@ -48,7 +48,10 @@ pub(super) fn read(
     }
     let finish: Finish = {
         let asked = uri.clone();
-        Box::new(move |result, served_by| namespace_contents(&result, &asked, served_by.name()))
+        Box::new(move |result, served_by| {
+            let server = served_by.spec().namespace.then(|| served_by.name());
+            namespace_contents(&result, &asked, server)
+        })
     };
     to_resource_owner_with(
         gw,
@@ -311,8 +314,9 @@ fn supports_subscribe(child: &crate::child::ChildHandle) -> bool {
 
 /// A read result with each content's `uri` as the client knows it: the URI it asked with
 /// where the child answered with the URI it was asked for, else the child's URI under its
-/// server. Anything else is the child's answer as written.
-fn namespace_contents(result: &str, asked: &str, server: &str) -> String {
+/// server (`None`: a server with `namespace: false`, whose URIs are exposed as they are).
+/// Anything else is the child's answer as written.
+fn namespace_contents(result: &str, asked: &str, server: Option<&str>) -> String {
     let Ok(mut value) = serde_json::from_str::<Value>(result) else {
         return result.to_owned();
     };
@@ -321,10 +325,10 @@ fn namespace_contents(result: &str, asked: &str, server: &str) -> String {
         for content in contents {
             if let Some(uri) = content.get_mut("uri") {
                 if let Some(own) = uri.as_str() {
-                    *uri = Value::String(if own == asked_child {
-                        asked.to_owned()
-                    } else {
-                        resource_uri::expose(server, own)
+                    *uri = Value::String(match server {
+                        _ if own == asked_child => asked.to_owned(),
+                        Some(server) => resource_uri::expose(server, own),
+                        None => own.to_owned(),
                     });
                 }
             }
@@ -348,7 +352,7 @@ mod tests {
         let out: Value = serde_json::from_str(&namespace_contents(
             &result,
             "orchestra://fs/file:///a",
-            "fs",
+            Some("fs"),
         ))
         .unwrap();
         assert_eq!(out["contents"][0]["uri"], "orchestra://fs/file:///a");
@@ -356,7 +360,11 @@ mod tests {
         assert_eq!(out["contents"][1]["text"], "y");
         // Asked with the child's own URI (a resource link): answered in kind.
         let out: Value =
-            serde_json::from_str(&namespace_contents(&result, "file:///a", "fs")).unwrap();
+            serde_json::from_str(&namespace_contents(&result, "file:///a", Some("fs"))).unwrap();
         assert_eq!(out["contents"][0]["uri"], "file:///a");
+        // A server exposed under its own URIs: every URI stays the child's.
+        let out: Value =
+            serde_json::from_str(&namespace_contents(&result, "file:///a", None)).unwrap();
+        assert_eq!(out["contents"][1]["uri"], "file:///a/b");
     }
 }

@@ -150,6 +150,7 @@ impl Gateway {
                     name: c.name(),
                     tools: t,
                     listed: c.is_listed(),
+                    namespaced: c.spec().namespace,
                 }),
         ));
         let prompts: Vec<_> = self
@@ -169,6 +170,7 @@ impl Gateway {
                     name: c.name(),
                     prompts: p,
                     listed: c.is_listed(),
+                    namespaced: c.spec().namespace,
                 }),
         ));
         let lists: Vec<_> = self
@@ -200,6 +202,7 @@ impl Gateway {
                     resources,
                     templates,
                     listed: c.is_listed(),
+                    namespaced: c.spec().namespace,
                 }),
         ));
         let built = Arc::new(BuiltCatalog {
