@@ -89,9 +89,16 @@ pub(crate) fn forward(
 ) -> Result<Arc<Connection>, Unrouted> {
     let catalog = gw.catalog();
     let Some(route) = catalog.route(&call.name) else {
-        // Not in the catalog: is it a tool of a server that never got ready?
+        // Not in the catalog: is it a tool of a server that never got ready? A name without
+        // a server in it may be one of the unnamespaced server's (`namespace: false`) while
+        // that server is still starting: it waits for that server's list like any other.
         let owner = names::split(&call.name, &gw.config().gateway.separator)
-            .and_then(|(server, _)| gw.children().iter().find(|c| c.name() == server));
+            .and_then(|(server, _)| gw.children().iter().find(|c| c.name() == server))
+            .or_else(|| {
+                gw.children()
+                    .iter()
+                    .find(|c| !c.spec().namespace && c.state() == State::Starting)
+            });
         return Err(match owner {
             Some(child) if child.state() == State::Starting => Unrouted::Starting(child.clone()),
             Some(child) if !child.state().is_up() => Unrouted::Down(child.clone()),
