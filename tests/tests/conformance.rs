@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use orchestra_tests::{deps, new_marker, procs, within, workspace_root, Gateway, MARKER_VAR, STEP};
-use serde_json::Value;
+use orchestra_tests::{
+    deps, everything_entry, finish, new_marker, procs, text_of, wait_ready as wait_servers, within,
+    workspace_root, Gateway, MARKER_VAR, STEP,
+};
+use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
@@ -315,4 +318,93 @@ async fn every_scenario_that_passes_directly_passes_through_the_gateway() {
     // The gateway's own DNS-rebinding protection was checked and held.
     let dns = &through["dns-rebinding-protection"];
     assert!(dns.ok() && dns.passed > 0, "{table}");
+}
+
+/// `namespace: false` over the stdio front, beside a namespaced server: the fixture's tools,
+/// prompts and resources keep the child's own names and URIs (the gateway's own tool keeps
+/// its name, server-everything's stay prefixed), and a call made while the fixture is still
+/// starting waits for it instead of being refused as unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unnamespaced_server_is_served_under_its_own_names() {
+    let config = format!(
+        "servers:\n  conformance: {{command: \"{}\", args: [\"{}\"], namespace: false}}\n{}",
+        deps().python,
+        fixture_script().display(),
+        everything_entry()
+    );
+    let gw = Gateway::start(&config).await;
+    let fixture = gw.server_health("conformance").await;
+    assert_eq!(
+        fixture["state"], "starting",
+        "the call below must meet a starting server"
+    );
+    let r = gw
+        .call("test_simple_text", json!({}))
+        .await
+        .expect("a call to a starting unnamespaced server waits for it");
+    assert_eq!(text_of(&r), "This is a simple text response for testing.");
+
+    wait_servers(&gw, &["conformance", "everything"], STEP).await;
+    let tools = gw.tool_names().await;
+    for name in [
+        "orchestrator_health",
+        "test_simple_text",
+        "everything__echo",
+    ] {
+        assert!(tools.iter().any(|t| t == name), "{name} not in {tools:?}");
+    }
+    assert!(
+        !tools.iter().any(|t| t.starts_with("conformance__")),
+        "{tools:?}"
+    );
+
+    let prompts = gw
+        .request("prompts/list", json!({}))
+        .await
+        .expect("prompts/list");
+    let prompts: Vec<&str> = prompts["prompts"]
+        .as_array()
+        .expect("prompts")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(prompts.contains(&"test_simple_prompt"), "{prompts:?}");
+    let got = gw
+        .request(
+            "prompts/get",
+            json!({"name": "test_prompt_with_arguments", "arguments": {"arg1": "a", "arg2": "b"}}),
+        )
+        .await
+        .expect("prompts/get");
+    assert_eq!(
+        got["messages"][0]["content"]["text"],
+        "Prompt with arguments: arg1='a', arg2='b'"
+    );
+
+    let resources = gw
+        .request("resources/list", json!({}))
+        .await
+        .expect("resources/list");
+    let uris: Vec<&str> = resources["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["uri"].as_str())
+        .collect();
+    assert!(uris.contains(&"test://static-text"), "{uris:?}");
+    assert!(
+        uris.iter()
+            .any(|u| u.starts_with("orchestra://everything/")),
+        "the namespaced server's URIs stay under its name: {uris:?}"
+    );
+    let read = gw
+        .request("resources/read", json!({"uri": "test://template/7/data"}))
+        .await
+        .expect("resources/read");
+    assert_eq!(read["contents"][0]["uri"], "test://template/7/data");
+    assert!(read["contents"][0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Data for ID: 7"));
+    finish(gw).await;
 }
