@@ -205,7 +205,7 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         Some(listen) => {
             let mut opts = HttpOptions::from_config(&config.http, listen);
             opts.allow_remote_unauthenticated |= args.allow_remote_unauthenticated;
-            if let Err(e) = opts.check(&config.http.auth) {
+            if let Err(e) = opts.check() {
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
