@@ -948,7 +948,13 @@ async fn non_loopback_needs_authentication() {
     );
     let status = refused.wait_exit(STEP).await;
     assert_eq!(status.code(), Some(64), "{}", refused.logs());
-    assert!(refused.logs().contains("http.auth"), "{}", refused.logs());
+    // Its stderr is drained by a task of the kit: wait for the message to be read.
+    within(STEP, "the refusal's message", async {
+        while !refused.logs().contains("http.auth") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     procs::assert_none_left(&refused.marker, STEP).await;
 
     let config = format!("http:\n  listen: \"0.0.0.0:0\"\n  auth: {{bearer_tokens: [{{env: SEC_TOKEN_A}}]}}\n{servers}");
