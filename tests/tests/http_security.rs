@@ -1021,3 +1021,86 @@ async fn python_sdk_with_a_bearer_token() {
     assert!(denied.get("server_name").is_none(), "{denied:#}");
     finish(gw).await;
 }
+
+/// Peak resident memory of a process, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM")
+}
+
+/// A client that asks for a call's SSE stream and then stops reading: the child keeps
+/// producing (about 80 MB of progress), the gateway closes that stream once it is 4 MiB
+/// behind instead of buffering it, its memory stays bounded, and another session is served
+/// meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sse_reader_costs_bounded_memory() {
+    let config = format!("servers:\n{}", fault_server("fault", "", &[]));
+    let (gw, addr) = start_http(&config, &[]).await;
+    let s1 = open_session(addr, "Bearer unused").await;
+    let s2 = open_session(addr, "Bearer unused").await;
+    let before = peak_rss_kib(gw.pid());
+    let token = "t".repeat(2000);
+    let call = json!({"jsonrpc": "2.0", "id": 20, "method": "tools/call", "params": {
+        "name": "fault__progress", "arguments": {"steps": 40000, "interval_ms": 0},
+        "_meta": {"progressToken": token}}});
+    let mut stalled = TcpStream::connect(addr).await.expect("connect");
+    stalled
+        .write_all(
+            request_text(
+                addr,
+                "POST",
+                "/mcp",
+                &[ACCEPT_BOTH, JSON, ("Mcp-Session-Id", &s1)],
+                &call.to_string(),
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    // Never read from `stalled` again.
+    within(STEP, "the stalled stream to be closed", async {
+        while !gw
+            .logs()
+            .contains("fell too far behind its stream: closing it")
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let t0 = Instant::now();
+    let echo = json!({"jsonrpc": "2.0", "id": 21, "method": "tools/call",
+        "params": {"name": "fault__echo", "arguments": {"text": "still here"}}});
+    let r = http(
+        addr,
+        "POST",
+        &[ACCEPT_BOTH, JSON, ("Mcp-Session-Id", &s2)],
+        &echo.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("still here"), "{r:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    // Let the child finish its 80 MB (no call in flight any more), then look at the peak.
+    within(STEP, "the child to finish the call", async {
+        loop {
+            let h = http_at(addr, "GET", "/healthz", &[], "").await.json();
+            if h["servers"][0]["in_flight"] == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let peak = peak_rss_kib(gw.pid());
+    eprintln!("gateway peak RSS: {before} KiB before, {peak} KiB after");
+    assert!(
+        peak < before + 40 * 1024,
+        "the gateway grew from {before} KiB to {peak} KiB for one stalled client"
+    );
+    drop(stalled);
+    finish(gw).await;
+}
