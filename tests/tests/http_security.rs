@@ -460,7 +460,7 @@ fn claims(sub: &str) -> Value {
     json!({"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "exp": now() + 600, "iat": now()})
 }
 
-/// JWTs checked against a JWKS file: good, wrong issuer, wrong audience, expired, bad
+/// JWTs checked against a JWKS file (beside a bearer token: either passes): good, wrong issuer, wrong audience, expired, bad
 /// signature, unknown key id, not yet valid; the issuer in the metadata; sessions bound to
 /// `iss` + `sub` (another token of the same subject continues it, another subject gets 404).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,14 +475,29 @@ async fn jwt_rows_against_a_jwks_file() {
     )
     .unwrap();
     let config = format!(
-        "http:\n  auth:\n    jwt: {{jwks_file: \"{}\", issuer: \"{ISSUER}\", audience: [other, {AUDIENCE}]}}\nservers:\n{}",
+        "http:\n  auth:\n    bearer_tokens: [{{env: SEC_TOKEN_A}}]\n    jwt: {{jwks_file: \"{}\", issuer: \"{ISSUER}\", audience: [other, {AUDIENCE}]}}\nservers:\n{}",
         jwks.display(),
         fault_server("fault", "", &[])
     );
-    let (gw, addr) = start_http(&config, &[]).await;
+    let (gw, addr) = start_http(&config, &[("SEC_TOKEN_A", TOKEN_A)]).await;
 
     let good = bearer(&jwt(&key, "k1", claims("alice")));
     let s = open_session(addr, &good).await;
+    // With both configured, either passes; the bearer token's session is its own.
+    let with_token = open_session(addr, &bearer(TOKEN_A)).await;
+    let r = http(
+        addr,
+        "POST",
+        &[
+            ACCEPT_BOTH,
+            JSON,
+            ("Authorization", &good),
+            ("Mcp-Session-Id", &with_token),
+        ],
+        LIST,
+    )
+    .await;
+    assert_eq!(r.status, 404, "{r:?}");
 
     let mut c = claims("alice");
     c["iss"] = json!("https://elsewhere.test");

@@ -75,3 +75,29 @@ impl HttpOptions {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orchestra_config::{BearerToken, Secret, TokenSource};
+
+    #[test]
+    fn non_loopback_needs_authentication_or_an_explicit_opt_in() {
+        let mut o = HttpOptions::new("0.0.0.0:8080".parse().unwrap());
+        assert!(matches!(
+            o.check(),
+            Err(OptionsError::RemoteUnauthenticated(_))
+        ));
+        o.auth.bearer_tokens.push(BearerToken {
+            source: TokenSource::Env("T".into()),
+            token: Secret::new("t".into()),
+        });
+        assert!(o.check().is_ok());
+        let mut o = HttpOptions::new("0.0.0.0:8080".parse().unwrap());
+        o.allow_remote_unauthenticated = true;
+        assert!(o.check().is_ok());
+        assert!(HttpOptions::new("127.0.0.1:0".parse().unwrap())
+            .check()
+            .is_ok());
+    }
+}
