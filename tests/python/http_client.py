@@ -1,6 +1,6 @@
 """Streamable HTTP end-to-end client for mcp-orchestra using the official Python MCP SDK.
 
-Usage: http_client.py <url of /mcp>
+Usage: http_client.py <url of /mcp> [<request headers as a JSON object>]
 
 Connects to a running gateway with the SDK's streamablehttp_client, runs a fixed scenario
 (initialize, tools/list, a call, a call with progress, close) and prints ONE JSON object with
@@ -16,8 +16,8 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 
 
-async def scenario(url: str, obs: dict) -> None:
-    async with streamablehttp_client(url) as (read, write, get_session_id):
+async def scenario(url: str, headers: dict | None, obs: dict) -> None:
+    async with streamablehttp_client(url, headers=headers) as (read, write, get_session_id):
         async with ClientSession(read, write) as session:
             init = await session.initialize()
             obs["server_name"] = init.serverInfo.name
@@ -46,7 +46,8 @@ async def scenario(url: str, obs: dict) -> None:
 def main() -> int:
     obs: dict = {}
     try:
-        anyio.run(scenario, sys.argv[1], obs)
+        headers = json.loads(sys.argv[2]) if len(sys.argv) > 2 else None
+        anyio.run(scenario, sys.argv[1], headers, obs)
     except BaseException as e:  # recorded, asserted on by the Rust side
         obs["error"] = f"{type(e).__name__}: {e}"
         obs["traceback"] = traceback.format_exc()

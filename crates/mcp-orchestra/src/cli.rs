@@ -156,7 +156,10 @@ fn with_config(
     run: impl FnOnce(Config) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     match orchestra_config::load(path) {
-        Ok(config) => run(config),
+        Ok(config) => {
+            withhold_token_variables(&config);
+            run(config)
+        }
         Err(e @ LoadError::Invalid { .. }) => {
             eprint!("error: {e}");
             Ok(ExitCode::from(EXIT_CONFIG))
@@ -164,6 +167,19 @@ fn with_config(
         Err(e @ LoadError::Read { .. }) => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+/// Removes the variables that held the HTTP front's bearer tokens from the gateway's own
+/// environment once the configuration has read them: children inherit from it (all of it
+/// with `inherit_env: all`), and a client's credential must never reach a child. A server
+/// that needs such a value names it in its own `env:`, which was expanded at load. Runs
+/// before the runtime and any thread exist, so nothing reads the environment meanwhile.
+fn withhold_token_variables(config: &Config) {
+    for token in &config.http.auth.bearer_tokens {
+        if let orchestra_config::TokenSource::Env(name) = &token.source {
+            std::env::remove_var(name);
         }
     }
 }
@@ -205,7 +221,7 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         Some(listen) => {
             let mut opts = HttpOptions::from_config(&config.http, listen);
             opts.allow_remote_unauthenticated |= args.allow_remote_unauthenticated;
-            if let Err(e) = opts.check(&config.http.auth) {
+            if let Err(e) = opts.check() {
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }

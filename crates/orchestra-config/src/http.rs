@@ -52,6 +52,22 @@ pub(crate) fn validate_http(
     {
         http.max_body = n;
     }
+    for (raw, path, slot) in [
+        (
+            raw.header_timeout,
+            "http.header_timeout",
+            &mut http.header_timeout,
+        ),
+        (
+            raw.body_timeout,
+            "http.body_timeout",
+            &mut http.body_timeout,
+        ),
+    ] {
+        if let Some(d) = raw.and_then(|r| positive_duration(&r, path, errors)) {
+            *slot = d;
+        }
+    }
     http.allow_remote_unauthenticated = raw.allow_remote_unauthenticated.unwrap_or(false);
     let auth_ok = raw.auth.is_none() || {
         let before = errors.len();

@@ -271,6 +271,11 @@ pub struct Http {
     pub idle_timeout: Duration,
     /// Largest request body, in bytes (default: the gateway's `max_message_size`).
     pub max_body: usize,
+    /// A request's headers must arrive within this (slowloris: a client trickling header
+    /// bytes holds a connection, so it is cut).
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this, counted from the handler's first read.
+    pub body_timeout: Duration,
     /// Serve a non-loopback address without authentication (explicit opt-in).
     pub allow_remote_unauthenticated: bool,
     pub auth: HttpAuth,
@@ -279,6 +284,8 @@ pub struct Http {
 impl Http {
     pub const DEFAULT_MAX_SESSIONS: u32 = 100;
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+    pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 }
 
 impl Default for Http {
@@ -290,6 +297,8 @@ impl Default for Http {
             max_sessions: Self::DEFAULT_MAX_SESSIONS,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_body: Gateway::DEFAULT_MAX_MESSAGE_SIZE,
+            header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
+            body_timeout: Self::DEFAULT_BODY_TIMEOUT,
             allow_remote_unauthenticated: false,
             auth: HttpAuth::default(),
         }

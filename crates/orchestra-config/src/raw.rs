@@ -103,6 +103,8 @@ pub(crate) struct RawHttp {
     pub max_sessions: Option<u32>,
     pub idle_timeout: Option<RawDuration>,
     pub max_body: Option<RawSize>,
+    pub header_timeout: Option<RawDuration>,
+    pub body_timeout: Option<RawDuration>,
     pub allow_remote_unauthenticated: Option<bool>,
     pub auth: Option<figment::value::Value>,
 }
@@ -115,6 +117,8 @@ impl RawHttp {
         "max_sessions",
         "idle_timeout",
         "max_body",
+        "header_timeout",
+        "body_timeout",
         "allow_remote_unauthenticated",
         "auth",
     ];

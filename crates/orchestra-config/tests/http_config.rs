@@ -103,6 +103,8 @@ fn without_an_http_section_there_is_no_front_and_the_defaults_hold() {
     assert_eq!(http.listen, None);
     assert_eq!(http.max_sessions, 100);
     assert_eq!(http.idle_timeout, Duration::from_secs(30 * 60));
+    assert_eq!(http.header_timeout, Duration::from_secs(10));
+    assert_eq!(http.body_timeout, Duration::from_secs(30));
     assert_eq!(http.max_body, config.gateway.max_message_size);
     assert!(!http.allow_remote_unauthenticated);
     assert!(http.auth.is_empty());
@@ -130,6 +132,8 @@ http:
   max_sessions: 7
   idle_timeout: 5m
   max_body: 2MiB
+  header_timeout: 3s
+  body_timeout: 1m
   auth:
     bearer_tokens: [{{env: API_TOKEN}}, {{file: token}}, {{file: "~/orchestra-token"}}]
     jwt: {{jwks_file: jwks.json, issuer: "https://issuer.example", audience: [a, b], leeway: 30s}}
@@ -148,6 +152,8 @@ http:
     assert_eq!(http.allowed_hosts, ["mcp.example.com", "10.0.0.5:8080"]);
     assert_eq!(http.max_sessions, 7);
     assert_eq!(http.idle_timeout, Duration::from_secs(300));
+    assert_eq!(http.header_timeout, Duration::from_secs(3));
+    assert_eq!(http.body_timeout, Duration::from_secs(60));
     assert_eq!(http.max_body, 2 * 1024 * 1024);
     let tokens: Vec<(&TokenSource, &str)> = http
         .auth
@@ -349,6 +355,8 @@ http:
   allowed_hosts: ["https://mcp.example.com", "bad host", "h:99999"]
   max_sessions: 0
   idle_timeout: 0s
+  header_timeout: 0s
+  body_timeout: soon
   max_body: 1KiB
   allow_remote_unauthenticated: "yes"
   auth: {{bearer: []}}
@@ -367,6 +375,8 @@ http:
             ("http.allowed_hosts[2]", "is not a port number"),
             ("http.max_sessions", "must be at least 1"),
             ("http.idle_timeout", "must be greater than zero"),
+            ("http.header_timeout", "must be greater than zero"),
+            ("http.body_timeout", "invalid duration"),
             ("http.max_body", "out of range"),
             ("http.allow_remote_unauthenticated", "expected a boolean"),
             ("http.auth.bearer", "did you mean \"bearer_tokens\"?"),

@@ -16,6 +16,11 @@
 //!   keep-alive comment. Until a GET is open its lines wait in a bounded queue; beyond it new
 //!   ones are dropped (the stream stays usable).
 //! - DELETE: ends the session (its registry entry, subscriptions and open stream).
+//!
+//! Every request passes the Host/Origin guard and then authentication (`auth.rs`: 401 with
+//! `WWW-Authenticate` pointing at the protected-resource metadata); a session answers only
+//! the identity that opened it. SSE events carry ids; GET with `Last-Event-ID` resumes the
+//! stream it names (`replay.rs`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,12 +31,16 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::auth::{Denied, Identity};
+use super::replay::{self, Resumable};
 use super::table::{HttpSession, OpenError};
-use super::Front;
+use super::{metadata, Front};
 use crate::error::GatewayError;
 use crate::front::session::{Session, SUPPORTED_VERSIONS};
 use crate::jsonrpc::{self, Envelope, Kind};
 use crate::sink::{FrontSink, StreamReader, STREAM_LIMIT};
+
+const LAST_EVENT_ID: &str = "last-event-id";
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -60,20 +69,58 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The session the request names (400 missing, 404 unknown), its protocol version checked.
-fn session_of(front: &Front, headers: &HeaderMap) -> Result<Arc<HttpSession>, Refusal> {
+/// The Host/Origin guard (403), then who is asking (401, or 503 when the keys that would
+/// tell cannot be had).
+async fn admit(front: &Front, headers: &HeaderMap) -> Result<Identity, Response> {
+    if let Err(why) = front.guard.check(headers) {
+        return Err(refuse(StatusCode::FORBIDDEN, why));
+    }
+    front.auth.check(headers).await.map_err(|denied| {
+        if let Denied::Unavailable(_) = denied {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, denied.message());
+        }
+        tracing::debug!(reason = %denied.message(), "HTTP request refused: not authenticated");
+        let mut challenge = format!(
+            "Bearer resource_metadata=\"{}\"",
+            metadata::url_for(headers)
+        );
+        if denied != Denied::Missing {
+            challenge.push_str(&format!(
+                ", error=\"invalid_token\", error_description=\"{}\"",
+                denied.message().replace('"', "'")
+            ));
+        }
+        let mut response = refuse(StatusCode::UNAUTHORIZED, denied.message());
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        response
+    })
+}
+
+/// The session the request names (400 missing, 404 unknown — or opened by someone else:
+/// answered exactly as unknown), its protocol version checked.
+fn session_of(
+    front: &Front,
+    headers: &HeaderMap,
+    who: &Identity,
+) -> Result<Arc<HttpSession>, Refusal> {
     let id = header_str(headers, SESSION_HEADER).ok_or_else(|| {
         Refusal(
             StatusCode::BAD_REQUEST,
             "missing Mcp-Session-Id header".into(),
         )
     })?;
-    let session = front.table.get(id).ok_or_else(|| {
-        Refusal(
-            StatusCode::NOT_FOUND,
-            "unknown or ended session: initialize a new one".into(),
-        )
-    })?;
+    let session = front
+        .table
+        .get(id)
+        .filter(|s| s.owned_by(who))
+        .ok_or_else(|| {
+            Refusal(
+                StatusCode::NOT_FOUND,
+                "unknown or ended session: initialize a new one".into(),
+            )
+        })?;
     check_version(headers)?;
     Ok(session)
 }
@@ -100,17 +147,32 @@ pub(super) async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(why) = front.guard.check(&headers) {
-        return refuse(StatusCode::FORBIDDEN, why);
-    }
+    let who = match admit(&front, &headers).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
     let max = front.opts.max_body;
     let declared =
         header_str(&headers, header::CONTENT_LENGTH.as_str()).and_then(|l| l.parse::<u64>().ok());
     if declared.is_some_and(|l| l > max as u64) {
         return too_large(max);
     }
-    let Ok(bytes) = axum::body::to_bytes(body, max).await else {
-        return too_large(max);
+    // A body that trickles in holds a connection and a task: it must arrive in time.
+    let bytes = match tokio::time::timeout(front.opts.body_timeout, axum::body::to_bytes(body, max))
+        .await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return too_large(max),
+        Err(_) => {
+            tracing::info!(timeout = ?front.opts.body_timeout, "an HTTP request body did not arrive in time");
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {:?}",
+                    front.opts.body_timeout
+                ),
+            );
+        }
     };
     let accept = header_str(&headers, header::ACCEPT.as_str()).unwrap_or("*/*");
     let json_ok = accept.contains("application/json") || accept.contains("*/*");
@@ -141,7 +203,7 @@ pub(super) async fn post(
     let kind = env.kind();
     let initialize = kind == Kind::Request && env.method.as_deref() == Some("initialize");
     let (new_id, entry) = if initialize && headers.get(SESSION_HEADER).is_none() {
-        match front.table.open(&front.gw) {
+        match front.table.open(&front.gw, who) {
             Ok((id, entry)) => (Some(id), entry),
             Err(OpenError::Full(max)) => {
                 return refuse(
@@ -158,7 +220,7 @@ pub(super) async fn post(
             }
         }
     } else {
-        match session_of(&front, &headers) {
+        match session_of(&front, &headers, &who) {
             Ok(entry) => (None, entry),
             Err(refused) => return refused.into_response(),
         }
@@ -174,7 +236,8 @@ pub(super) async fn post(
     drop(env);
     let reader = answer_stream(&entry.session, &bytes, sse).await;
     let mut response = if sse {
-        sse_response(reader, id, _busy)
+        let stream = entry.post_stream(reader, id).await;
+        sse_response(stream, Vec::new(), _busy)
     } else {
         json_response(reader, &id).await
     };
@@ -225,26 +288,13 @@ fn has_progress_token(env: &Envelope<'_>) -> bool {
         .is_some_and(|m| m.progress_token.is_some())
 }
 
-/// Whether `line` is the answer to the request with id `id` (raw JSON text: the gateway
-/// answers with the client's id exactly as written).
-fn is_answer(line: &[u8], id: &str) -> bool {
-    Envelope::parse(line).is_ok_and(|e| e.kind() == Kind::Response && e.reply_id() == id)
-}
-
-fn trim_newline(mut line: Vec<u8>) -> Vec<u8> {
-    if line.last() == Some(&b'\n') {
-        line.pop();
-    }
-    line
-}
-
 async fn json_response(reader: StreamReader, id: &str) -> Response {
     while let Some(line) = reader.next().await {
-        if is_answer(&line, id) {
+        if replay::is_answer(&line, id) {
             return (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
-                trim_newline(line),
+                replay::trim_newline(line),
             )
                 .into_response();
         }
@@ -259,15 +309,6 @@ async fn json_response(reader: StreamReader, id: &str) -> Response {
         .into_response()
 }
 
-fn sse_event(line: Vec<u8>) -> Bytes {
-    let line = trim_newline(line);
-    let mut event = Vec::with_capacity(line.len() + 24);
-    event.extend_from_slice(b"event: message\ndata: ");
-    event.extend_from_slice(&line);
-    event.extend_from_slice(b"\n\n");
-    Bytes::from(event)
-}
-
 fn sse_headers(body: Body) -> Response {
     (
         StatusCode::OK,
@@ -280,62 +321,84 @@ fn sse_headers(body: Body) -> Response {
         .into_response()
 }
 
-/// The POST's stream: everything for the request, its answer last, then the end.
-fn sse_response(reader: StreamReader, id: String, busy: super::table::Busy) -> Response {
-    let stream = futures_util::stream::unfold(Some((reader, id, busy)), |state| async move {
-        let (reader, id, busy) = state?;
-        let line = reader.next().await?;
-        let done = is_answer(&line, &id);
-        let next = (!done).then_some((reader, id, busy));
-        Some((Ok::<_, Infallible>(sse_event(line)), next))
+/// An SSE response reading `stream` (after `replayed`, events it sent before): a POST's
+/// stream ends after its answer; the session's own stream never ends by itself, and sends a
+/// keep-alive comment when idle.
+fn sse_response(
+    stream: tokio::sync::OwnedMutexGuard<Resumable>,
+    replayed: Vec<Bytes>,
+    busy: super::table::Busy,
+) -> Response {
+    let replayed = futures_util::stream::iter(replayed.into_iter().map(Ok::<_, Infallible>));
+    let live = futures_util::stream::unfold(Some((stream, busy)), |state| async move {
+        let (mut stream, busy) = state?;
+        match tokio::time::timeout(KEEP_ALIVE, stream.next()).await {
+            Ok(Some(event)) => Some((Ok(event), Some((stream, busy)))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Ok(Bytes::from_static(b": keep-alive\n\n")),
+                Some((stream, busy)),
+            )),
+        }
     });
-    sse_headers(Body::from_stream(stream))
+    sse_headers(Body::from_stream(futures_util::StreamExt::chain(
+        replayed, live,
+    )))
 }
 
 pub(super) async fn get_stream(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
-    if let Err(why) = front.guard.check(&headers) {
-        return refuse(StatusCode::FORBIDDEN, why);
-    }
+    let who = match admit(&front, &headers).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
     if !header_str(&headers, header::ACCEPT.as_str()).is_some_and(|a| a.contains(EVENT_STREAM)) {
         return refuse(
             StatusCode::NOT_ACCEPTABLE,
             "GET /mcp serves text/event-stream only",
         );
     }
-    let entry = match session_of(&front, &headers) {
+    let entry = match session_of(&front, &headers, &who) {
         Ok(entry) => entry,
         Err(refused) => return refused.into_response(),
     };
-    let Ok(reader) = entry.reader.clone().try_lock_owned() else {
+    // Resumption names the stream and the last event the client has; without it, the
+    // session's own stream from where it is.
+    let (shared, after) = match header_str(&headers, LAST_EVENT_ID) {
+        None => (entry.own.1.clone(), None),
+        Some(last) => match replay::parse_event_id(last)
+            .and_then(|(stream, seq)| Some((entry.find_stream(stream)?, seq)))
+        {
+            Some((shared, seq)) => (shared, Some(seq)),
+            None => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "Last-Event-ID names no stream this session still keeps",
+                )
+            }
+        },
+    };
+    let Ok(stream) = shared.try_lock_owned() else {
         return refuse(
             StatusCode::CONFLICT,
-            "this session's stream is already open on another connection",
+            "this stream is already open on another connection",
         );
     };
+    let replayed = after.map(|seq| stream.after(seq)).unwrap_or_default();
     let busy = entry.busy();
     drop(entry);
-    let stream = futures_util::stream::unfold(Some((reader, busy)), |state| async move {
-        let (reader, busy) = state?;
-        match tokio::time::timeout(KEEP_ALIVE, reader.next()).await {
-            Ok(Some(line)) => Some((Ok::<_, Infallible>(sse_event(line)), Some((reader, busy)))),
-            Ok(None) => None,
-            Err(_) => Some((
-                Ok(Bytes::from_static(b": keep-alive\n\n")),
-                Some((reader, busy)),
-            )),
-        }
-    });
-    sse_headers(Body::from_stream(stream))
+    sse_response(stream, replayed, busy)
 }
 
 pub(super) async fn delete(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
-    if let Err(why) = front.guard.check(&headers) {
-        return refuse(StatusCode::FORBIDDEN, why);
-    }
+    let who = match admit(&front, &headers).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
     let Some(id) = header_str(&headers, SESSION_HEADER) else {
         return refuse(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header");
     };
-    if front.table.remove(id) {
+    let mine = front.table.get(id).is_some_and(|s| s.owned_by(&who));
+    if mine && front.table.remove(id) {
         StatusCode::OK.into_response()
     } else {
         refuse(StatusCode::NOT_FOUND, "unknown or ended session")

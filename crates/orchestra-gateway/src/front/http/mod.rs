@@ -6,12 +6,21 @@
 //! Bounded by design: a body limit (413), a session limit (503), an idle timeout, and a
 //! bounded queue per response stream that is closed, never waited on, when its client falls
 //! behind (`sink::stream`) — one slow or vanished client costs bounded memory and never
-//! delays another session.
+//! delays another session. Slow senders are cut too: headers within `header_timeout`
+//! (`conn.rs`), a body within `body_timeout` (`mcp.rs`).
+//!
+//! Who may call: `auth.rs` (bearer tokens, JWTs against `jwks.rs`), advertised by
+//! `metadata.rs` (RFC 9728); SSE resumption: `replay.rs`.
 
+mod auth;
+mod conn;
 mod guard;
+mod jwks;
 mod mcp;
+mod metadata;
 mod options;
 mod probes;
+mod replay;
 mod table;
 
 use std::net::SocketAddr;
@@ -30,6 +39,7 @@ struct Front {
     gw: Gateway,
     opts: HttpOptions,
     guard: guard::Guard,
+    auth: auth::Auth,
     table: table::Table,
 }
 
@@ -50,6 +60,7 @@ impl HttpFront {
         let front = Arc::new(Front {
             gw: gw.clone(),
             guard: guard::Guard::new(&opts),
+            auth: auth::Auth::new(&opts.auth),
             table: table::Table::new(opts.max_sessions),
             opts,
         });
@@ -71,21 +82,27 @@ impl HttpFront {
             )
             .route("/healthz", get(probes::healthz))
             .route("/readyz", get(probes::readyz))
+            .route(metadata::PATH, get(metadata::serve))
+            .route(&format!("{}/mcp", metadata::PATH), get(metadata::serve))
             .with_state(front.clone());
         let sweeper = tokio::spawn(sweep(front.clone()));
+        let warm = front.clone();
+        let warm_up = tokio::spawn(async move { warm.auth.warm_up().await });
         let token = front.gw.shutdown_token();
         let stopping = front.clone();
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
+        conn::serve(
+            self.listener,
+            router,
+            front.opts.header_timeout,
+            async move {
                 token.cancelled().await;
-                // Open GET streams end with their sessions, so the server can finish.
+                // Open GET streams end with their sessions, so the connections can finish.
                 stopping.table.clear();
-            })
-            .await;
+            },
+        )
+        .await;
         sweeper.abort();
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the HTTP front stopped");
-        }
+        warm_up.abort();
     }
 }
 

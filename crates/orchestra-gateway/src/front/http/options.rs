@@ -19,8 +19,14 @@ pub struct HttpOptions {
     pub idle_timeout: Duration,
     /// Largest request body (413 beyond it).
     pub max_body: usize,
+    /// Headers must arrive within this (slowloris).
+    pub header_timeout: Duration,
+    /// A body must arrive within this.
+    pub body_timeout: Duration,
     /// Serve a non-loopback address with no authentication (explicit opt-in).
     pub allow_remote_unauthenticated: bool,
+    /// Who may call (`http.auth`): bearer tokens, JWTs.
+    pub auth: orchestra_config::HttpAuth,
 }
 
 /// Why the front refuses to start.
@@ -32,11 +38,6 @@ pub enum OptionsError {
          (the default), or pass --allow-remote-unauthenticated if the network is trusted"
     )]
     RemoteUnauthenticated(SocketAddr),
-    #[error(
-        "http.auth is configured, but this build's HTTP front does not check tokens yet; \
-         refusing to serve rather than serve unauthenticated"
-    )]
-    AuthUnsupported,
 }
 
 impl HttpOptions {
@@ -55,18 +56,48 @@ impl HttpOptions {
             max_sessions: http.max_sessions as usize,
             idle_timeout: http.idle_timeout,
             max_body: http.max_body,
+            header_timeout: http.header_timeout,
+            body_timeout: http.body_timeout,
             allow_remote_unauthenticated: http.allow_remote_unauthenticated,
+            auth: http.auth.clone(),
         }
     }
 
-    /// Refuses what is unsafe: a non-loopback address with no authentication unless allowed.
-    pub fn check(&self, auth: &orchestra_config::HttpAuth) -> Result<(), OptionsError> {
-        if !auth.is_empty() {
-            return Err(OptionsError::AuthUnsupported);
-        }
-        if !self.listen.ip().is_loopback() && !self.allow_remote_unauthenticated {
+    /// Refuses what is unsafe: a non-loopback address with no authentication unless allowed
+    /// (an authenticated one is served: that is what authentication is for).
+    pub fn check(&self) -> Result<(), OptionsError> {
+        if !self.listen.ip().is_loopback()
+            && self.auth.is_empty()
+            && !self.allow_remote_unauthenticated
+        {
             return Err(OptionsError::RemoteUnauthenticated(self.listen));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orchestra_config::{BearerToken, Secret, TokenSource};
+
+    #[test]
+    fn non_loopback_needs_authentication_or_an_explicit_opt_in() {
+        let mut o = HttpOptions::new("0.0.0.0:8080".parse().unwrap());
+        assert!(matches!(
+            o.check(),
+            Err(OptionsError::RemoteUnauthenticated(_))
+        ));
+        o.auth.bearer_tokens.push(BearerToken {
+            source: TokenSource::Env("T".into()),
+            token: Secret::new("t".into()),
+        });
+        assert!(o.check().is_ok());
+        let mut o = HttpOptions::new("0.0.0.0:8080".parse().unwrap());
+        o.allow_remote_unauthenticated = true;
+        assert!(o.check().is_ok());
+        assert!(HttpOptions::new("127.0.0.1:0".parse().unwrap())
+            .check()
+            .is_ok());
     }
 }
