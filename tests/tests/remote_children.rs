@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,25 +82,37 @@ async fn server_everything_by_url_streamable_http_legacy_sse_and_fallback() {
     let http = start_everything("streamableHttp", http_port).await;
     let sse = start_everything("sse", sse_port).await;
     let urls = [
-        ("web", format!("http://127.0.0.1:{http_port}/mcp"), ""),
+        (
+            "web",
+            format!("http://127.0.0.1:{http_port}/mcp"),
+            "",
+            "streamable_http",
+        ),
         (
             "legacy",
             format!("http://127.0.0.1:{sse_port}/sse"),
             ", transport: sse",
+            "sse",
         ),
-        ("fallback", format!("http://127.0.0.1:{sse_port}/sse"), ""),
+        (
+            "fallback",
+            format!("http://127.0.0.1:{sse_port}/sse"),
+            "",
+            "sse",
+        ),
     ];
     let mut yaml = "servers:\n".to_owned();
-    for (name, url, extra) in &urls {
+    for (name, url, extra, _) in &urls {
         yaml.push_str(&format!("  {name}: {{url: \"{url}\"{extra}}}\n"));
     }
     let gw = within(STEP, "gateway start", Gateway::start(&yaml)).await;
     wait_ready(&gw, &["web", "legacy", "fallback"], STEP).await;
-    for (name, url, _) in &urls {
+    for (name, url, _, transport) in &urls {
         echo(&gw, &format!("{name}__echo"), &format!("hello {name}")).await;
         let h = gw.server_health(name).await;
         assert_eq!(str_of(&h, "command"), url, "{h}");
         assert_eq!(h["pid"], Value::Null, "{h}");
+        assert_eq!(h["transport"], *transport, "{h}");
         assert!(h["tools"].as_u64().unwrap_or(0) > 5, "{h}");
     }
     // A call with progress over Streamable HTTP: the progress comes on the POST's SSE stream.
@@ -278,13 +291,17 @@ struct Seen {
 }
 
 /// A minimal Streamable HTTP server (HTTP/1.1, keep-alive, JSON answers) that records each
-/// request: it initializes with a session id, lists one tool, answers ping, 202 for the rest.
-async fn recording_server(seen: Arc<Mutex<Vec<Seen>>>) -> SocketAddr {
+/// request: it initializes with a new session id each time (`s-1`, `s-2`, …), lists one
+/// tool, answers ping, 202 for the rest. With `expire_first`, session `s-1` is forgotten
+/// after its first ping: every later request in it gets 404, as after a server restart.
+async fn recording_server(seen: Arc<Mutex<Vec<Seen>>>, expire_first: bool) -> SocketAddr {
+    let sessions = Arc::new(AtomicU32::new(0));
+    let pings = Arc::new(AtomicU32::new(0));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let seen = seen.clone();
+            let (seen, sessions, pings) = (seen.clone(), sessions.clone(), pings.clone());
             tokio::spawn(async move {
                 let mut stream = BufReader::new(stream);
                 loop {
@@ -321,15 +338,31 @@ async fn recording_server(seen: Arc<Mutex<Vec<Seen>>>) -> SocketAddr {
                         return;
                     }
                     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let in_first = headers.get("mcp-session-id").map(String::as_str) == Some("s-1");
                     seen.lock().unwrap().push(Seen {
                         method: method.clone(),
                         headers,
                         body: body.clone(),
                     });
+                    if expire_first
+                        && in_first
+                        && body["method"] == "ping"
+                        && pings.fetch_add(1, SeqCst) >= 1
+                    {
+                        let gone = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+                        if stream.get_mut().write_all(gone.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let mut session = "s-1".to_owned();
                     let result = match (method.as_str(), body["method"].as_str()) {
-                        ("POST", Some("initialize")) => Some(json!({
+                        ("POST", Some("initialize")) => {
+                            session = format!("s-{}", sessions.fetch_add(1, SeqCst) + 1);
+                            Some(json!({
                             "protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
-                            "serverInfo": {"name": "recorder", "version": "0"}})),
+                            "serverInfo": {"name": "recorder", "version": "0"}}))
+                        }
                         ("POST", Some("tools/list")) => Some(json!({"tools": [
                             {"name": "noop", "inputSchema": {"type": "object"}}]})),
                         ("POST", Some("ping")) => Some(json!({})),
@@ -339,7 +372,7 @@ async fn recording_server(seen: Arc<Mutex<Vec<Seen>>>) -> SocketAddr {
                         (_, Some(result)) => {
                             let msg = json!({"jsonrpc": "2.0", "id": body["id"], "result": result})
                                 .to_string();
-                            format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nmcp-session-id: s-123\r\ncontent-length: {}\r\n\r\n{msg}", msg.len())
+                            format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nmcp-session-id: {session}\r\ncontent-length: {}\r\n\r\n{msg}", msg.len())
                         }
                         ("GET", None) => {
                             "HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n"
@@ -366,7 +399,7 @@ async fn recording_server(seen: Arc<Mutex<Vec<Seen>>>) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_and_bearer_token_reach_the_remote() {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let addr = recording_server(seen.clone()).await;
+    let addr = recording_server(seen.clone(), false).await;
     let token = "tok-7f3a9c1e5b";
     let yaml = format!(
         "servers:\n  rec: {{url: \"http://{addr}/mcp\", headers: {{X-Team: \"${{TEAM}}\"}}, \
@@ -422,7 +455,7 @@ async fn headers_and_bearer_token_reach_the_remote() {
     for p in &posts[1..] {
         assert_eq!(
             p.headers.get("mcp-session-id").map(String::as_str),
-            Some("s-123"),
+            Some("s-1"),
             "{p:?}"
         );
         assert_eq!(
@@ -437,7 +470,52 @@ async fn headers_and_bearer_token_reach_the_remote() {
     );
     assert!(
         seen.iter().any(|s| s.method == "DELETE"
-            && s.headers.get("mcp-session-id").map(String::as_str) == Some("s-123")),
+            && s.headers.get("mcp-session-id").map(String::as_str) == Some("s-1")),
         "the session is deleted at shutdown: {seen:?}"
+    );
+}
+
+/// A 404 to a request carrying the session id means the remote forgot the session (it
+/// restarted, say): the link ends, the supervisor starts a new one after its backoff, and the
+/// new `initialize` carries no session id and gets a new one, used from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_on_the_session_re_initializes() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let addr = recording_server(seen.clone(), true).await;
+    let yaml = format!(
+        "servers:\n  rec: {{url: \"http://{addr}/mcp\", \
+         probe: {{interval: 300ms, timeout: 1s}}, restart: {{initial_backoff: 200ms, jitter: 0.0}}}}\n"
+    );
+    let gw = within(STEP, "gateway start", Gateway::start(&yaml)).await;
+    let back = within(
+        STEP,
+        "ready again in a new session",
+        gw.wait_server("rec", STEP, |s| {
+            s["state"] == "ready" && s["restarts"].as_u64() == Some(1)
+        }),
+    )
+    .await;
+    assert!(
+        str_of(&back, "last_exit").contains("no longer knows the session"),
+        "{back}"
+    );
+    assert!(gw.tool_names().await.contains(&"rec__noop".to_owned()));
+    finish(gw).await;
+    let seen = seen.lock().unwrap().clone();
+    let inits: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.body["method"] == "initialize")
+        .collect();
+    assert_eq!(inits.len(), 2, "{seen:?}");
+    assert!(
+        !inits[1].headers.contains_key("mcp-session-id"),
+        "{:?}",
+        inits[1]
+    );
+    let last = seen.iter().rev().find(|s| s.method == "POST").unwrap();
+    assert_eq!(
+        last.headers.get("mcp-session-id").map(String::as_str),
+        Some("s-2"),
+        "{seen:?}"
     );
 }

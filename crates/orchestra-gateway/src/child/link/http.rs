@@ -60,6 +60,7 @@ pub(super) async fn initialize(peer: &Peer, line: &[u8], out: &Out) -> Result<()
         )));
     }
     peer.set_session(resp.headers().get("mcp-session-id").cloned());
+    peer.connected("streamable_http");
     // The negotiated version is read from the answer before the Connection sees it, so the
     // header is in place for the very next message (`notifications/initialized`).
     let mut messages = Vec::new();

@@ -42,6 +42,7 @@ pub(super) async fn run(peer: &Peer, first: Vec<u8>, lines: &mut Lines, out: &Ou
         Err(why) => return why,
     };
     tracing::debug!(server = %peer.server, "legacy HTTP+SSE endpoint received");
+    peer.connected("sse");
     // Everything from now on arrives on the stream, read beside the POSTs.
     let stream = async {
         while let Some(chunk) = body.next().await {

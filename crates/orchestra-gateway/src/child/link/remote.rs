@@ -35,6 +35,8 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 /// every request carries.
 pub(super) struct Peer {
     pub server: Arc<str>,
+    /// The child, to say in its status which transport is in use.
+    shared: Arc<ChildShared>,
     pub client: reqwest::Client,
     pub url: reqwest::Url,
     /// Configured headers and the bearer token, marked sensitive (never logged).
@@ -56,7 +58,7 @@ pub(super) type Out = mpsc::Sender<Vec<u8>>;
 pub(super) type Lines = LineReader<tokio::io::BufReader<pipe::Receiver>>;
 
 impl Peer {
-    fn new(shared: &ChildShared, remote: &Remote) -> Result<Self, OpenError> {
+    fn new(shared: &Arc<ChildShared>, remote: &Remote) -> Result<Self, OpenError> {
         let url = reqwest::Url::parse(&remote.url)
             .map_err(|e| OpenError::Misconfigured(format!("invalid url: {e}")))?;
         let mut headers = HeaderMap::new();
@@ -92,6 +94,7 @@ impl Peer {
             .map_err(|e| OpenError::Failed(format!("cannot set up an HTTP client: {e}")))?;
         Ok(Self {
             server: shared.name.clone(),
+            shared: shared.clone(),
             client,
             url,
             headers,
@@ -137,6 +140,13 @@ impl Peer {
         *lock(&self.session) = id;
     }
 
+    /// Connected: `transport` is the one in use (health shows it).
+    pub fn connected(&self, transport: &'static str) {
+        self.shared
+            .status
+            .send_modify(|s| s.transport = Some(transport));
+    }
+
     pub fn set_protocol(&self, version: &str) {
         *lock(&self.protocol) = HeaderValue::from_str(version).ok();
     }
@@ -166,6 +176,8 @@ pub(crate) struct RemoteLink {
 /// Sets up the pipes and starts the link's task. Nothing is sent until the Connection writes
 /// `initialize`, so connecting is bounded by the handshake's deadline.
 pub(super) fn open(shared: &Arc<ChildShared>, remote: &Remote) -> Result<Opened, OpenError> {
+    shared.stderr.clear();
+    shared.status.send_modify(|s| s.transport = None);
     let peer = Arc::new(Peer::new(shared, remote)?);
     let pipes = (|| Ok::<_, std::io::Error>((pipe::pipe()?, pipe::pipe()?)))();
     let ((input, from_conn), (to_conn, output)) =

@@ -38,6 +38,7 @@ pub(crate) async fn open(
         Err(e) => return Err(OpenError::Failed(e.to_string())),
     };
     shared.stderr.clear();
+    shared.status.send_modify(|s| s.transport = Some("stdio"));
     let drain_shared = shared.clone();
     let stderr = spawned.stderr;
     tokio::spawn(async move {
