@@ -105,7 +105,7 @@ async fn server_everything_by_url_streamable_http_legacy_sse_and_fallback() {
     for (name, url, extra, _) in &urls {
         yaml.push_str(&format!("  {name}: {{url: \"{url}\"{extra}}}\n"));
     }
-    let gw = within(STEP, "gateway start", Gateway::start(&yaml)).await;
+    let mut gw = within(STEP, "gateway start", Gateway::start(&yaml)).await;
     wait_ready(&gw, &["web", "legacy", "fallback"], STEP).await;
     for (name, url, _, transport) in &urls {
         echo(&gw, &format!("{name}__echo"), &format!("hello {name}")).await;
@@ -115,19 +115,27 @@ async fn server_everything_by_url_streamable_http_legacy_sse_and_fallback() {
         assert_eq!(h["transport"], *transport, "{h}");
         assert!(h["tools"].as_u64().unwrap_or(0) > 5, "{h}");
     }
-    // A call with progress over Streamable HTTP: the progress comes on the POST's SSE stream.
-    let r = within(
-        STEP,
-        "a long call over HTTP",
-        gw.request(
+    // A call with progress over Streamable HTTP: the progress comes on the POST's SSE stream,
+    // each step as it happens (before the answer), with the client's own token.
+    let answer = gw
+        .send_request(
             "tools/call",
             json!({"name": "web__trigger-long-running-operation",
-                   "arguments": {"duration": 1, "steps": 2}, "_meta": {"progressToken": "p1"}}),
-        ),
-    )
-    .await
-    .expect("long-running operation");
-    assert!(text_of(&r).contains("Steps: 2"), "{r}");
+                   "arguments": {"duration": 2, "steps": 2}, "_meta": {"progressToken": "p1"}}),
+        )
+        .await;
+    let first = gw
+        .next_notification("notifications/progress", STEP)
+        .await
+        .expect("progress");
+    let sent = Instant::now();
+    assert_eq!(first["params"]["progressToken"], "p1", "{first}");
+    let r = within(STEP, "a long call over HTTP", answer).await.unwrap();
+    assert!(
+        sent.elapsed() > Duration::from_millis(300),
+        "the progress came before the answer, not with it"
+    );
+    assert!(text_of(&r["result"]).contains("Steps: 2"), "{r}");
     assert!(
         gw.logs().contains("trying the legacy HTTP+SSE transport"),
         "the fallback was taken"
@@ -235,6 +243,63 @@ async fn killing_the_remote_mid_call_answers_at_once_and_it_comes_back() {
     .await;
     assert!(back["restarts"].as_u64().unwrap_or(0) >= 1, "{back}");
     echo(&gw, "web__echo", "back again").await;
+    finish(gw).await;
+    stop(remote).await;
+}
+
+/// A remote that freezes while serving (SIGSTOP: its port still accepts, nothing answers): a
+/// call times out at its deadline, pings go unanswered, the server turns unhealthy and its
+/// link is stopped and opened again under the handshake's deadline; once it thaws (SIGCONT)
+/// it is ready again and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_remote_times_out_calls_turns_unhealthy_and_recovers() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let port = free_port();
+    let remote = start_everything("streamableHttp", port).await;
+    let pid = Pid::from_raw(remote.id().expect("remote pid") as i32);
+    let yaml = format!(
+        "servers:\n  web: {{url: \"http://127.0.0.1:{port}/mcp\", call_timeout: 1s, \
+         startup_timeout: 2s, probe: {{interval: 300ms, timeout: 300ms, unhealthy_after: 2, \
+         restart_after: 4}}, restart: {{initial_backoff: 200ms, jitter: 0.0, max_restarts: 1000}}}}\n"
+    );
+    let gw = within(STEP, "gateway start", Gateway::start(&yaml)).await;
+    wait_ready(&gw, &["web"], STEP).await;
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let started = Instant::now();
+    let err = within(
+        STEP,
+        "a call to the frozen remote",
+        gw.request(
+            "tools/call",
+            json!({"name": "web__echo", "arguments": {"message": "x"}}),
+        ),
+    )
+    .await
+    .expect_err("a timeout");
+    assert_eq!(err["code"], -31003, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let sick = within(
+        STEP,
+        "unhealthy, then stopped",
+        gw.wait_server("web", STEP, |s| s["restarts"].as_u64().unwrap_or(0) >= 1),
+    )
+    .await;
+    assert_ne!(sick["state"], "ready", "{sick}");
+    let events = gw.health().await["events"].to_string();
+    assert!(events.contains("unhealthy"), "{events}");
+    kill(pid, Signal::SIGCONT).unwrap();
+    within(
+        STEP,
+        "ready after the thaw",
+        gw.wait_server("web", STEP, |s| s["state"] == "ready"),
+    )
+    .await;
+    echo(&gw, "web__echo", "thawed").await;
     finish(gw).await;
     stop(remote).await;
 }

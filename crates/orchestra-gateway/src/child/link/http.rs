@@ -63,19 +63,17 @@ pub(super) async fn initialize(peer: &Peer, line: &[u8], out: &Out) -> Result<()
     peer.connected("streamable_http");
     // The negotiated version is read from the answer before the Connection sees it, so the
     // header is in place for the very next message (`notifications/initialized`).
-    let mut messages = Vec::new();
-    read_answer(peer, resp, &mut messages)
-        .await
-        .map_err(|e| InitError::Failed(format!("initialize: {e}")))?;
-    for m in &messages {
+    let id = request_id(line);
+    let inspect = |m: &[u8]| {
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m) {
             if let Some(version) = v["result"]["protocolVersion"].as_str() {
                 peer.set_protocol(version);
             }
         }
-        deliver(out, m).await;
-    }
-    Ok(())
+    };
+    read_answer(peer, resp, id.as_deref(), out, inspect)
+        .await
+        .map_err(|e| InitError::Failed(format!("initialize: {e}")))
 }
 
 /// Serves the session: requests each in their own task (bounded), notifications and responses
@@ -111,7 +109,7 @@ pub(super) async fn serve(peer: &Arc<Peer>, lines: &mut Lines, out: &Out) -> Str
                 let (peer, out, fatal) = (peer.clone(), out.clone(), fatal_tx.clone());
                 tasks.spawn(async move {
                     let _permit = permit;
-                    match post(&peer, &line, &out).await {
+                    match post(&peer, &line, Some(&id), &out).await {
                         Ok(()) => {}
                         Err(PostError::Fatal(why)) => {
                             let _ = fatal.send(why);
@@ -125,7 +123,7 @@ pub(super) async fn serve(peer: &Arc<Peer>, lines: &mut Lines, out: &Out) -> Str
             (_, method) => {
                 // Sent in order, each before whatever comes next: `initialized` before the
                 // first list, a cancellation after the request it cancels.
-                match post(peer, &line, out).await {
+                match post(peer, &line, None, out).await {
                     Ok(()) => {}
                     Err(PostError::Fatal(why)) => return why,
                     Err(PostError::Refused(why)) => {
@@ -141,8 +139,8 @@ pub(super) async fn serve(peer: &Arc<Peer>, lines: &mut Lines, out: &Out) -> Str
     }
 }
 
-/// POSTs one message and passes on what comes back.
-async fn post(peer: &Peer, line: &[u8], out: &Out) -> Result<(), PostError> {
+/// POSTs one message (a request with id `id`) and passes on what comes back.
+async fn post(peer: &Peer, line: &[u8], id: Option<&str>, out: &Out) -> Result<(), PostError> {
     let resp = peer
         .post(&peer.url, line)
         .send()
@@ -157,20 +155,40 @@ async fn post(peer: &Peer, line: &[u8], out: &Out) -> Result<(), PostError> {
     if !status.is_success() {
         return Err(PostError::Refused(format!("HTTP {status}")));
     }
-    let mut messages = Vec::new();
-    let read = read_answer(peer, resp, &mut messages).await;
-    for m in &messages {
-        deliver(out, m).await;
-    }
-    read.map_err(PostError::Fatal)
+    read_answer(peer, resp, id, out, |_| {})
+        .await
+        .map_err(PostError::Fatal)
 }
 
-/// Reads a POST's answer: a JSON body (one message or a batch), an SSE stream (every message
-/// event until the server ends it), or nothing (202).
+/// The id (raw JSON) of a request line.
+fn request_id(line: &[u8]) -> Option<String> {
+    let env = Envelope::parse(line).ok()?;
+    env.id.map(|id| id.get().to_owned())
+}
+
+/// Whether `message` is the answer (result or error) to the request with id `id`.
+fn answers(message: &[u8], id: Option<&str>) -> bool {
+    let Some(id) = id else { return false };
+    match Envelope::parse(message.trim_ascii()) {
+        Ok(env) => {
+            env.method.is_none()
+                && (env.result.is_some() || env.error.is_some())
+                && env.id.is_some_and(|i| i.get() == id)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Reads a POST's answer and passes each message on as it arrives (`inspect` sees it
+/// first): a JSON body (one message or a batch), an SSE stream (progress and the server's
+/// requests, then the answer to request `id`, after which the stream is left: a server that
+/// keeps it open does not hold the request's slot), or nothing (202).
 async fn read_answer(
     peer: &Peer,
     resp: reqwest::Response,
-    messages: &mut Vec<Vec<u8>>,
+    id: Option<&str>,
+    out: &Out,
+    inspect: impl Fn(&[u8]),
 ) -> Result<(), String> {
     let content_type = resp
         .headers()
@@ -186,7 +204,12 @@ async fn read_answer(
             let chunk = chunk.map_err(|e| describe(&e))?;
             parser.push(&chunk, &mut events);
             for e in events.drain(..).filter(sse::Event::is_message) {
-                messages.push(e.data.into_bytes());
+                inspect(e.data.as_bytes());
+                deliver(out, e.data.as_bytes()).await;
+                if answers(e.data.as_bytes(), id) {
+                    note_dropped(peer, parser.dropped);
+                    return Ok(());
+                }
             }
         }
         note_dropped(peer, parser.dropped);
@@ -202,7 +225,8 @@ async fn read_answer(
         whole.extend_from_slice(&chunk);
     }
     if content_type.starts_with("application/json") {
-        messages.push(whole);
+        inspect(&whole);
+        deliver(out, &whole).await;
     }
     Ok(())
 }

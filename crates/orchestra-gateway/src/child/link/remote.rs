@@ -28,8 +28,10 @@ const OUT_QUEUE: usize = 256;
 /// A line from the Connection longer than this is not sent (arguments this large are not
 /// worth a POST; the call times out and is reported as such).
 const MAX_OUTGOING: usize = 64 * 1024 * 1024;
-/// How long a DELETE of the session may take at stop.
+/// How long a DELETE of the session may take at shutdown; and when the link was stopped
+/// because the server hangs or broke the protocol (it likely will not answer that either).
 const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
+const DELETE_TIMEOUT_UNWELL: Duration = Duration::from_millis(500);
 
 /// The HTTP side of one remote child: its client (one connection pool per life) and what
 /// every request carries.
@@ -210,7 +212,7 @@ impl RemoteLink {
 
     /// Ends the link task (which ends every request of it) and, when the server gave a
     /// session, DELETEs it (best effort, briefly): the server can free it at once.
-    pub async fn stop(&mut self, _graceful: bool) {
+    pub async fn stop(&mut self, graceful: bool) {
         self.task.abort();
         let _ = self.ended().await;
         if !self.peer.has_session() {
@@ -219,7 +221,11 @@ impl RemoteLink {
         let peer = &self.peer;
         let delete = peer
             .request(reqwest::Method::DELETE, &peer.url)
-            .timeout(DELETE_TIMEOUT)
+            .timeout(if graceful {
+                DELETE_TIMEOUT
+            } else {
+                DELETE_TIMEOUT_UNWELL
+            })
             .send();
         match delete.await {
             Ok(r) => {
