@@ -47,6 +47,8 @@ pub(super) struct Peer {
     session: Mutex<Option<HeaderValue>>,
     /// The protocol version negotiated at `initialize` (`MCP-Protocol-Version` after it).
     protocol: Mutex<Option<HeaderValue>>,
+    /// Set once a transport's handshake went through (see [`Peer::connected`]).
+    connected: std::sync::atomic::AtomicBool,
     /// Largest message accepted from the server (`max_message_size`).
     pub max_message: usize,
     /// Bound on one POST and its answer (the Connection's own deadlines come first).
@@ -91,6 +93,8 @@ impl Peer {
             // A remote child is reached as configured, not through a proxy from the gateway's
             // environment (which the config's `inherit_env` rules would not have admitted).
             .no_proxy()
+            // Never followed: configured headers (an API key) would go wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mcp-orchestra/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| OpenError::Failed(format!("cannot set up an HTTP client: {e}")))?;
@@ -102,6 +106,7 @@ impl Peer {
             headers,
             session: Mutex::new(None),
             protocol: Mutex::new(None),
+            connected: Default::default(),
             max_message: spec.max_message_size,
             request_timeout: spec.call_timeout.max(spec.startup_timeout) + Duration::from_secs(5),
         })
@@ -144,6 +149,8 @@ impl Peer {
 
     /// Connected: `transport` is the one in use (health shows it).
     pub fn connected(&self, transport: &'static str) {
+        self.connected
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.shared
             .status
             .send_modify(|s| s.transport = Some(transport));
@@ -248,7 +255,8 @@ async fn run(
     to_conn: pipe::Sender,
 ) -> String {
     let (out, rx) = mpsc::channel(OUT_QUEUE);
-    let writer = tokio::spawn(write_lines(rx, to_conn));
+    // Aborted if this task is (the link stopped): its end closes the Connection's read end.
+    let mut writer = AbortOnDrop(tokio::spawn(write_lines(rx, to_conn)));
     let mut lines: Lines = LineReader::new(
         tokio::io::BufReader::with_capacity(64 * 1024, from_conn),
         MAX_OUTGOING,
@@ -262,7 +270,13 @@ async fn run(
                     Ok(()) => super::http::serve(&peer, &mut lines, &out).await,
                     Err(super::http::InitError::Legacy(status)) => {
                         tracing::info!(server = %peer.server, %status, "the server refused a Streamable HTTP initialize; trying the legacy HTTP+SSE transport");
-                        super::legacy::run(&peer, first, &mut lines, &out).await
+                        let why = super::legacy::run(&peer, first, &mut lines, &out).await;
+                        if peer.connected.load(std::sync::atomic::Ordering::Relaxed) {
+                            why
+                        } else {
+                            // Neither worked: say both, the first is usually the real story.
+                            format!("initialize got HTTP {status}; the legacy HTTP+SSE transport: {why}")
+                        }
                     }
                     Err(super::http::InitError::Failed(why)) => why,
                 }
@@ -271,9 +285,17 @@ async fn run(
     };
     // What was already received still reaches the Connection, then its read end closes.
     drop(out);
-    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer.0).await;
     tracing::info!(server = %peer.server, reason = %why, "remote link ended");
     why
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The next line the Connection wrote; `None` when it closed its end.
