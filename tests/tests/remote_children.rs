@@ -350,6 +350,8 @@ async fn a_remote_that_hangs_times_out_the_handshake() {
 /// What the recording server saw of one request.
 #[derive(Debug, Clone)]
 struct Seen {
+    /// Which TCP connection it came on (0, 1, … in accept order).
+    conn: u32,
     method: String,
     headers: HashMap<String, String>,
     body: Value,
@@ -359,14 +361,24 @@ struct Seen {
 /// request: it initializes with a new session id each time (`s-1`, `s-2`, …), lists one
 /// tool, answers ping, 202 for the rest. With `expire_first`, session `s-1` is forgotten
 /// after its first ping: every later request in it gets 404, as after a server restart.
-async fn recording_server(seen: Arc<Mutex<Vec<Seen>>>, expire_first: bool) -> SocketAddr {
+/// With `stream`, its first GET stream carries one event (id `e1`, its tools changed) and
+/// ends; later GETs get 405.
+async fn recording_server(
+    seen: Arc<Mutex<Vec<Seen>>>,
+    expire_first: bool,
+    get_stream: bool,
+) -> SocketAddr {
     let sessions = Arc::new(AtomicU32::new(0));
+    let gets = Arc::new(AtomicU32::new(0));
+    let conns = Arc::new(AtomicU32::new(0));
     let pings = Arc::new(AtomicU32::new(0));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let (seen, sessions, pings) = (seen.clone(), sessions.clone(), pings.clone());
+            let gets = gets.clone();
+            let conn = conns.fetch_add(1, SeqCst);
             tokio::spawn(async move {
                 let mut stream = BufReader::new(stream);
                 loop {
@@ -405,6 +417,7 @@ async fn recording_server(seen: Arc<Mutex<Vec<Seen>>>, expire_first: bool) -> So
                     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let in_first = headers.get("mcp-session-id").map(String::as_str) == Some("s-1");
                     seen.lock().unwrap().push(Seen {
+                        conn,
                         method: method.clone(),
                         headers,
                         body: body.clone(),
@@ -439,6 +452,10 @@ async fn recording_server(seen: Arc<Mutex<Vec<Seen>>>, expire_first: bool) -> So
                                 .to_string();
                             format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nmcp-session-id: {session}\r\ncontent-length: {}\r\n\r\n{msg}", msg.len())
                         }
+                        ("GET", None) if get_stream && gets.fetch_add(1, SeqCst) == 0 => {
+                            let event = "id: e1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n";
+                            format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{event}", event.len())
+                        }
                         ("GET", None) => {
                             "HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n"
                                 .to_owned()
@@ -464,7 +481,7 @@ async fn recording_server(seen: Arc<Mutex<Vec<Seen>>>, expire_first: bool) -> So
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_and_bearer_token_reach_the_remote() {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let addr = recording_server(seen.clone(), false).await;
+    let addr = recording_server(seen.clone(), false, false).await;
     let token = "tok-7f3a9c1e5b";
     let yaml = format!(
         "servers:\n  rec: {{url: \"http://{addr}/mcp\", headers: {{X-Team: \"${{TEAM}}\"}}, \
@@ -533,6 +550,13 @@ async fn headers_and_bearer_token_reach_the_remote() {
         posts[1].body["method"], "notifications/initialized",
         "{seen:?}"
     );
+    // One keep-alive pool: the sequential handshake reuses its connection.
+    let mut conns: Vec<u32> = seen.iter().map(|s| s.conn).collect();
+    conns.dedup();
+    assert!(
+        conns.len() < seen.len(),
+        "a connection per request: {seen:?}"
+    );
     assert!(
         seen.iter().any(|s| s.method == "DELETE"
             && s.headers.get("mcp-session-id").map(String::as_str) == Some("s-1")),
@@ -546,7 +570,7 @@ async fn headers_and_bearer_token_reach_the_remote() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_404_on_the_session_re_initializes() {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let addr = recording_server(seen.clone(), true).await;
+    let addr = recording_server(seen.clone(), true, false).await;
     let yaml = format!(
         "servers:\n  rec: {{url: \"http://{addr}/mcp\", \
          probe: {{interval: 300ms, timeout: 1s}}, restart: {{initial_backoff: 200ms, jitter: 0.0}}}}\n"
@@ -582,5 +606,52 @@ async fn a_404_on_the_session_re_initializes() {
         last.headers.get("mcp-session-id").map(String::as_str),
         Some("s-2"),
         "{seen:?}"
+    );
+}
+
+/// The server's own GET stream: a message on it reaches the gateway (its tools changed: the
+/// gateway lists them again), and when the stream ends while the session lives it is opened
+/// again with `Last-Event-ID` naming the last event seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_get_stream_delivers_and_reopens_with_last_event_id() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let addr = recording_server(seen.clone(), false, true).await;
+    let yaml = format!("servers:\n  rec: {{url: \"http://{addr}/mcp\"}}\n");
+    let gw = within(STEP, "gateway start", Gateway::start(&yaml)).await;
+    wait_ready(&gw, &["rec"], STEP).await;
+    let count = |method: &str, rpc: &str| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.method == method && (rpc.is_empty() || s.body["method"] == rpc))
+            .count()
+    };
+    within(
+        STEP,
+        "relisted after the GET stream's list_changed",
+        async {
+            while count("POST", "tools/list") < 2 || count("GET", "") < 2 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+    .await;
+    finish(gw).await;
+    let seen = seen.lock().unwrap().clone();
+    let gets: Vec<&Seen> = seen.iter().filter(|s| s.method == "GET").collect();
+    assert!(
+        !gets[0].headers.contains_key("last-event-id"),
+        "{:?}",
+        gets[0]
+    );
+    assert_eq!(
+        gets[1].headers.get("last-event-id").map(String::as_str),
+        Some("e1"),
+        "{:?}",
+        gets[1]
+    );
+    assert_eq!(
+        gets[0].headers.get("accept").map(String::as_str),
+        Some("text/event-stream")
     );
 }
