@@ -655,3 +655,42 @@ async fn the_get_stream_delivers_and_reopens_with_last_event_id() {
         Some("text/event-stream")
     );
 }
+
+/// A redirect is not followed: the configured headers (an API key, the bearer token) would
+/// go wherever it points. The server is reported down with the status, and the target of the
+/// redirect never hears from the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed() {
+    let elsewhere_seen = Arc::new(Mutex::new(Vec::new()));
+    let elsewhere = recording_server(elsewhere_seen.clone(), false, false).await;
+    let redirector = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = redirector.local_addr().unwrap();
+    let acceptor = tokio::spawn(async move {
+        while let Ok((mut s, _)) = redirector.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let reply = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{elsewhere}/mcp\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = s.write_all(reply.as_bytes()).await;
+        }
+    });
+    let yaml = format!(
+        "servers:\n  moved: {{url: \"http://{addr}/mcp\", headers: {{X-Api-Key: k-secret}}, \
+         restart: {{initial_backoff: 5s}}}}\n"
+    );
+    let gw = within(STEP, "gateway start", Gateway::start(&yaml)).await;
+    let h = within(
+        STEP,
+        "moved leaves starting",
+        gw.wait_server("moved", STEP, |s| s["state"] != "starting"),
+    )
+    .await;
+    assert!(str_of(&h, "reason").contains("307"), "{h}");
+    finish(gw).await;
+    acceptor.abort();
+    assert!(
+        elsewhere_seen.lock().unwrap().is_empty(),
+        "the redirect was followed"
+    );
+}
