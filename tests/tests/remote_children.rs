@@ -444,6 +444,9 @@ async fn recording_server(
                         ("POST", Some("tools/list")) => Some(json!({"tools": [
                             {"name": "noop", "inputSchema": {"type": "object"}}]})),
                         ("POST", Some("ping")) => Some(json!({})),
+                        // 200 kB of text: over a small max_message_size.
+                        ("POST", Some("tools/call")) => Some(json!({"content": [
+                            {"type": "text", "text": "x".repeat(200_000)}]})),
                         _ => None,
                     };
                     let reply = match (method.as_str(), result) {
@@ -693,4 +696,31 @@ async fn a_redirect_is_not_followed() {
         elsewhere_seen.lock().unwrap().is_empty(),
         "the redirect was followed"
     );
+}
+
+/// An answer over `max_message_size` is not passed on: the call gets -31005 at once (as
+/// from a process child), health counts it, and the server stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_over_max_message_size_is_refused_at_once() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let addr = recording_server(seen.clone(), false, false).await;
+    let yaml = format!(
+        "servers:\n  rec: {{url: \"http://{addr}/mcp\", max_message_size: 64KiB, call_timeout: 20s}}\n"
+    );
+    let gw = within(STEP, "gateway start", Gateway::start(&yaml)).await;
+    wait_ready(&gw, &["rec"], STEP).await;
+    let started = Instant::now();
+    let err = within(STEP, "the big call", gw.call("rec__noop", json!({})))
+        .await
+        .expect_err("-31005");
+    assert_eq!(err["code"], -31005, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let h = gw.server_health("rec").await;
+    assert_eq!(h["oversized_messages"], 1, "{h}");
+    assert_eq!(h["state"], "ready", "{h}");
+    finish(gw).await;
 }

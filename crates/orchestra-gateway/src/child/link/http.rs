@@ -37,6 +37,19 @@ enum PostError {
     Fatal(String),
     /// The server refused this one message (HTTP status, body unreadable).
     Refused(String),
+    /// No answer within the POST's own bound: the Connection has answered the call already
+    /// (its deadline is shorter), and pings judge whether the server is still alive.
+    TimedOut,
+}
+
+impl From<reqwest::Error> for PostError {
+    fn from(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            PostError::TimedOut
+        } else {
+            PostError::Fatal(describe(&e))
+        }
+    }
 }
 
 /// POSTs the `initialize` request; keeps the session id and protocol version for every later
@@ -73,7 +86,7 @@ pub(super) async fn initialize(peer: &Peer, line: &[u8], out: &Out) -> Result<()
     };
     read_answer(peer, resp, id.as_deref(), out, inspect)
         .await
-        .map_err(|e| InitError::Failed(format!("initialize: {e}")))
+        .map_err(|e| InitError::Failed(format!("initialize: {}", describe(&e))))
 }
 
 /// Serves the session: requests each in their own task (bounded), notifications and responses
@@ -117,6 +130,9 @@ pub(super) async fn serve(peer: &Arc<Peer>, lines: &mut Lines, out: &Out) -> Str
                         Err(PostError::Refused(why)) => {
                             let _ = out.send(refusal(&id, &why)).await;
                         }
+                        Err(PostError::TimedOut) => {
+                            tracing::debug!(server = %peer.server, "a request to the remote server outlived its POST bound");
+                        }
                     }
                 });
             }
@@ -128,6 +144,9 @@ pub(super) async fn serve(peer: &Arc<Peer>, lines: &mut Lines, out: &Out) -> Str
                     Err(PostError::Fatal(why)) => return why,
                     Err(PostError::Refused(why)) => {
                         tracing::warn!(server = %peer.server, method = method.as_deref().unwrap_or("(response)"), %why, "the remote server refused a message");
+                    }
+                    Err(PostError::TimedOut) => {
+                        tracing::warn!(server = %peer.server, method = method.as_deref().unwrap_or("(response)"), "the remote server did not take a message in time");
                     }
                 }
                 if !stream_opened && method.as_deref() == Some("notifications/initialized") {
@@ -141,11 +160,7 @@ pub(super) async fn serve(peer: &Arc<Peer>, lines: &mut Lines, out: &Out) -> Str
 
 /// POSTs one message (a request with id `id`) and passes on what comes back.
 async fn post(peer: &Peer, line: &[u8], id: Option<&str>, out: &Out) -> Result<(), PostError> {
-    let resp = peer
-        .post(&peer.url, line)
-        .send()
-        .await
-        .map_err(|e| PostError::Fatal(describe(&e)))?;
+    let resp = peer.post(&peer.url, line).send().await?;
     let status = resp.status();
     if status == StatusCode::NOT_FOUND && peer.has_session() {
         return Err(PostError::Fatal(
@@ -155,9 +170,7 @@ async fn post(peer: &Peer, line: &[u8], id: Option<&str>, out: &Out) -> Result<(
     if !status.is_success() {
         return Err(PostError::Refused(format!("HTTP {status}")));
     }
-    read_answer(peer, resp, id, out, |_| {})
-        .await
-        .map_err(PostError::Fatal)
+    Ok(read_answer(peer, resp, id, out, |_| {}).await?)
 }
 
 /// The id (raw JSON) of a request line.
@@ -189,7 +202,7 @@ async fn read_answer(
     id: Option<&str>,
     out: &Out,
     inspect: impl Fn(&[u8]),
-) -> Result<(), String> {
+) -> Result<(), reqwest::Error> {
     let content_type = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -201,7 +214,7 @@ async fn read_answer(
         let mut parser = sse::Parser::new(peer.max_message);
         let mut events = Vec::new();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| describe(&e))?;
+            let chunk = chunk?;
             parser.push(&chunk, &mut events);
             for e in events.drain(..).filter(sse::Event::is_message) {
                 inspect(e.data.as_bytes());
@@ -212,14 +225,19 @@ async fn read_answer(
                 }
             }
         }
+        // Ended without the answer: if an event was dropped for size, that was likely it.
+        if parser.dropped > 0 {
+            too_large(peer, id, out).await;
+        }
         note_dropped(peer, parser.dropped);
         return Ok(());
     }
     let mut whole = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| describe(&e))?;
+        let chunk = chunk?;
         if whole.len() + chunk.len() > peer.max_message {
             note_dropped(peer, 1);
+            too_large(peer, id, out).await;
             return Ok(());
         }
         whole.extend_from_slice(&chunk);
@@ -231,8 +249,25 @@ async fn read_answer(
     Ok(())
 }
 
+/// Answers request `id` (if any) with -31005, as the stdio reader does for an oversized line:
+/// the answer was not read.
+async fn too_large(peer: &Peer, id: Option<&str>, out: &Out) {
+    if let Some(id) = id {
+        let error = serde_json::json!({
+            "code": crate::error::code::RESPONSE_TOO_LARGE,
+            "message": format!(
+                "server \"{}\" answered with more than max_message_size ({} bytes); the answer was not read",
+                peer.server, peer.max_message
+            ),
+        })
+        .to_string();
+        let _ = out.send(crate::jsonrpc::error_line(id, &error)).await;
+    }
+}
+
 fn note_dropped(peer: &Peer, n: u64) {
     if n > 0 {
+        peer.note_oversized(n);
         tracing::warn!(server = %peer.server, messages = n, limit = peer.max_message, "dropped messages from the remote server over max_message_size");
     }
 }

@@ -156,6 +156,14 @@ impl Peer {
             .send_modify(|s| s.transport = Some(transport));
     }
 
+    /// Counts messages dropped for size in the child's stats (health: `oversized_messages`).
+    pub fn note_oversized(&self, n: u64) {
+        self.shared
+            .stats
+            .oversized_messages
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn set_protocol(&self, version: &str) {
         *lock(&self.protocol) = HeaderValue::from_str(version).ok();
     }
