@@ -117,6 +117,11 @@ fn fingerprint(server: &Server) -> u64 {
             .map(|g| format!("+{}", g.as_str())),
     );
     parts.extend(server.tools.deny.iter().map(|g| format!("-{}", g.as_str())));
+    // A remote server is its URL and transport (header values are left out: they may be
+    // secrets, and this hash is written to disk).
+    if let Some(remote) = &server.remote {
+        parts.push(format!("url={} {:?}", remote.url, remote.transport));
+    }
     parts.push(env!("CARGO_PKG_VERSION").to_owned());
     crate::fnv::hash(parts.join("\0").as_bytes())
 }
@@ -153,5 +158,20 @@ mod tests {
             "another config must not reuse it"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_remote_server_is_told_apart_by_its_url() {
+        let remote = |url: &str| {
+            let yaml = format!("servers:\n  s: {{url: \"{url}\"}}\n");
+            load_from_str(&yaml, Format::Yaml, Path::new("t.yaml"), &|_| None)
+                .unwrap()
+                .servers
+                .remove(0)
+        };
+        assert_ne!(
+            fingerprint(&remote("http://a.example/mcp")),
+            fingerprint(&remote("http://b.example/mcp"))
+        );
     }
 }

@@ -98,6 +98,7 @@ fn server_report(child: &ChildHandle) -> Value {
         "pid": child.connection().and(status.pid),
         "uptime_seconds": status.started.filter(|_| up).map(|s| secs(s.elapsed())),
         "command": child.spec().target(),
+        "transport": status.transport,
         // Exposed tools: a down server's last known tools are kept for routing, not listed.
         "tools": if up { child.tools().len() } else { 0 },
         "tools_hidden_by_filter": child.hidden_tools(),
@@ -260,6 +261,7 @@ fn output_schema() -> Value {
                         "pid": nullable("integer"),
                         "uptime_seconds": nullable("number"),
                         "command": { "type": "string" },
+                        "transport": nullable("string"),
                         "tools": { "type": "integer" },
                         "tools_hidden_by_filter": { "type": "integer" },
                         "calls": { "type": "integer" },

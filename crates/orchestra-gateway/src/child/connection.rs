@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::unix::pipe;
-use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -249,21 +248,18 @@ pub struct ConnectionTasks {
 }
 
 impl Connection {
-    /// Starts the reader and sweeper tasks for a freshly spawned child.
+    /// Starts the reader and sweeper tasks over a new child's two ends: a process's stdin and
+    /// stdout, or a remote link's pipes (`link/`).
     pub fn start(
         server: Arc<str>,
-        stdin: ChildStdin,
-        stdout: ChildStdout,
+        stdin: pipe::Sender,
+        stdout: pipe::Receiver,
         stats: Arc<Stats>,
         tools_changed: Arc<Notify>,
         max_message: usize,
         clients: ToClients,
     ) -> std::io::Result<(Arc<Self>, ConnectionTasks)> {
-        let input = Outbox::new(
-            pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
-            INPUT_LIMIT,
-            Overflow::Refuse,
-        );
+        let input = Outbox::new(stdin, INPUT_LIMIT, Overflow::Refuse);
         let conn = Arc::new(Self {
             clients,
             server,
@@ -687,7 +683,7 @@ struct Outcome {
 
 async fn read_loop(
     conn: Arc<Connection>,
-    stdout: ChildStdout,
+    stdout: pipe::Receiver,
     tools_changed: Arc<Notify>,
 ) -> ReaderEnd {
     let mut reader = LineReader::new(
@@ -1192,8 +1188,8 @@ mod tests {
         let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
         let (conn, _tasks) = Connection::start(
             "s".into(),
-            stdin,
-            stdout,
+            pipe::Sender::from_owned_fd(stdin.into_owned_fd().unwrap()).unwrap(),
+            pipe::Receiver::from_owned_fd(stdout.into_owned_fd().unwrap()).unwrap(),
             Arc::new(Stats::default()),
             Arc::new(Notify::new()),
             1 << 20,

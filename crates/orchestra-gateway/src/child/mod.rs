@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod clients;
 pub mod connection;
+pub(crate) mod link;
 pub mod lists;
 pub mod process;
 pub mod state;

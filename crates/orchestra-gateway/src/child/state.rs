@@ -61,6 +61,9 @@ pub struct Status {
     /// Why the server is not ready.
     pub reason: Option<String>,
     pub pid: Option<u32>,
+    /// How the gateway speaks to it: "stdio" for a process; for a remote server the transport
+    /// in use once connected ("streamable_http", or "sse" — configured or fallen back to).
+    pub transport: Option<&'static str>,
     /// When the current process was started.
     pub started: Option<Instant>,
     /// How the last process ended (`exit code 1`, `signal 9 (SIGKILL)`).
@@ -87,6 +90,7 @@ impl Status {
             since_instant: Instant::now(),
             reason: None,
             pid: None,
+            transport: None,
             started: None,
             last_exit: None,
             protocol_version: None,

@@ -19,22 +19,19 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::signal::Signal;
 use serde_json::Value;
-use tokio::process::Child;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{self, Backoff};
 use super::clients::Clients;
 use super::connection::{Connection, ReaderEnd, RequestError, RetryFn, ToClients};
+use super::link::{Link, OpenError, Opened};
 use super::lists::{self, Feature, ListError};
-use super::process::{self, describe, SpawnError};
 use super::state::State;
 use super::ChildShared;
 use crate::catalog_cache::CatalogCache;
 use crate::containment::watchdog::Watchdog;
-use crate::containment::Contained;
 use crate::error::GatewayError;
 use crate::events::{EventKind, EventLog};
 use crate::logging::Level;
@@ -42,8 +39,6 @@ use crate::tool_def;
 
 /// The protocol version the gateway offers children (the initialize-handshake era).
 pub const CHILD_PROTOCOL_VERSION: &str = "2025-11-25";
-/// How long a child may take to exit on stdin EOF before SIGTERM (capped by the grace).
-const EOF_GRACE: Duration = Duration::from_secs(2);
 /// Upper bound on `tools/list` pages from one child (a broken cursor must not loop forever).
 const MAX_PAGES: usize = 1000;
 
@@ -206,42 +201,38 @@ pub(crate) async fn run(shared: Arc<ChildShared>, cx: TaskContext) {
         .send_modify(|s| s.enter(State::Stopped, Some("gateway shut down".into())));
 }
 
-/// The `misconfigured` reason of a `url:` server until remote children are implemented.
-pub(crate) const REMOTE_NOT_SUPPORTED: &str =
-    "remote (url) servers are not supported by this build yet";
-
-/// One life of the child process: spawn, handshake, serve until death or shutdown.
+/// One life of the child (a process, or a connection to a remote server): open its link,
+/// handshake, serve until death or shutdown.
 async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     let name = shared.name.clone();
-    // ISSUE 10 (remote children): the config accepts `url:` servers, but this build cannot
-    // connect to them yet. Say so in health instead of pretending (or spawning "").
-    if shared.spec.remote.is_some() {
-        return Outcome::Misconfigured(REMOTE_NOT_SUPPORTED.to_owned());
-    }
-    let mut spawned = match process::spawn(&shared.spec, cx.watchdog.as_deref()) {
-        Ok(s) => s,
-        Err(e @ (SpawnError::NotFound(_) | SpawnError::NotExecutable(_))) => {
-            return Outcome::Misconfigured(e.to_string())
-        }
-        Err(e) => {
+    let opened = match Link::open(shared, cx.watchdog.as_deref()).await {
+        Ok(o) => o,
+        Err(OpenError::Misconfigured(reason)) => return Outcome::Misconfigured(reason),
+        Err(OpenError::Failed(reason)) => {
             return Outcome::Ended {
-                reason: e.to_string(),
+                reason,
                 ready_for: None,
             }
         }
     };
-    let pid = spawned.pid;
-    tracing::info!(server = %name, pid, command = %shared.spec.command, "child started");
-    shared.stderr.clear();
+    let Opened {
+        mut link,
+        input,
+        output,
+    } = opened;
+    let pid = link.pid();
+    match pid {
+        Some(pid) => {
+            tracing::info!(server = %name, pid, command = %shared.spec.command, "child started")
+        }
+        None => {
+            tracing::info!(server = %name, url = %shared.spec.target(), "connecting to the remote server")
+        }
+    }
     shared.status.send_modify(|s| {
-        s.pid = Some(pid);
+        s.pid = pid;
         s.started = Some(Instant::now());
         s.probe_failures = 0;
-    });
-    let drain_shared = shared.clone();
-    let stderr = spawned.stderr;
-    tokio::spawn(async move {
-        super::stderr::drain(&drain_shared.name, stderr, &drain_shared.stderr).await
     });
 
     // A Notify holds at most one permit: any number of list_changed notifications between two
@@ -249,8 +240,8 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     let tools_changed = Arc::new(Notify::new());
     let started = Connection::start(
         name.clone(),
-        spawned.stdin,
-        spawned.stdout,
+        input,
+        output,
         shared.stats.clone(),
         tools_changed.clone(),
         shared.spec.max_message_size,
@@ -265,9 +256,7 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     let (conn, tasks) = match started {
         Ok(started) => started,
         Err(e) => {
-            spawned.contained.kill_all();
-            let _ = spawned.child.wait().await;
-            spawned.contained.release().await;
+            link.stop(&name, false, cx.grace).await;
             return Outcome::Ended {
                 reason: format!("cannot set up its stdio: {e}"),
                 ready_for: None,
@@ -276,12 +265,11 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
     };
     *shared.conn.write().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
     let mut reader = tasks.reader;
-    let child = &mut spawned.child;
+    let child = &mut link;
     let life = Life {
         shared,
         cx,
         conn: &conn,
-        contained: &spawned.contained,
     };
 
     // Handshake, racing the child's exit and the gateway's shutdown.
@@ -291,10 +279,9 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
             Ok(r) => r,
             Err(_) => Err(format!("no answer to the handshake within {}", orchestra_config::duration::format(timeout))),
         },
-        status = child.wait() => {
-            let exit = status.map(describe).unwrap_or_else(|e| e.to_string());
+        exit = child.ended() => {
             shared.status.send_modify(|s| s.last_exit = Some(exit.clone()));
-            Err(with_stderr(shared, format!("exited during the handshake ({exit})")))
+            Err(with_stderr(shared, child.ended_during_handshake(&exit)))
         }
         _ = cx.shutdown.cancelled() => {
             life.stop(child, true, false, |_| shutting_down(&name)).await;
@@ -393,18 +380,15 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
             // Only a child that declared the feature is asked for it again.
             _ = &mut prompts_follow, if declares(Feature::Prompts) => {}
             _ = &mut resources_follow, if declares(Feature::Resources) => {}
-            status = child.wait() => {
-                let exit = status.map(describe).unwrap_or_else(|e| e.to_string());
-                break exit;
-            }
+            exit = child.ended() => break exit,
             end = &mut reader => {
                 // stdout ended: the process is exiting, or left its stdout behind, or broke
                 // framing. The session is over either way; the exit status may follow.
                 if let Ok(ReaderEnd::Framing(why)) = end {
                     break why;
                 }
-                let exit = match tokio::time::timeout(Duration::from_millis(100), child.wait()).await {
-                    Ok(status) => status.map(describe).unwrap_or_else(|e| e.to_string()),
+                let exit = match tokio::time::timeout(Duration::from_millis(100), child.ended()).await {
+                    Ok(exit) => exit,
                     Err(_) => "closed its stdout".to_owned(),
                 };
                 break exit;
@@ -445,7 +429,7 @@ async fn run_once(shared: &Arc<ChildShared>, cx: &TaskContext) -> Outcome {
         fallback: fallback.clone(),
     })
     .await;
-    let reason = with_stderr(shared, format!("exited unexpectedly ({exit})"));
+    let reason = with_stderr(shared, child.died(&exit));
     Outcome::Ended {
         reason,
         ready_for: was_ready.then(|| ready_at.elapsed()),
@@ -716,23 +700,20 @@ fn with_stderr(shared: &ChildShared, reason: String) -> String {
     }
 }
 
-/// What stopping one process needs.
+/// What stopping one life of a child needs.
 struct Life<'a> {
     shared: &'a ChildShared,
     cx: &'a TaskContext,
     conn: &'a Connection,
-    contained: &'a Contained,
 }
 
 impl Life<'_> {
-    /// Stops the child and everything it started: answer pending calls with `why`, then —
-    /// when `graceful` — close stdin, SIGTERM, SIGKILL, each after a grace period; otherwise
-    /// (it died, hangs or broke the protocol) kill at once. Then reap, and kill what is left:
-    /// the group's stragglers (npx's node, a shell's children) and descendants that left the
-    /// group (its cgroup, tracked processes; see `containment`).
+    /// Stops the child: answer pending calls with `why` (with `retry`, calls never written
+    /// are sent again), close its input, then stop its link — gracefully at shutdown, at once
+    /// when it died, hangs or broke the protocol (`link/`).
     async fn stop(
         &self,
-        child: &mut Child,
+        child: &mut Link,
         graceful: bool,
         retry: bool,
         why: impl Fn(bool) -> GatewayError,
@@ -740,37 +721,8 @@ impl Life<'_> {
         self.conn.close(why, retry.then_some(&self.cx.retry)).await;
         *self.shared.conn.write().unwrap_or_else(|p| p.into_inner()) = None;
         self.conn.close_input();
-        let (name, pgid, all) = (&self.shared.name, self.contained.pgid(), self.contained);
-        if !graceful {
-            // Dead, hung or broken: nothing it started gets a grace period either.
-            all.kill_all();
-        }
-        let mut exited = wait_for(child, EOF_GRACE.min(self.cx.grace)).await;
-        if !exited {
-            tracing::info!(server = %name, pgid, "child ignored stdin EOF; sending SIGTERM to its processes");
-            all.signal(Signal::SIGTERM);
-            exited = wait_for(child, self.cx.grace).await;
-        }
-        if !exited {
-            tracing::warn!(server = %name, pgid, "child ignored SIGTERM; killing its processes");
-            all.kill_all();
-            let _ = child.wait().await;
-        }
-        // The leader is gone; what it started may not be. Give it a moment, then kill it.
-        let until = Instant::now() + Duration::from_millis(500);
-        while !all.is_empty() && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if !all.is_empty() {
-            tracing::info!(server = %name, pgid, "killing processes the child left behind");
-            all.kill_all();
-        }
-        all.release().await;
+        child.stop(&self.shared.name, graceful, self.cx.grace).await;
     }
-}
-
-async fn wait_for(child: &mut Child, d: Duration) -> bool {
-    matches!(tokio::time::timeout(d, child.wait()).await, Ok(Ok(_)))
 }
 
 /// Asks the child for log messages at `level` and above, if it declared logging (sent off the
