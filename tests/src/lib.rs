@@ -229,6 +229,8 @@ pub struct Gateway {
     /// Every line the gateway wrote to stdout that was not a JSON-RPC message.
     pub stdout_garbage: Arc<Mutex<Vec<String>>>,
     stderr_log: Arc<Mutex<Vec<String>>>,
+    /// The task reading stderr: it ends at EOF, after the gateway's last log line.
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
     pub marker: String,
     pub dir: TempDir,
     pub initialize_result: Value,
@@ -336,7 +338,7 @@ impl Gateway {
                 }
             });
         }
-        {
+        let stderr_reader = {
             let log = stderr_log.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
@@ -346,8 +348,8 @@ impl Gateway {
                     }
                     log.lock().unwrap().push(line);
                 }
-            });
-        }
+            })
+        };
         Self {
             child,
             stdin: tokio::sync::Mutex::new(stdin),
@@ -357,6 +359,7 @@ impl Gateway {
             null_id_errors: erx,
             stdout_garbage: garbage,
             stderr_log,
+            stderr_reader: Some(stderr_reader),
             marker,
             dir,
             initialize_result: Value::Null,
@@ -557,9 +560,15 @@ impl Gateway {
     }
 
     pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        within(limit, "gateway exit", self.child.wait())
+        let status = within(limit, "gateway exit", self.child.wait())
             .await
-            .expect("wait")
+            .expect("wait");
+        // The exit can be seen before the reader has taken the last lines from the pipe:
+        // wait for its EOF, so that `logs()` holds everything the gateway wrote.
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        }
+        status
     }
 
     /// Panics if anything but JSON-RPC reached the gateway's stdout.
