@@ -79,6 +79,33 @@ impl HttpPeer {
         Ok(())
     }
 
+    /// Opens the session's GET stream on a connection of its own and reads only its head (the
+    /// stream then stays open, unread, as an idle client's would). Returns that connection.
+    pub fn open_stream(&self, addr: SocketAddr) -> Result<TcpStream> {
+        let id = self
+            .session
+            .as_deref()
+            .ok_or_else(|| anyhow!("no session yet"))?;
+        let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        write!(
+            tcp,
+            "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {id}\r\nMCP-Protocol-Version: {PROTOCOL_VERSION}\r\n\r\n"
+        )?;
+        // The head only, byte by byte: nothing of the stream's body is consumed.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if tcp.read(&mut byte)? == 0 {
+                bail!("the gateway closed the GET stream");
+            }
+            head.push(byte[0]);
+        }
+        if !head.starts_with(b"HTTP/1.1 200") {
+            bail!("GET stream: {}", String::from_utf8_lossy(&head));
+        }
+        Ok(tcp)
+    }
+
     /// POSTs a request; returns its answer (one JSON-RPC message).
     pub fn request(&mut self, body: &[u8]) -> Result<&[u8]> {
         let (status, _) = self.exchange(body)?;

@@ -20,8 +20,8 @@
 //! session's sequential latency, `--pipeline K` is K sessions on K connections, one thread
 //! each, every one with a call outstanding (HTTP/1.1 answers a connection's requests in order,
 //! so concurrency over HTTP is connections). `--idle-sessions N` opens N sessions (each
-//! initialized, with one tools/list and one call), leaves them idle on their open connections
-//! and prints the gateway's peak RSS. The gateway's stdin stays open and unused (it also
+//! initialized, with one tools/list, one call and its GET stream open), leaves them idle on
+//! their open connections and prints the gateway's peak RSS. The gateway's stdin stays open and unused (it also
 //! serves stdio), and closing it ends the gateway.
 //!
 //! Requests are pre-built (only the id changes); responses are parsed only as far as their
@@ -342,9 +342,9 @@ fn http_pipelined(addr: SocketAddr, args: &Args) -> Result<serde_json::Value> {
     }))
 }
 
-/// `n` sessions (the driver's first one included), each initialized, with one tools/list
-/// and one call, then left idle on their open connections; the gateway's peak RSS before and
-/// after.
+/// `n` sessions (the driver's first one included), each initialized, with one tools/list,
+/// one call and its GET stream open (as an SDK client keeps it), then left idle on their open
+/// connections; the gateway's peak RSS before and after.
 fn http_idle_sessions(
     addr: SocketAddr,
     first: HttpPeer,
@@ -354,18 +354,20 @@ fn http_idle_sessions(
 ) -> Result<serde_json::Value> {
     let before = peak_rss_kib(gateway)?;
     let mut template = template(args);
+    let mut streams = vec![first.open_stream(addr)?];
     let mut open = vec![first];
     while open.len() < n {
         let mut peer = HttpPeer::connect(addr)?;
         peer.open_session(addr)?;
         list_tools_http(&mut peer)?;
         peer.call(&mut template, 1)?;
+        streams.push(peer.open_stream(addr)?);
         open.push(peer);
     }
     // Let anything the sessions set off settle before reading the peak.
     std::thread::sleep(Duration::from_millis(300));
     let after = peak_rss_kib(gateway)?;
-    drop(open);
+    drop((open, streams));
     Ok(json!({
         "mode": "idle_sessions",
         "transport": "http",
