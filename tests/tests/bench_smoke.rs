@@ -32,7 +32,7 @@ async fn the_benchmark_suite_runs_end_to_end() {
         "Ratios against the null relay",
         "orchestra HTTP",
         "The HTTP front against the stdio front",
-        "idle HTTP sessions",
+        "idle sessions + GET streams",
         "Large catalog",
         "Resources",
         "Sequential resources/read round trip",

@@ -1408,7 +1408,7 @@ fn main() -> Result<()> {
     writeln!(
         t,
         "  {:<46}{:>8.1} MB   (one session: {:.1} MB)",
-        format!("gateway peak RSS, {IDLE_SESSIONS} idle HTTP sessions + GET streams"),
+        format!("peak RSS, {IDLE_SESSIONS} idle sessions + GET streams"),
         mb(idle_kib),
         mb(idle_before_kib)
     )?;
