@@ -1,10 +1,10 @@
 //! `bench-suite`: runs the whole benchmark in one go, prints a table and (with `--json PATH`)
 //! writes every figure as JSON. See docs/benchmarks.md for what each row measures.
 //!
-//! It finds its sibling binaries (`bench-echo`, `bench-relay`, `bench-driver`, `mcp-orchestra`)
-//! next to its own executable, and the real reference servers for the cold-start rows through
-//! `ORCHESTRA_TEST_SERVER_*` (from the environment, else `.test-deps/env.sh`, written by
-//! `scripts/test-deps.sh`).
+//! It finds its sibling binaries (`bench-echo`, `bench-http-echo`, `bench-relay`,
+//! `bench-driver`, `mcp-orchestra`) next to its own executable, and the real reference servers
+//! for the cold-start rows through `ORCHESTRA_TEST_SERVER_*` (from the environment, else
+//! `.test-deps/env.sh`, written by `scripts/test-deps.sh`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -105,6 +105,7 @@ impl Plan {
 
 struct Bins {
     echo: PathBuf,
+    http_echo: PathBuf,
     relay: PathBuf,
     driver: PathBuf,
     gateway: PathBuf,
@@ -126,6 +127,7 @@ impl Bins {
         };
         Ok(Bins {
             echo: bin("bench-echo")?,
+            http_echo: bin("bench-http-echo")?,
             relay: bin("bench-relay")?,
             driver: bin("bench-driver")?,
             gateway: bin("mcp-orchestra")?,
@@ -155,11 +157,20 @@ enum Mode {
     Gateway,
     /// The gateway reached over its Streamable HTTP front (same config, same echo child).
     GatewayHttp,
+    /// `bench-http-echo`: the echo answers served over HTTP by axum, nothing behind it (the
+    /// floor of the HTTP rows).
+    DirectHttp,
 }
 
 const MODES: [Mode; 3] = [Mode::Direct, Mode::Relay, Mode::Gateway];
 /// The tools/call rows: the three stdio set-ups and the HTTP front, interleaved.
-const CALL_MODES: [Mode; 4] = [Mode::Direct, Mode::Relay, Mode::Gateway, Mode::GatewayHttp];
+const CALL_MODES: [Mode; 5] = [
+    Mode::Direct,
+    Mode::Relay,
+    Mode::Gateway,
+    Mode::DirectHttp,
+    Mode::GatewayHttp,
+];
 
 impl Mode {
     fn key(self) -> &'static str {
@@ -168,6 +179,7 @@ impl Mode {
             Mode::Relay => "relay",
             Mode::Gateway => "gateway",
             Mode::GatewayHttp => "gateway_http",
+            Mode::DirectHttp => "direct_http",
         }
     }
     fn label(self) -> &'static str {
@@ -176,6 +188,7 @@ impl Mode {
             Mode::Relay => "null relay",
             Mode::Gateway => "mcp-orchestra",
             Mode::GatewayHttp => "orchestra HTTP",
+            Mode::DirectHttp => "direct HTTP",
         }
     }
 }
@@ -217,7 +230,7 @@ fn med(runs: &[Value], field: &str) -> f64 {
 /// child over the repetitions, formatted as table cells, plus the raw medians.
 fn cpu_cells(runs: &[Value], mode: Mode) -> (String, Value) {
     let middle = match mode {
-        Mode::Direct => None,
+        Mode::Direct | Mode::DirectHttp => None,
         Mode::Relay => Some("bench-relay"),
         Mode::Gateway | Mode::GatewayHttp => Some("mcp-orchestra"),
     };
@@ -230,7 +243,11 @@ fn cpu_cells(runs: &[Value], mode: Mode) -> (String, Value) {
         )
     };
     let driver = one("bench-driver");
-    let echo = one("bench-echo");
+    let echo = one(if mode == Mode::DirectHttp {
+        "bench-http-echo"
+    } else {
+        "bench-echo"
+    });
     let mid = middle.map(one);
     let cells = format!(
         "{:>8}{:>8}{:>8}",
@@ -279,7 +296,10 @@ impl Suite {
         match (work, mode) {
             (Work::Call, Mode::Gateway) => cmd.args(["--tool", "e__echo"]),
             (Work::Call, Mode::GatewayHttp) => cmd.args(["--http", "--tool", "e__echo"]),
-            (Work::Read, Mode::GatewayHttp) => bail!("no resources/read rows over HTTP"),
+            (Work::Call, Mode::DirectHttp) => cmd.args(["--http", "--tool", "echo"]),
+            (Work::Read, Mode::GatewayHttp | Mode::DirectHttp) => {
+                bail!("no resources/read rows over HTTP")
+            }
             (Work::Call, _) => cmd.args(["--tool", "echo"]),
             (Work::Read, Mode::Gateway) => cmd.args(["--read", READ_URI_GATEWAY]),
             (Work::Read, _) => cmd.args(["--read", READ_URI]),
@@ -300,6 +320,7 @@ impl Suite {
                 .arg(&self.bins.gateway)
                 .args(["serve", "-c"])
                 .arg(config),
+            Mode::DirectHttp => cmd.arg(&self.bins.http_echo),
             Mode::GatewayHttp => cmd
                 .arg(&self.bins.gateway)
                 .args(["serve", "-c"])
@@ -1367,6 +1388,15 @@ fn main() -> Result<()> {
     };
     let http_tput_ratio =
         |pin: Pin| tput_by_pin[&(pin, Mode::GatewayHttp)] / tput_by_pin[&(pin, Mode::Gateway)];
+    // What the gateway adds to a call made over HTTP anyway: against the HTTP floor.
+    let over_floor_ratio = |pin: Pin| {
+        ratio_or_nan(
+            added_by_pin[&(pin, Mode::GatewayHttp)] - added_by_pin[&(pin, Mode::DirectHttp)],
+            added_by_pin[&(pin, Mode::Gateway)],
+        )
+    };
+    let floor_tput_ratio =
+        |pin: Pin| tput_by_pin[&(pin, Mode::GatewayHttp)] / tput_by_pin[&(pin, Mode::DirectHttp)];
     writeln!(t, "\nThe HTTP front against the stdio front")?;
     writeln!(t, "  {:<46}{:>10}{:>10}", "", "pinned", "unpinned")?;
     writeln!(
@@ -1395,6 +1425,32 @@ fn main() -> Result<()> {
             fmt_num(100.0 * http_tput_ratio(p), 0)
         )),
     )?;
+    writeln!(
+        t,
+        "  {:<46}{:>10}{:>10}",
+        "(HTTP added - direct HTTP added) / stdio added",
+        cell(Pin::Pinned, &|p| format!(
+            "{}x",
+            fmt_num(over_floor_ratio(p), 2)
+        )),
+        cell(Pin::Unpinned, &|p| format!(
+            "{}x",
+            fmt_num(over_floor_ratio(p), 2)
+        )),
+    )?;
+    writeln!(
+        t,
+        "  {:<46}{:>10}{:>10}",
+        "HTTP throughput / direct HTTP throughput",
+        cell(Pin::Pinned, &|p| format!(
+            "{} %",
+            fmt_num(100.0 * floor_tput_ratio(p), 0)
+        )),
+        cell(Pin::Unpinned, &|p| format!(
+            "{} %",
+            fmt_num(100.0 * floor_tput_ratio(p), 0)
+        )),
+    )?;
     let idle_kib = idle
         .iter()
         .filter_map(|r| r["vmhwm_kib"].as_u64())
@@ -1415,6 +1471,8 @@ fn main() -> Result<()> {
     js["http"] = json!({
         "added_over_stdio_added": pins.iter().map(|&p| (p.key(), http_lat_ratio(p))).collect::<BTreeMap<_, _>>(),
         "throughput_over_stdio": pins.iter().map(|&p| (p.key(), http_tput_ratio(p))).collect::<BTreeMap<_, _>>(),
+        "added_over_floor_over_stdio_added": pins.iter().map(|&p| (p.key(), over_floor_ratio(p))).collect::<BTreeMap<_, _>>(),
+        "throughput_over_direct_http": pins.iter().map(|&p| (p.key(), floor_tput_ratio(p))).collect::<BTreeMap<_, _>>(),
         "idle_sessions": IDLE_SESSIONS,
         "idle_vmhwm_kib": idle_kib,
         "one_session_vmhwm_kib": idle_before_kib,
