@@ -1,6 +1,7 @@
 """Every feature of server-everything, driven with the official Python MCP SDK, as JSON.
 
 Usage: side_by_side.py [--gateway SERVER] -- COMMAND [ARG...]
+       side_by_side.py --gateway SERVER --url URL
 
 Launches COMMAND over stdio with the SDK line of the Python running this script (1.x:
 `ClientSession` with the `initialize` handshake; 2.x: the high-level `mcp.Client`, whose
@@ -17,6 +18,11 @@ With --gateway, the script addresses the server's things the way the gateway exp
 (`everything__echo`, `orchestra://everything/<the server's URI>`) and maps what it gets back
 to the server's own names before printing; both sides drop the few values that change from
 run to run (see `volatile`). Nothing else is touched: every other difference is a finding.
+
+With --url, the script connects to a gateway already serving Streamable HTTP at URL (its
+`/mcp`) instead of launching a command: 1.x with `streamablehttp_client` and `ClientSession`,
+2.x with `mcp.Client(URL)` (its Streamable HTTP transport). The scenarios and the output are
+the same, so the Rust test compares direct stdio against the gateway over HTTP.
 
 A scenario that raises records {"error": {...}} and the run goes on. Every wait is bounded.
 The process environment (the test's marker variable included) is passed to COMMAND whole.
@@ -481,8 +487,10 @@ def scenarios(c, x: Exposed, inbox: Inbox):
 # --- connecting with each SDK line -----------------------------------------------------------
 
 
-async def run(argv: list[str], gateway_server: str | None, out: dict) -> None:
-    params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+async def run(argv: list[str], url: str | None, gateway_server: str | None, out: dict) -> None:
+    """Runs the scenarios against `url` (Streamable HTTP) when given, else `argv` (stdio)."""
+    params = url or StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+    out["transport"] = "http" if url else "stdio"
     inbox = Inbox()
     callbacks = dict(
         sampling_callback=inbox.on_sampling,
@@ -504,10 +512,24 @@ async def run(argv: list[str], gateway_server: str | None, out: dict) -> None:
             handshake = {"protocol_version": client.protocol_version, "via": via}
             await run_scenarios(client, gateway_server, inbox, handshake, out)
     else:
+        from contextlib import asynccontextmanager
+
         from mcp import ClientSession
         from mcp.client.stdio import stdio_client
+        from mcp.client.streamable_http import streamablehttp_client
 
-        async with stdio_client(params, errlog=sys.stderr) as (read, write):
+        @asynccontextmanager
+        async def streams():
+            """(read, write) of the transport: stdio, or Streamable HTTP (which also yields a
+            session-id getter)."""
+            if url:
+                async with streamablehttp_client(url) as (read, write, _):
+                    yield read, write
+            else:
+                async with stdio_client(params, errlog=sys.stderr) as (read, write):
+                    yield read, write
+
+        async with streams() as (read, write):
             timeout = timedelta(seconds=REQUEST_TIMEOUT)
             async with ClientSession(read, write, read_timeout_seconds=timeout, **callbacks) as session:
                 init = await session.initialize()
@@ -534,14 +556,15 @@ async def run_scenarios(c, gateway_server: str | None, inbox: Inbox, handshake: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gateway", metavar="SERVER", help="the server's name in the gateway's config")
+    parser.add_argument("--url", help="a gateway's Streamable HTTP endpoint (instead of a command)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     argv = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not argv:
-        parser.error("a server command line is needed after --")
+    if bool(argv) == bool(args.url):
+        parser.error("either --url URL or a server command line after -- is needed")
     out = {"sdk": SDK_MAJOR, "scenarios": {}, "tracebacks": {}}
     try:
-        anyio.run(run, argv, args.gateway, out)
+        anyio.run(run, argv, args.url, args.gateway, out)
     except BaseException as e:  # noqa: BLE001 - reported, not swallowed
         out["session_error"] = f"{type(e).__name__}: {e}"
         out["tracebacks"]["session"] = traceback.format_exc()

@@ -9,6 +9,7 @@
 //!
 //! Every await here is bounded: a hang fails the test instead of stalling CI.
 
+pub mod http_kit;
 pub mod inproc;
 pub mod procs;
 

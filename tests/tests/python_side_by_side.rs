@@ -2,14 +2,18 @@
 //! every feature of server-everything twice over stdio: against the server directly and
 //! through the gateway. The two results must be the same, scenario by scenario, modulo the
 //! gateway's names and URIs (tests/python/side_by_side.py says what it runs and normalizes).
+//!
+//! The same again with the gateway reached over Streamable HTTP (`serve --listen`): each SDK
+//! line's HTTP client (1.x `streamablehttp_client`, 2.x `mcp.Client(url)`) through the gateway
+//! must see what the same line sees of server-everything directly over stdio.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use orchestra_tests::{
-    deps, everything_entry, gateway_bin, new_marker, procs, with_marker_inherited, within, TempDir,
-    MARKER_VAR,
+    deps, everything_entry, finish, gateway_bin, http_kit, new_marker, procs,
+    with_marker_inherited, within, Gateway, TempDir, MARKER_VAR,
 };
 use serde_json::Value;
 
@@ -37,31 +41,44 @@ impl Drop for KillLeftovers {
     }
 }
 
-/// Runs tests/python/side_by_side.py with `python` against `command` and returns its JSON
-/// document; `gateway` says the command is the gateway in front of [`SERVER`]. Checks that the
-/// run left no process behind.
-async fn run_script(python: &str, gateway: bool, command: &[String], dir: &TempDir) -> Value {
+/// What the script talks to.
+enum Via<'a> {
+    /// server-everything itself, launched over stdio.
+    Direct(&'a [String]),
+    /// The gateway in front of [`SERVER`], launched over stdio.
+    GatewayStdio(&'a [String]),
+    /// A running gateway in front of [`SERVER`], at this Streamable HTTP URL.
+    GatewayHttp(&'a str),
+}
+
+/// Runs tests/python/side_by_side.py with `python` against `via` and returns its JSON
+/// document. Checks that the run left no process behind.
+async fn run_script(python: &str, via: Via<'_>, dir: &TempDir) -> Value {
     let marker = new_marker();
     let _cleanup = KillLeftovers(marker.clone());
     let script = orchestra_tests::workspace_root().join("tests/python/side_by_side.py");
     let mut cmd = tokio::process::Command::new(python);
     cmd.arg(&script);
-    if gateway {
-        cmd.args(["--gateway", SERVER]);
-    }
-    cmd.arg("--")
-        .args(command)
-        .env(MARKER_VAR, &marker)
+    let side = match via {
+        Via::Direct(command) => {
+            cmd.arg("--").args(command);
+            "direct"
+        }
+        Via::GatewayStdio(command) => {
+            cmd.args(["--gateway", SERVER, "--"]).args(command);
+            "through the gateway"
+        }
+        Via::GatewayHttp(url) => {
+            cmd.args(["--gateway", SERVER, "--url", url]);
+            "through the gateway over HTTP"
+        }
+    };
+    cmd.env(MARKER_VAR, &marker)
         // A fresh catalog cache: the gateway starts cold, as in every other test.
         .env("ORCHESTRA_CACHE_DIR", dir.join("cache"))
         .env("ORCHESTRA_DATA_DIR", dir.join("data"))
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    let side = if gateway {
-        "through the gateway"
-    } else {
-        "direct"
-    };
     let out = within(
         RUN_LIMIT,
         &format!("side_by_side.py ({side}) to finish"),
@@ -191,12 +208,42 @@ async fn side_by_side(python: &str, sdk_major: u64) {
         path_str(&config),
     ];
 
-    let direct = run_script(python, false, &direct_cmd, &dir).await;
-    let through = run_script(python, true, &gateway_cmd, &dir).await;
-    for (side, doc) in [("direct", &direct), ("gateway", &through)] {
+    let direct = run_script(python, Via::Direct(&direct_cmd), &dir).await;
+    let through = run_script(python, Via::GatewayStdio(&gateway_cmd), &dir).await;
+    compare(&direct, &through, sdk_major, "stdio");
+}
+
+/// Direct over stdio, then the gateway over Streamable HTTP, for one SDK line, compared
+/// scenario by scenario.
+async fn side_by_side_http(python: &str, sdk_major: u64) {
+    let dir = TempDir::new("sbs-http");
+    let direct_cmd = vec![deps().everything.clone(), "stdio".to_owned()];
+    let direct = run_script(python, Via::Direct(&direct_cmd), &dir).await;
+    let gw = Gateway::spawn_with_args(
+        &format!(
+            "gateway: {{call_timeout: 30s, startup_timeout: 30s}}\nservers:\n{}",
+            everything_entry()
+        ),
+        &[],
+        &["--listen", "127.0.0.1:0"],
+    );
+    let url = format!("http://{}/mcp", http_kit::bound_address(&gw).await);
+    let through = run_script(python, Via::GatewayHttp(&url), &dir).await;
+    assert_eq!(
+        through["transport"], "http",
+        "the script used its HTTP client"
+    );
+    compare(&direct, &through, sdk_major, "HTTP");
+    finish(gw).await;
+}
+
+/// Requires the direct run to have exercised every feature and the gateway's run to equal it
+/// in every scenario; `transport` names how the gateway was reached (for the messages).
+fn compare(direct: &Value, through: &Value, sdk_major: u64, transport: &str) {
+    for (side, doc) in [("direct", direct), ("gateway", through)] {
         assert_eq!(doc["sdk"], sdk_major, "{side}: the SDK line that ran");
     }
-    assert_direct_exercised(&direct);
+    assert_direct_exercised(direct);
     // 2.x probes `server/discover` first; both the server and the gateway send it to
     // `initialize`.
     assert_eq!(
@@ -227,7 +274,7 @@ async fn side_by_side(python: &str, sdk_major: u64) {
         }
         if !same {
             eprintln!(
-                "SDK {sdk_major}.x, scenario {name} differs\n--- direct:\n{:#}\n--- through the gateway:\n{:#}\n--- gateway traceback:\n{}",
+                "SDK {sdk_major}.x over {transport}, scenario {name} differs\n--- direct:\n{:#}\n--- through the gateway:\n{:#}\n--- gateway traceback:\n{}",
                 d[name],
                 g[name],
                 through["tracebacks"][name].as_str().unwrap_or("(none)")
@@ -237,7 +284,7 @@ async fn side_by_side(python: &str, sdk_major: u64) {
     }
     assert!(
         differ.is_empty(),
-        "SDK {sdk_major}.x: through the gateway, these scenarios differ from server-everything direct: {differ:?} (both sides printed above)"
+        "SDK {sdk_major}.x: through the gateway over {transport}, these scenarios differ from server-everything direct: {differ:?} (both sides printed above)"
     );
 }
 
@@ -255,4 +302,18 @@ async fn python_sdk_1x_sees_the_same_through_the_gateway_as_direct() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_2x_sees_the_same_through_the_gateway_as_direct() {
     side_by_side(&deps().python2, 2).await;
+}
+
+/// mcp 1.30's `streamablehttp_client` + `ClientSession` through the HTTP front, against the
+/// same line's stdio client on server-everything directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_1x_over_http_sees_the_same_through_the_gateway_as_direct() {
+    side_by_side_http(&deps().python, 1).await;
+}
+
+/// mcp 2.3's `mcp.Client(url)` (Streamable HTTP, mode "auto") through the HTTP front, against
+/// the same line's stdio client on server-everything directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_2x_over_http_sees_the_same_through_the_gateway_as_direct() {
+    side_by_side_http(&deps().python2, 2).await;
 }

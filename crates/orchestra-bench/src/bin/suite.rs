@@ -1,10 +1,10 @@
 //! `bench-suite`: runs the whole benchmark in one go, prints a table and (with `--json PATH`)
 //! writes every figure as JSON. See docs/benchmarks.md for what each row measures.
 //!
-//! It finds its sibling binaries (`bench-echo`, `bench-relay`, `bench-driver`, `mcp-orchestra`)
-//! next to its own executable, and the real reference servers for the cold-start rows through
-//! `ORCHESTRA_TEST_SERVER_*` (from the environment, else `.test-deps/env.sh`, written by
-//! `scripts/test-deps.sh`).
+//! It finds its sibling binaries (`bench-echo`, `bench-http-echo`, `bench-relay`,
+//! `bench-driver`, `mcp-orchestra`) next to its own executable, and the real reference servers
+//! for the cold-start rows through `ORCHESTRA_TEST_SERVER_*` (from the environment, else
+//! `.test-deps/env.sh`, written by `scripts/test-deps.sh`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -105,6 +105,7 @@ impl Plan {
 
 struct Bins {
     echo: PathBuf,
+    http_echo: PathBuf,
     relay: PathBuf,
     driver: PathBuf,
     gateway: PathBuf,
@@ -126,6 +127,7 @@ impl Bins {
         };
         Ok(Bins {
             echo: bin("bench-echo")?,
+            http_echo: bin("bench-http-echo")?,
             relay: bin("bench-relay")?,
             driver: bin("bench-driver")?,
             gateway: bin("mcp-orchestra")?,
@@ -153,9 +155,22 @@ enum Mode {
     Direct,
     Relay,
     Gateway,
+    /// The gateway reached over its Streamable HTTP front (same config, same echo child).
+    GatewayHttp,
+    /// `bench-http-echo`: the echo answers served over HTTP by axum, nothing behind it (the
+    /// floor of the HTTP rows).
+    DirectHttp,
 }
 
 const MODES: [Mode; 3] = [Mode::Direct, Mode::Relay, Mode::Gateway];
+/// The tools/call rows: the three stdio set-ups and the HTTP front, interleaved.
+const CALL_MODES: [Mode; 5] = [
+    Mode::Direct,
+    Mode::Relay,
+    Mode::Gateway,
+    Mode::DirectHttp,
+    Mode::GatewayHttp,
+];
 
 impl Mode {
     fn key(self) -> &'static str {
@@ -163,6 +178,8 @@ impl Mode {
             Mode::Direct => "direct",
             Mode::Relay => "relay",
             Mode::Gateway => "gateway",
+            Mode::GatewayHttp => "gateway_http",
+            Mode::DirectHttp => "direct_http",
         }
     }
     fn label(self) -> &'static str {
@@ -170,6 +187,8 @@ impl Mode {
             Mode::Direct => "direct",
             Mode::Relay => "null relay",
             Mode::Gateway => "mcp-orchestra",
+            Mode::GatewayHttp => "orchestra HTTP",
+            Mode::DirectHttp => "direct HTTP",
         }
     }
 }
@@ -188,6 +207,9 @@ enum Work {
     /// `resources/read` of the echo child's first resource.
     Read,
 }
+
+/// Idle HTTP sessions held open for the RSS row.
+const IDLE_SESSIONS: usize = 50;
 
 /// The echo child's first resource, as the child names it and as the gateway does (server
 /// `e`, `orchestra://<server>/<the child's URI>`).
@@ -208,9 +230,9 @@ fn med(runs: &[Value], field: &str) -> f64 {
 /// child over the repetitions, formatted as table cells, plus the raw medians.
 fn cpu_cells(runs: &[Value], mode: Mode) -> (String, Value) {
     let middle = match mode {
-        Mode::Direct => None,
+        Mode::Direct | Mode::DirectHttp => None,
         Mode::Relay => Some("bench-relay"),
-        Mode::Gateway => Some("mcp-orchestra"),
+        Mode::Gateway | Mode::GatewayHttp => Some("mcp-orchestra"),
     };
     let one = |name: &str| {
         median(
@@ -221,7 +243,11 @@ fn cpu_cells(runs: &[Value], mode: Mode) -> (String, Value) {
         )
     };
     let driver = one("bench-driver");
-    let echo = one("bench-echo");
+    let echo = one(if mode == Mode::DirectHttp {
+        "bench-http-echo"
+    } else {
+        "bench-echo"
+    });
     let mid = middle.map(one);
     let cells = format!(
         "{:>8}{:>8}{:>8}",
@@ -269,6 +295,11 @@ impl Suite {
             .arg(format!("--pipeline={pipeline}"));
         match (work, mode) {
             (Work::Call, Mode::Gateway) => cmd.args(["--tool", "e__echo"]),
+            (Work::Call, Mode::GatewayHttp) => cmd.args(["--http", "--tool", "e__echo"]),
+            (Work::Call, Mode::DirectHttp) => cmd.args(["--http", "--tool", "echo"]),
+            (Work::Read, Mode::GatewayHttp | Mode::DirectHttp) => {
+                bail!("no resources/read rows over HTTP")
+            }
             (Work::Call, _) => cmd.args(["--tool", "echo"]),
             (Work::Read, Mode::Gateway) => cmd.args(["--read", READ_URI_GATEWAY]),
             (Work::Read, _) => cmd.args(["--read", READ_URI]),
@@ -289,6 +320,12 @@ impl Suite {
                 .arg(&self.bins.gateway)
                 .args(["serve", "-c"])
                 .arg(config),
+            Mode::DirectHttp => cmd.arg(&self.bins.http_echo),
+            Mode::GatewayHttp => cmd
+                .arg(&self.bins.gateway)
+                .args(["serve", "-c"])
+                .arg(config)
+                .args(["--listen", "127.0.0.1:0"]),
         };
         cmd.env_remove("RUST_LOG").env(
             "ORCHESTRA_CACHE_DIR",
@@ -298,13 +335,13 @@ impl Suite {
     }
 
     /// Latency and throughput: every (pinning, kind) block runs `reps` rounds of
-    /// direct, relay, gateway, interleaved.
+    /// direct, relay, gateway (stdio), gateway (HTTP), interleaved.
     fn forwarding(&mut self, pins: &[Pin]) -> Result<BTreeMap<(Pin, Kind, Mode), Vec<Value>>> {
         let mut out: BTreeMap<(Pin, Kind, Mode), Vec<Value>> = BTreeMap::new();
         for &pin in pins {
             for kind in [Kind::Sequential, Kind::Pipelined] {
                 for rep in 0..self.plan.reps {
-                    for mode in MODES {
+                    for mode in CALL_MODES {
                         eprintln!(
                             "bench: {} {} {} (run {}/{})",
                             pin.key(),
@@ -346,6 +383,34 @@ impl Suite {
             }
         }
         Ok(out)
+    }
+
+    /// The gateway's peak RSS with `sessions` idle HTTP sessions (bench-echo child), `reps`
+    /// runs, unpinned.
+    fn idle_http(&mut self, sessions: usize) -> Result<Vec<Value>> {
+        let mut runs = Vec::new();
+        for rep in 0..self.plan.reps {
+            eprintln!(
+                "bench: {sessions} idle HTTP sessions (run {}/{})",
+                rep + 1,
+                self.plan.reps
+            );
+            let mut cmd = Command::new(&self.bins.driver);
+            cmd.args(["--http", "--tool", "e__echo"])
+                .arg(format!("--idle-sessions={sessions}"))
+                .arg("--")
+                .arg(&self.bins.gateway)
+                .args(["serve", "-c"])
+                .arg(&self.echo_config)
+                .args(["--listen", "127.0.0.1:0"])
+                .env_remove("RUST_LOG")
+                .env(
+                    "ORCHESTRA_CACHE_DIR",
+                    self.scratch.path().join("echo-cache"),
+                );
+            runs.push(run_json(&mut cmd)?);
+        }
+        Ok(runs)
     }
 
     fn count_errors(&mut self, run: &Value) {
@@ -1125,6 +1190,7 @@ fn main() -> Result<()> {
     let cpu_start = CpuUse::now();
 
     let fwd = suite.forwarding(&pins)?;
+    let idle = suite.idle_http(IDLE_SESSIONS)?;
     let cold = if args.no_real_children {
         None
     } else {
@@ -1193,7 +1259,7 @@ fn main() -> Result<()> {
     for &pin in &pins {
         let direct_p50 = med(&fwd[&(pin, Kind::Sequential, Mode::Direct)], "p50_us");
         let mut per_mode = serde_json::Map::new();
-        for mode in MODES {
+        for mode in CALL_MODES {
             let runs = &fwd[&(pin, Kind::Sequential, mode)];
             let (p50, p90, p99) = (
                 med(runs, "p50_us"),
@@ -1232,12 +1298,17 @@ fn main() -> Result<()> {
     )?;
     writeln!(
         t,
+        "  (over HTTP: {} sessions on {} keep-alive connections, one call outstanding on each)",
+        plan.in_flight, plan.in_flight
+    )?;
+    writeln!(
+        t,
         "  {:<9}{:<15}{:>12}{:>12}   {:>8}{:>8}{:>8}",
         "", "", "calls/s", "µs/call", "driver", "middle", "echo"
     )?;
     for &pin in &pins {
         let mut per_mode = serde_json::Map::new();
-        for mode in MODES {
+        for mode in CALL_MODES {
             let runs = &fwd[&(pin, Kind::Pipelined, mode)];
             let rate = med(runs, "calls_per_s");
             let (cpu, cpu_json) = cpu_cells(runs, mode);
@@ -1308,6 +1379,106 @@ fn main() -> Result<()> {
     js["throughput"] = Value::Object(tput);
     js["ratios"] = Value::Object(ratios);
 
+    // The HTTP front against the stdio front, same run, same echo child.
+    let http_lat_ratio = |pin: Pin| {
+        ratio_or_nan(
+            added_by_pin[&(pin, Mode::GatewayHttp)],
+            added_by_pin[&(pin, Mode::Gateway)],
+        )
+    };
+    let http_tput_ratio =
+        |pin: Pin| tput_by_pin[&(pin, Mode::GatewayHttp)] / tput_by_pin[&(pin, Mode::Gateway)];
+    // What the gateway adds to a call made over HTTP anyway: against the HTTP floor.
+    let over_floor_ratio = |pin: Pin| {
+        ratio_or_nan(
+            added_by_pin[&(pin, Mode::GatewayHttp)] - added_by_pin[&(pin, Mode::DirectHttp)],
+            added_by_pin[&(pin, Mode::Gateway)],
+        )
+    };
+    let floor_tput_ratio =
+        |pin: Pin| tput_by_pin[&(pin, Mode::GatewayHttp)] / tput_by_pin[&(pin, Mode::DirectHttp)];
+    writeln!(t, "\nThe HTTP front against the stdio front")?;
+    writeln!(t, "  {:<46}{:>10}{:>10}", "", "pinned", "unpinned")?;
+    writeln!(
+        t,
+        "  {:<46}{:>10}{:>10}",
+        "HTTP added p50 / stdio added p50",
+        cell(Pin::Pinned, &|p| format!(
+            "{}x",
+            fmt_num(http_lat_ratio(p), 2)
+        )),
+        cell(Pin::Unpinned, &|p| format!(
+            "{}x",
+            fmt_num(http_lat_ratio(p), 2)
+        )),
+    )?;
+    writeln!(
+        t,
+        "  {:<46}{:>10}{:>10}",
+        "HTTP throughput / stdio throughput",
+        cell(Pin::Pinned, &|p| format!(
+            "{} %",
+            fmt_num(100.0 * http_tput_ratio(p), 0)
+        )),
+        cell(Pin::Unpinned, &|p| format!(
+            "{} %",
+            fmt_num(100.0 * http_tput_ratio(p), 0)
+        )),
+    )?;
+    writeln!(
+        t,
+        "  {:<46}{:>10}{:>10}",
+        "(HTTP added - direct HTTP added) / stdio added",
+        cell(Pin::Pinned, &|p| format!(
+            "{}x",
+            fmt_num(over_floor_ratio(p), 2)
+        )),
+        cell(Pin::Unpinned, &|p| format!(
+            "{}x",
+            fmt_num(over_floor_ratio(p), 2)
+        )),
+    )?;
+    writeln!(
+        t,
+        "  {:<46}{:>10}{:>10}",
+        "HTTP throughput / direct HTTP throughput",
+        cell(Pin::Pinned, &|p| format!(
+            "{} %",
+            fmt_num(100.0 * floor_tput_ratio(p), 0)
+        )),
+        cell(Pin::Unpinned, &|p| format!(
+            "{} %",
+            fmt_num(100.0 * floor_tput_ratio(p), 0)
+        )),
+    )?;
+    let idle_kib = idle
+        .iter()
+        .filter_map(|r| r["vmhwm_kib"].as_u64())
+        .max()
+        .unwrap_or(0);
+    let idle_before_kib = idle
+        .iter()
+        .filter_map(|r| r["vmhwm_before_kib"].as_u64())
+        .max()
+        .unwrap_or(0);
+    writeln!(
+        t,
+        "  {:<46}{:>8.1} MB   (one session: {:.1} MB)",
+        format!("peak RSS, {IDLE_SESSIONS} idle sessions + GET streams"),
+        mb(idle_kib),
+        mb(idle_before_kib)
+    )?;
+    js["http"] = json!({
+        "added_over_stdio_added": pins.iter().map(|&p| (p.key(), http_lat_ratio(p))).collect::<BTreeMap<_, _>>(),
+        "throughput_over_stdio": pins.iter().map(|&p| (p.key(), http_tput_ratio(p))).collect::<BTreeMap<_, _>>(),
+        "added_over_floor_over_stdio_added": pins.iter().map(|&p| (p.key(), over_floor_ratio(p))).collect::<BTreeMap<_, _>>(),
+        "throughput_over_direct_http": pins.iter().map(|&p| (p.key(), floor_tput_ratio(p))).collect::<BTreeMap<_, _>>(),
+        "idle_sessions": IDLE_SESSIONS,
+        "idle_vmhwm_kib": idle_kib,
+        "one_session_vmhwm_kib": idle_before_kib,
+        "idle_runs": idle,
+    });
+
     let headline = pins[0];
     let mut targets = vec![
         Target {
@@ -1327,6 +1498,21 @@ fn main() -> Result<()> {
             value: format!("{} %", fmt_num(100.0 * tput_ratio(headline), 0)),
             limit: "50 %".into(),
             pass: Some(tput_ratio(headline) >= 0.5),
+        },
+        Target {
+            name: format!(
+                "HTTP front added p50 <= 2x the stdio front's ({})",
+                headline.key()
+            ),
+            value: format!("{}x", fmt_num(http_lat_ratio(headline), 2)),
+            limit: "2x".into(),
+            pass: Some(http_lat_ratio(headline) <= 2.0),
+        },
+        Target {
+            name: format!("gateway RSS <= 20 MB with {IDLE_SESSIONS} idle HTTP sessions"),
+            value: format!("{:.1} MB", mb(idle_kib)),
+            limit: "20 MB".into(),
+            pass: Some(idle_kib > 0 && mb(idle_kib) <= 20.0),
         },
     ];
 
