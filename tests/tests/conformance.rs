@@ -16,12 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use orchestra_tests::http_kit::{bound_address, http_at};
 use orchestra_tests::{
     deps, everything_entry, finish, new_marker, procs, text_of, wait_ready as wait_servers, within,
     workspace_root, Gateway, MARKER_VAR, STEP,
 };
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 /// Scenarios the fixture does not serve, with the reason. Empty: it serves every one.
@@ -199,35 +200,10 @@ async fn start_fixture(marker: &str) -> (tokio::process::Child, String) {
     (child, url)
 }
 
-/// The address the gateway's HTTP front bound, read from its log.
-async fn bound_address(gw: &Gateway) -> SocketAddr {
-    within(STEP, "the HTTP front's address in the log", async {
-        loop {
-            let logs = gw.logs();
-            if let Some(at) = logs.find("url=http://") {
-                let rest = &logs[at + "url=http://".len()..];
-                if let Some(end) = rest.find("/mcp") {
-                    return rest[..end].parse::<SocketAddr>().expect("address");
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-}
-
 /// Waits until `GET /readyz` answers 200: the fixture behind the gateway is ready.
 async fn wait_ready(addr: SocketAddr) {
     within(STEP, "the gateway's /readyz", async {
-        loop {
-            let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            let req = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-            tcp.write_all(req.as_bytes()).await.expect("write");
-            let mut raw = Vec::new();
-            let _ = tcp.read_to_end(&mut raw).await;
-            if raw.starts_with(b"HTTP/1.1 200") {
-                return;
-            }
+        while http_at(addr, "GET", "/readyz", &[], "").await.status != 200 {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })

@@ -4,168 +4,16 @@
 //! session limits, DELETE, idle timeout, per-request answers, and stdio + HTTP served by one
 //! process on one set of children.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use orchestra_tests::http_kit::{
+    bound_address, http, http_at, initialize_body, open_session, request_text, start_http, Answer,
+    ACCEPT_BOTH, JSON,
+};
 use orchestra_tests::{deps, everything_entry, procs, within, Gateway, STEP};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Starts the gateway with `--listen 127.0.0.1:0` (plus `args`), and returns it with the
-/// address it bound (read from its log).
-async fn start_http(config: &str, args: &[&str]) -> (Gateway, SocketAddr) {
-    let mut all = vec!["--listen", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    let gw = Gateway::spawn_with_args(config, &[], &all);
-    let addr = bound_address(&gw).await;
-    (gw, addr)
-}
-
-/// The address the gateway's HTTP front bound, read from its log.
-async fn bound_address(gw: &Gateway) -> SocketAddr {
-    within(STEP, "the HTTP front's address in the log", async {
-        loop {
-            let logs = gw.logs();
-            if let Some(at) = logs.find("url=http://") {
-                let rest = &logs[at + "url=http://".len()..];
-                if let Some(end) = rest.find("/mcp") {
-                    return rest[..end].parse::<SocketAddr>().expect("address");
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-}
-
-/// One HTTP answer.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-    /// The `data:` lines of an SSE body, as JSON.
-    fn events(&self) -> Vec<Value> {
-        self.body
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .map(|d| serde_json::from_str(d).expect("event JSON"))
-            .collect()
-    }
-}
-
-/// One request over a fresh connection (`Connection: close`, read to the end). `Host` is the
-/// listen address unless `headers` sets one.
-async fn http(addr: SocketAddr, method: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    within(STEP, "an HTTP exchange", async {
-        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let mut req = format!("{method} /mcp HTTP/1.1\r\nConnection: close\r\n");
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            req.push_str(&format!("Host: {addr}\r\n"));
-        }
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        tcp.write_all(req.as_bytes()).await.expect("write");
-        let mut raw = Vec::new();
-        let _ = tcp.read_to_end(&mut raw).await;
-        parse(&raw)
-    })
-    .await
-}
-
-async fn get_path(addr: SocketAddr, path: &str) -> Answer {
-    within(STEP, "an HTTP GET", async {
-        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        tcp.write_all(req.as_bytes()).await.expect("write");
-        let mut raw = Vec::new();
-        let _ = tcp.read_to_end(&mut raw).await;
-        parse(&raw)
-    })
-    .await
-}
-
-fn parse(raw: &[u8]) -> Answer {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap_or_default()
-        .split(' ')
-        .nth(1)
-        .unwrap_or("0");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect::<HashMap<_, _>>();
-    let body = if headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t == "chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Answer {
-        status: status.parse().unwrap_or(0),
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-const ACCEPT_BOTH: (&str, &str) = ("Accept", "application/json, text/event-stream");
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-fn initialize_body() -> String {
-    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "raw-http", "version": "0"}}})
-    .to_string()
-}
-
-/// Opens a session; returns its id.
-async fn open_session(addr: SocketAddr) -> String {
-    let a = http(addr, "POST", &[ACCEPT_BOTH, JSON], &initialize_body()).await;
-    assert_eq!(a.status, 200, "{a:?}");
-    assert_eq!(a.json()["result"]["serverInfo"]["name"], "mcp-orchestra");
-    let id = a
-        .headers
-        .get("mcp-session-id")
-        .expect("Mcp-Session-Id")
-        .clone();
-    let n = http(
-        addr,
-        "POST",
-        &[ACCEPT_BOTH, JSON, ("Mcp-Session-Id", &id)],
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    )
-    .await;
-    assert_eq!(n.status, 202, "{n:?}");
-    id
-}
 
 async fn call(addr: SocketAddr, session: &str, id: u64, tool: &str, args: Value) -> Answer {
     let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -192,7 +40,7 @@ async fn finish(gw: Gateway) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_streamable_http_end_to_end() {
     let config = format!("servers:\n{}", everything_entry());
-    let (gw, addr) = start_http(&config, &[]).await;
+    let (gw, addr) = start_http(&config, &[], &[]).await;
     let out = within(
         Duration::from_secs(90),
         "the Python SDK's HTTP client",
@@ -235,8 +83,8 @@ async fn protocol_and_security_rows() {
         "http: {{max_sessions: 3, max_body: 4KiB}}\nservers:\n{}",
         everything_entry()
     );
-    let (gw, addr) = start_http(&config, &[]).await;
-    let s1 = open_session(addr).await;
+    let (gw, addr) = start_http(&config, &[], &[]).await;
+    let s1 = open_session(addr, None).await;
     let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
 
     // Missing and unknown session ids.
@@ -312,8 +160,8 @@ async fn protocol_and_security_rows() {
     assert_eq!(a.status, 413, "{a:?}");
 
     // The session limit: 3 sessions, the 4th initialize is 503 with a clear message.
-    let s2 = open_session(addr).await;
-    let _s3 = open_session(addr).await;
+    let s2 = open_session(addr, None).await;
+    let _s3 = open_session(addr, None).await;
     let a = http(addr, "POST", &[ACCEPT_BOTH, JSON], &initialize_body()).await;
     assert_eq!(a.status, 503, "{a:?}");
     assert!(a.body.contains("at most 3 HTTP sessions"), "{}", a.body);
@@ -330,12 +178,12 @@ async fn protocol_and_security_rows() {
     .await;
     assert_eq!(a.status, 404, "{a:?}");
     assert_eq!(http(addr, "DELETE", &del, "").await.status, 404);
-    let _s4 = open_session(addr).await;
+    let _s4 = open_session(addr, None).await;
 
     // Health: both probes answer with the report; every HTTP session is in it.
-    let h = get_path(addr, "/healthz").await;
+    let h = http_at(addr, "GET", "/healthz", &[], "").await;
     assert_eq!(h.status, 200);
-    let r = get_path(addr, "/readyz").await;
+    let r = http_at(addr, "GET", "/readyz", &[], "").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let report = r.json();
     let http_sessions = report["sessions"]
@@ -354,8 +202,11 @@ async fn protocol_and_security_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_request_id_in_two_sessions_and_progress_over_sse() {
     let config = format!("servers:\n{}", everything_entry());
-    let (gw, addr) = start_http(&config, &[]).await;
-    let (a, b) = (open_session(addr).await, open_session(addr).await);
+    let (gw, addr) = start_http(&config, &[], &[]).await;
+    let (a, b) = (
+        open_session(addr, None).await,
+        open_session(addr, None).await,
+    );
     let (ra, rb) = tokio::join!(
         call(addr, &a, 7, "everything__echo", json!({"message": "for a"})),
         call(addr, &b, 7, "everything__echo", json!({"message": "for b"})),
@@ -402,7 +253,7 @@ async fn same_request_id_in_two_sessions_and_progress_over_sse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_and_http_share_one_process_and_its_children() {
     let config = format!("servers:\n{}", everything_entry());
-    let (gw, addr) = start_http(&config, &[]).await;
+    let (gw, addr) = start_http(&config, &[], &[]).await;
     let init = gw
         .request(
             "initialize",
@@ -418,7 +269,7 @@ async fn stdio_and_http_share_one_process_and_its_children() {
         .await
         .expect("stdio call");
     assert_eq!(orchestra_tests::text_of(&over_stdio), "Echo: stdio");
-    let s = open_session(addr).await;
+    let s = open_session(addr, None).await;
     let over_http = call(addr, &s, 1, "everything__echo", json!({"message": "http"})).await;
     assert_eq!(
         over_http.json()["result"]["content"][0]["text"],
@@ -456,8 +307,8 @@ async fn idle_sessions_end_and_remote_binding_is_refused() {
         "http: {{idle_timeout: 1s}}\nservers:\n{}",
         everything_entry()
     );
-    let (gw, addr) = start_http(&config, &[]).await;
-    let s = open_session(addr).await;
+    let (gw, addr) = start_http(&config, &[], &[]).await;
+    let s = open_session(addr, None).await;
     let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
     let headers = [ACCEPT_BOTH, JSON, ("Mcp-Session-Id", s.as_str())];
     assert_eq!(http(addr, "POST", &headers, list).await.status, 200);
@@ -500,8 +351,8 @@ async fn idle_sessions_end_and_remote_binding_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_stream_carries_notifications_and_ends_with_the_session() {
     let config = format!("servers:\n{}", everything_entry());
-    let (gw, addr) = start_http(&config, &[]).await;
-    let s = open_session(addr).await;
+    let (gw, addr) = start_http(&config, &[], &[]).await;
+    let s = open_session(addr, None).await;
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!(
         "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {s}\r\n\r\n"
@@ -590,7 +441,7 @@ async fn http_only_runs_until_sigterm() {
     );
     let mut gw = Gateway::spawn_with_args(&config, &[], &["--no-stdio"]);
     let addr = bound_address(&gw).await;
-    let s = open_session(addr).await;
+    let s = open_session(addr, None).await;
     let r = call(
         addr,
         &s,
@@ -621,7 +472,7 @@ async fn http_only_runs_until_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_childs_request_during_a_call_travels_on_that_calls_stream() {
     let config = format!("servers:\n{}", everything_entry());
-    let (gw, addr) = start_http(&config, &[]).await;
+    let (gw, addr) = start_http(&config, &[], &[]).await;
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {"sampling": {}},
         "clientInfo": {"name": "sampler", "version": "0"}}});
@@ -654,10 +505,7 @@ async fn a_childs_request_during_a_call_travels_on_that_calls_stream() {
         "_meta": {"progressToken": 1}}})
     .to_string();
     let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: {s}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let req = request_text(addr, "POST", "/mcp", &headers, &body);
     tcp.write_all(req.as_bytes()).await.expect("write");
     let mut seen = Vec::new();
     let request_id = within(STEP, "sampling/createMessage on the call's stream", async {

@@ -5,12 +5,15 @@
 //! body limit, slowloris headers and bodies, SSE resumption with `Last-Event-ID`, the bind
 //! rules, and the Python SDK's client with a bearer token.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use orchestra_tests::http_kit::{
+    dechunk, events_of, http, http_at, initialize_body, open_session, parse, request_text,
+    start_http, Answer, ACCEPT_BOTH, JSON,
+};
 use orchestra_tests::{
     deps, everything_entry, fault_server, procs, within, Gateway, TempDir, STEP,
 };
@@ -21,189 +24,11 @@ use tokio::net::TcpStream;
 const TOKEN_A: &str = "tok-A-3f9c2e71d04b8a56";
 const TOKEN_B: &str = "tok-B-9a1d7c44e2f05b3e";
 
-/// Starts the gateway (HTTP only) on 127.0.0.1:0; returns it and the bound address.
-async fn start_http(config: &str, env: &[(&str, &str)]) -> (Gateway, SocketAddr) {
-    let gw = Gateway::spawn_with_args(config, env, &["--listen", "127.0.0.1:0"]);
-    let addr = within(STEP, "the HTTP front's address in the log", async {
-        loop {
-            let logs = gw.logs();
-            if let Some(at) = logs.find("url=http://") {
-                let rest = &logs[at + "url=http://".len()..];
-                if let Some(end) = rest.find("/mcp") {
-                    return rest[..end].parse::<SocketAddr>().expect("address");
-                }
-            }
-            assert!(
-                !logs.contains("error:"),
-                "the gateway did not start: {logs}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    (gw, addr)
-}
-
 async fn finish(gw: Gateway) {
     let marker = gw.marker.clone();
     let (status, _gw) = gw.close(STEP).await;
     assert!(status.success(), "gateway exit: {status}");
     procs::assert_none_left(&marker, STEP).await;
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(String::as_str).unwrap_or("")
-    }
-    /// `(id, data)` of each SSE event.
-    fn events(&self) -> Vec<(String, Value)> {
-        events_of(&self.body)
-    }
-}
-
-fn events_of(text: &str) -> Vec<(String, Value)> {
-    text.split("\n\n")
-        .filter_map(|block| {
-            let id = block.lines().find_map(|l| l.strip_prefix("id: "))?;
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((
-                id.to_owned(),
-                serde_json::from_str(data).expect("event JSON"),
-            ))
-        })
-        .collect()
-}
-
-fn request_text(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> String {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    req
-}
-
-/// One request over a fresh connection, read to the end.
-async fn http_at(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Answer {
-    within(STEP, "an HTTP exchange", async {
-        let mut tcp = TcpStream::connect(addr).await.expect("connect");
-        tcp.write_all(request_text(addr, method, path, headers, body).as_bytes())
-            .await
-            .expect("write");
-        let mut raw = Vec::new();
-        let _ = tcp.read_to_end(&mut raw).await;
-        parse(&raw)
-    })
-    .await
-}
-
-async fn http(addr: SocketAddr, method: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-    http_at(addr, method, "/mcp", headers, body).await
-}
-
-fn parse(raw: &[u8]) -> Answer {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap_or_default()
-        .split(' ')
-        .nth(1)
-        .unwrap_or("0");
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let body = if headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t == "chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Answer {
-        status: status.parse().unwrap_or(0),
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-const ACCEPT_BOTH: (&str, &str) = ("Accept", "application/json, text/event-stream");
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-fn initialize_body() -> String {
-    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "security", "version": "0"}}})
-    .to_string()
-}
-
-/// Opens a session as `auth` (an `Authorization` value); returns its id.
-async fn open_session(addr: SocketAddr, auth: &str) -> String {
-    let a = http(
-        addr,
-        "POST",
-        &[ACCEPT_BOTH, JSON, ("Authorization", auth)],
-        &initialize_body(),
-    )
-    .await;
-    assert_eq!(a.status, 200, "{a:?}");
-    let id = a.header("mcp-session-id").to_owned();
-    assert_eq!(id.len(), 32, "{a:?}");
-    let n = http(
-        addr,
-        "POST",
-        &[
-            ACCEPT_BOTH,
-            JSON,
-            ("Authorization", auth),
-            ("Mcp-Session-Id", &id),
-        ],
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    )
-    .await;
-    assert_eq!(n.status, 202, "{n:?}");
-    id
 }
 
 const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
@@ -252,7 +77,7 @@ async fn bearer_tokens_guard_metadata_and_session_binding() {
         token_file.display(),
         deps().everything
     );
-    let (gw, addr) = start_http(&config, &[("SEC_TOKEN_A", TOKEN_A)]).await;
+    let (gw, addr) = start_http(&config, &[("SEC_TOKEN_A", TOKEN_A)], &[]).await;
     let a = bearer(TOKEN_A);
     let b = bearer(TOKEN_B);
 
@@ -342,7 +167,7 @@ async fn bearer_tokens_guard_metadata_and_session_binding() {
 
     // A's session: A is served, B is told it does not exist (POST, GET and DELETE), and
     // B's DELETE does not end it.
-    let s = open_session(addr, &a).await;
+    let s = open_session(addr, Some(&a)).await;
     let as_a = [
         ACCEPT_BOTH,
         JSON,
@@ -374,7 +199,7 @@ async fn bearer_tokens_guard_metadata_and_session_binding() {
         "B's DELETE ended A's session"
     );
     // B has a session of its own.
-    let sb = open_session(addr, &b).await;
+    let sb = open_session(addr, Some(&b)).await;
     assert_ne!(sb, s);
 
     // Over the body limit: 413 (authenticated, so the limit is what refuses it).
@@ -479,12 +304,12 @@ async fn jwt_rows_against_a_jwks_file() {
         jwks.display(),
         fault_server("fault", "", &[])
     );
-    let (gw, addr) = start_http(&config, &[("SEC_TOKEN_A", TOKEN_A)]).await;
+    let (gw, addr) = start_http(&config, &[("SEC_TOKEN_A", TOKEN_A)], &[]).await;
 
     let good = bearer(&jwt(&key, "k1", claims("alice")));
-    let s = open_session(addr, &good).await;
+    let s = open_session(addr, Some(&good)).await;
     // With both configured, either passes; the bearer token's session is its own.
-    let with_token = open_session(addr, &bearer(TOKEN_A)).await;
+    let with_token = open_session(addr, Some(&bearer(TOKEN_A))).await;
     let r = http(
         addr,
         "POST",
@@ -630,9 +455,9 @@ async fn jwt_with_a_jwks_url_and_an_unreachable_one() {
             fault_server("fault", "", &[])
         )
     };
-    let (gw, addr) = start_http(&config(&url), &[]).await;
+    let (gw, addr) = start_http(&config(&url), &[], &[]).await;
     let good = bearer(&jwt(&key, "url-key", claims("carol")));
-    let s = open_session(addr, &good).await;
+    let s = open_session(addr, Some(&good)).await;
     let r = http(
         addr,
         "POST",
@@ -658,7 +483,7 @@ async fn jwt_with_a_jwks_url_and_an_unreachable_one() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}/jwks.json", dead.local_addr().unwrap());
     drop(dead);
-    let (gw, addr) = start_http(&config(&dead_url), &[]).await;
+    let (gw, addr) = start_http(&config(&dead_url), &[], &[]).await;
     let r = http(
         addr,
         "POST",
@@ -690,7 +515,7 @@ async fn slow_headers_and_slow_bodies_are_cut() {
         "http: {{header_timeout: 1s, body_timeout: 1s}}\nservers:\n{}",
         fault_server("fault", "", &[])
     );
-    let (gw, addr) = start_http(&config, &[]).await;
+    let (gw, addr) = start_http(&config, &[], &[]).await;
 
     let t0 = Instant::now();
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
@@ -779,7 +604,7 @@ async fn read_events(
     within(STEP, "SSE events", async {
         loop {
             if let Some((_, body)) = seen.split_once("\r\n\r\n") {
-                let events = events_of(&dechunk_loose(body));
+                let events = events_of(&dechunk(body));
                 if enough(&events) {
                     return events;
                 }
@@ -793,23 +618,6 @@ async fn read_events(
     .await
 }
 
-/// A chunked body read so far (the last chunk may be incomplete).
-fn dechunk_loose(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 /// SSE resumption. A POST's stream cut after its first progress event is resumed by GET
 /// with `Last-Event-ID`: the rest of the progress and the answer arrive, then the stream
 /// ends. The session's own stream, cut after two events, replays the second on GET with the
@@ -817,8 +625,8 @@ fn dechunk_loose(body: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_event_id_resumes_a_cut_post_stream_and_the_session_stream() {
     let config = format!("servers:\n{}", fault_server("fault", "log_all_levels", &[]));
-    let (gw, addr) = start_http(&config, &[]).await;
-    let s = open_session(addr, "Bearer unused").await;
+    let (gw, addr) = start_http(&config, &[], &[]).await;
+    let s = open_session(addr, Some("Bearer unused")).await;
     let sid = ("Mcp-Session-Id", s.as_str());
 
     // A call with progress, answered on an SSE stream; cut after the first event.
@@ -860,7 +668,7 @@ async fn last_event_id_resumes_a_cut_post_stream_and_the_session_stream() {
     )
     .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let rest = r.events();
+    let rest = r.events_with_ids();
     assert!(
         !rest.iter().any(|(id, _)| *id == first_id),
         "the event the client had was sent again: {rest:?}"
@@ -996,7 +804,7 @@ async fn python_sdk_with_a_bearer_token() {
         "http: {{auth: {{bearer_tokens: [{{env: SEC_TOKEN_A}}]}}}}\nservers:\n{}",
         everything_entry()
     );
-    let (gw, addr) = start_http(&config, &[("SEC_TOKEN_A", TOKEN_A)]).await;
+    let (gw, addr) = start_http(&config, &[("SEC_TOKEN_A", TOKEN_A)], &[]).await;
     assert!(addr.ip().is_loopback());
     let run = |headers: Option<Value>| {
         let mut cmd = tokio::process::Command::new(&deps().python);
@@ -1054,9 +862,9 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_sse_reader_costs_bounded_memory() {
     let config = format!("servers:\n{}", fault_server("fault", "", &[]));
-    let (gw, addr) = start_http(&config, &[]).await;
-    let s1 = open_session(addr, "Bearer unused").await;
-    let s2 = open_session(addr, "Bearer unused").await;
+    let (gw, addr) = start_http(&config, &[], &[]).await;
+    let s1 = open_session(addr, Some("Bearer unused")).await;
+    let s2 = open_session(addr, Some("Bearer unused")).await;
     let before = peak_rss_kib(gw.pid());
     let token = "t".repeat(2000);
     let call = json!({"jsonrpc": "2.0", "id": 20, "method": "tools/call", "params": {

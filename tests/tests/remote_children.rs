@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use orchestra_tests::http_kit::bound_address;
 use orchestra_tests::{
     deps, everything_entry, finish, procs, str_of, text_of, wait_ready, within, Gateway, STEP,
 };
@@ -47,23 +48,6 @@ async fn start_everything(mode: &str, port: u16) -> Child {
 async fn stop(mut child: Child) {
     let _ = child.start_kill();
     within(STEP, "remote exits", child.wait()).await.unwrap();
-}
-
-/// The address a gateway's HTTP front bound, read from its log.
-async fn bound_address(gw: &Gateway) -> SocketAddr {
-    within(STEP, "the HTTP front's address in the log", async {
-        loop {
-            let logs = gw.logs();
-            if let Some(at) = logs.find("url=http://") {
-                let rest = &logs[at + "url=http://".len()..];
-                if let Some(end) = rest.find("/mcp") {
-                    return rest[..end].parse::<SocketAddr>().expect("address");
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
 }
 
 async fn echo(gw: &Gateway, tool: &str, message: &str) {
